@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up and run the whole check: lint, format, types, and every test (unit, integration, e2e).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+uv run ruff check .
+uv run ruff format --check .
+uv run mypy
+uv run pytest "$@"

@@ -1,0 +1,117 @@
+"""Per-stage parameters: typed, validated, frozen; loaded from an optional YAML file.
+
+Environment settings say *where* (see :mod:`permeability.settings`); this says *how*.
+Every field has an embedded default, so the project runs with no file at all.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from permeability.errors import InvalidInputError
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class AcquisitionParams(_Params):
+    """How raw lab exports are read, cleaned and turned into features."""
+
+    variance_threshold: float = Field(
+        default=0.99,
+        gt=0.0,
+        le=1.0,
+        description="Smallest cumulative explained variance the caliper PCA must reach.",
+    )
+    column_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="Source header -> seed column name, for exports whose headers differ.",
+    )
+    structure_aliases: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra spellings of structures (added to the built-in alias map).",
+    )
+    min_caliper_readings: int = Field(
+        default=3,
+        ge=1,
+        le=5,
+        description="Readings a row needs; missing ones are filled from the others and counted.",
+    )
+    chunk_rows: int = Field(default=200_000, ge=1_000, description="Rows per extraction chunk.")
+
+
+class ScheduledJob(_Params):
+    """One entry of the scheduler: what to run and when (a 5-field cron expression)."""
+
+    name: str = Field(min_length=1, max_length=64)
+    kind: Literal["acquire", "evaluate"]
+    cron: str = Field(min_length=9, description="Cron expression, e.g. '0 2 * * *'.")
+    args: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    @field_validator("cron")
+    @classmethod
+    def _five_fields(cls, value: str) -> str:
+        if len(value.split()) != 5:
+            raise ValueError("cron must have 5 fields: minute hour day month weekday")
+        return value
+
+
+class ScheduleParams(_Params):
+    timezone: str = "UTC"
+    jobs: tuple[ScheduledJob, ...] = (ScheduledJob(name="acquire", kind="acquire", cron="0 2 * * *"),)
+
+
+class TrainingParams(_Params):
+    random_state: int = 42
+    cv_folds: int = Field(default=5, ge=2, le=20)
+    calibration_fraction: float = Field(
+        default=0.2,
+        gt=0.0,
+        lt=0.5,
+        description="Share of the training split kept aside to calibrate prediction intervals.",
+    )
+
+
+class InferenceParams(_Params):
+    interval_level: float = Field(default=0.9, gt=0.5, lt=1.0)
+    approve_below: float = Field(
+        default=0.05, gt=0.0, lt=0.5, description="Approve when P(exceed limit) is below this."
+    )
+    reject_above: float = Field(
+        default=0.95, gt=0.5, lt=1.0, description="Reject when P(exceed limit) is above this."
+    )
+    specs_file: Path | None = Field(
+        default=None, description="YAML of specification limits; the embedded one when unset."
+    )
+
+
+class ProjectConfig(_Params):
+    acquisition: AcquisitionParams = AcquisitionParams()
+    schedule: ScheduleParams = ScheduleParams()
+    training: TrainingParams = TrainingParams()
+    inference: InferenceParams = InferenceParams()
+
+
+def load_config(path: Path | None) -> ProjectConfig:
+    """The embedded defaults, overridden by ``path`` when given."""
+    if path is None:
+        return ProjectConfig()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError as exc:
+        raise InvalidInputError(f"config file {path} does not exist") from exc
+    except yaml.YAMLError as exc:
+        raise InvalidInputError(f"config file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise InvalidInputError(f"config file {path} must hold a mapping of sections")
+    try:
+        return ProjectConfig.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InvalidInputError(f"config file {path}: {where}: {first['msg']}") from exc

@@ -1,0 +1,1 @@
+"""Pure domain code: no I/O, no MLflow, no FastAPI, no storage."""

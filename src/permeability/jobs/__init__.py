@@ -1,0 +1,1 @@
+"""Stages of the loop, each a small orchestration of domain code and io adapters."""

@@ -1,0 +1,49 @@
+"""The job context: settings, parameters, storage layout, a run id and a logger, set up on entry."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from permeability.config import ProjectConfig, load_config
+from permeability.io.logs import close_logging, configure_logging
+from permeability.settings import Settings, StoragePaths
+
+
+@dataclass(frozen=True)
+class JobContext:
+    settings: Settings
+    config: ProjectConfig
+    paths: StoragePaths
+    run_id: str
+    logger: logging.Logger
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+@contextmanager
+def job_context(
+    stage: str, settings: Settings, *, config: ProjectConfig | None = None, console: bool = True
+) -> Iterator[JobContext]:
+    """Create the storage layout, route logs to ``logs/<stage>.log`` and log start and end."""
+    paths = settings.paths.ensure()
+    run_id = new_run_id()
+    logger = configure_logging(paths.logs, stage, run_id, console=console)
+    resolved = config if config is not None else load_config(settings.config_file)
+    started = time.perf_counter()
+    logger.info("start home=%s", paths.root)
+    try:
+        yield JobContext(settings, resolved, paths, run_id, logger)
+    except Exception as exc:
+        logger.exception("failed after %.2fs: %s", time.perf_counter() - started, exc)
+        raise
+    else:
+        logger.info("done in %.2fs", time.perf_counter() - started)
+    finally:
+        close_logging()
