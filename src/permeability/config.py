@@ -49,7 +49,7 @@ class ScheduledJob(_Params):
     """One entry of the scheduler: what to run and when (a 5-field cron expression)."""
 
     name: str = Field(min_length=1, max_length=64)
-    kind: Literal["acquire", "evaluate"]
+    kind: Literal["acquire"]
     cron: str = Field(min_length=9, description="Cron expression, e.g. '0 2 * * *'.")
     args: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
