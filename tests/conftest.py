@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,13 +36,17 @@ def require_service(name: str, host: str, port: int) -> None:
     pytest.skip(message)
 
 
+def _kept_in_tests(name: str) -> bool:
+    """Test-infrastructure variables survive; every product setting is reset."""
+    return name.startswith("PERMEABILITY_TEST_") or name == "PERMEABILITY_REQUIRE_SERVICES"
+
+
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test sees the developer's storage, tracking server or token, or phones home."""
     for name in list(os.environ):
-        if name.startswith("PERMEABILITY_") and not name.startswith("PERMEABILITY_TEST_"):
-            if name != "PERMEABILITY_REQUIRE_SERVICES":
-                monkeypatch.delenv(name, raising=False)
+        if name.startswith("PERMEABILITY_") and not _kept_in_tests(name):
+            monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     monkeypatch.setenv("PERMEABILITY_HOME", str(tmp_path / "storage"))
@@ -60,12 +63,12 @@ def settings(home: Path) -> Settings:
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
+def postgres_url() -> str:
     require_service("PostgreSQL", "127.0.0.1", 5432)
-    yield POSTGRES_URL
+    return POSTGRES_URL
 
 
 @pytest.fixture
-def mariadb_url() -> Iterator[str]:
+def mariadb_url() -> str:
     require_service("MariaDB", "127.0.0.1", 3306)
-    yield MARIADB_URL
+    return MARIADB_URL

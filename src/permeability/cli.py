@@ -67,7 +67,9 @@ def generate_data(
     out: Annotated[Path, typer.Option(help="Output file: .csv, .xlsx, or .db/.sqlite (SQLite).")],
     rows: Annotated[int, typer.Option(min=1, help="Number of lab records.")] = 5000,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same file.")] = 42,
-    clean: Annotated[bool, typer.Option(help="Write a tidy export instead of a messy one.")] = False,
+    clean: Annotated[
+        bool, typer.Option(help="Write a tidy export instead of a messy one.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Write a physically grounded synthetic lab export (as messy as a real one)."""

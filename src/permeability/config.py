@@ -63,7 +63,9 @@ class ScheduledJob(_Params):
 
 class ScheduleParams(_Params):
     timezone: str = "UTC"
-    jobs: tuple[ScheduledJob, ...] = (ScheduledJob(name="acquire", kind="acquire", cron="0 2 * * *"),)
+    jobs: tuple[ScheduledJob, ...] = (
+        ScheduledJob(name="acquire", kind="acquire", cron="0 2 * * *"),
+    )
 
 
 class TrainingParams(_Params):

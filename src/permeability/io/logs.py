@@ -11,6 +11,13 @@ _FORMAT = "%(asctime)s %(levelname)s %(stage)s run=%(run_id)s %(name)s: %(messag
 _HANDLER_TAG = "_permeability_handler"
 
 
+class _OneLineFormatter(logging.Formatter):
+    """Keeps each event on one line (tracebacks and multi-line messages included), so logs grep."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return super().format(record).replace("\r", "").replace("\n", " \\n ")
+
+
 class _RunContext(logging.Filter):
     """Stamps every record with the stage and the run id, so one grep finds a whole run."""
 
@@ -35,7 +42,7 @@ def configure_logging(
     root.setLevel(level)
     root.propagate = False
     context = _RunContext(stage, run_id)
-    formatter = logging.Formatter(_FORMAT)
+    formatter = _OneLineFormatter(_FORMAT)
     file_handler = RotatingFileHandler(
         logs_dir / f"{stage}.log", maxBytes=5_000_000, backupCount=5, encoding="utf-8"
     )

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from permeability.config import ProjectConfig, load_config
+from permeability.errors import InvalidInputError
+
+
+def test_defaults_need_no_file() -> None:
+    config = load_config(None)
+    assert config.acquisition.variance_threshold == 0.99
+    assert config.schedule.jobs[0].kind == "acquire"
+
+
+def test_file_overrides_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "acquisition:\n  variance_threshold: 0.95\n  column_map: {Temp: Grados_C}\n"
+        "schedule:\n  jobs:\n    - {name: hourly, kind: acquire, cron: '0 * * * *'}\n",
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    assert config.acquisition.variance_threshold == 0.95
+    assert config.acquisition.column_map == {"Temp": "Grados_C"}
+    assert config.schedule.jobs[0].cron == "0 * * * *"
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("acquisition:\n  variance_threshold: 1.5\n", "acquisition.variance_threshold"),
+        ("acquisition:\n  unknown_key: 1\n", "acquisition.unknown_key"),
+        ("schedule:\n  jobs:\n    - {name: x, kind: acquire, cron: 'every day'}\n", "cron"),
+        ("[1, 2]\n", "mapping"),
+        ("acquisition: [\n", "not valid YAML"),
+    ],
+)
+def test_bad_config_names_the_field(tmp_path: Path, text: str, fragment: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(InvalidInputError, match=fragment.replace(".", r"\.")):
+        load_config(path)
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_config_is_frozen() -> None:
+    config = ProjectConfig()
+    with pytest.raises(ValueError, match="frozen"):
+        config.acquisition.variance_threshold = 0.5  # type: ignore[misc]
