@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = Field(
         default=None, description="Bearer token required by state-changing endpoints when set."
     )
+    specs_file: Path | None = Field(
+        default=None,
+        description="YAML of specification limits; overrides config.inference.specs_file.",
+    )
 
     @property
     def paths(self) -> StoragePaths:
