@@ -594,7 +594,9 @@ def _draw_samples(
     readings = _caliper_readings(streams["readings"], mix, codes, thickness)
     true_wvtr = _law(mix.table, codes, temperature, humidity, thickness) * mix.barrier[codes]
     sample_wvtr = true_wvtr * _lot_factor(streams["lot"], mix, codes)
-    day = np.floor(np.sort(streams["dates"].uniform(0.0, DATE_SPAN_DAYS, rows))).astype(np.int64)
+    # Arrivals spread evenly at random over the span; the first sample is tested on start_date.
+    arrivals = np.floor(np.sort(streams["dates"].uniform(0.0, DATE_SPAN_DAYS, rows)))
+    day = (arrivals - arrivals[0]).astype(np.int64)
     return _Samples(
         muestra=np.arange(start_id, start_id + rows, dtype=np.int64),
         codes=codes,
