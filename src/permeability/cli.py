@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
@@ -66,16 +67,33 @@ def emit(result: BaseModel | dict[str, Any], as_json: bool, summary: str) -> Non
 def generate_data(
     out: Annotated[Path, typer.Option(help="Output file: .csv, .xlsx, or .db/.sqlite (SQLite).")],
     rows: Annotated[int, typer.Option(min=1, help="Number of lab records.")] = 5000,
-    seed: Annotated[int, typer.Option(help="Random seed; same seed, same file.")] = 42,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed; same seed, same file.")] = 42,
     clean: Annotated[
         bool, typer.Option(help="Write a tidy export instead of a messy one.")
     ] = False,
+    start_id: Annotated[
+        int, typer.Option(min=0, help="First Muestra; continue an earlier file's numbering.")
+    ] = 1,
+    start_date: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d"], help="First test date (YYYY-MM-DD); default 2024-01-01."
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Write a physically grounded synthetic lab export (as messy as a real one)."""
     from permeability.jobs.synthetic import generate_data as run
 
-    result = run(get_settings(), rows=rows, seed=seed, out=out, messy=not clean)
+    result = run(
+        get_settings(),
+        rows=rows,
+        seed=seed,
+        out=out,
+        messy=not clean,
+        start_id=start_id,
+        start_date=start_date.date() if start_date else None,
+    )
     emit(result, as_json, f"wrote {result.rows} rows to {result.path}")
 
 
