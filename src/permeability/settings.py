@@ -41,6 +41,11 @@ class Settings(BaseSettings):
         default=None,
         description="YAML of specification limits; overrides config.inference.specs_file.",
     )
+    mlflow_ui_url: str | None = Field(
+        default=None,
+        description="Base URL of the MLflow UI the lab page links runs to; default: the "
+        "tracking server, or port 5000 of the page's host (`permeability ui`).",
+    )
 
     @property
     def paths(self) -> StoragePaths:
