@@ -1,0 +1,458 @@
+"""The feature store: a Delta Lake table of clean samples, versioned, queried with DuckDB.
+
+Layout below the store URI (``settings.resolved_feature_store_uri``)::
+
+    <store>/samples/           Delta table, one row per Muestra (the clean lab record)
+    <store>/pca/v<version>/    the caliper PCA of that version: pca.json, explained_variance.csv,
+                               explained_variance.json, explained_variance.png
+
+Every load is one Delta commit, so every load is one table version: training records the
+version it read (its data lineage) and can read it again later (time travel). The commit
+carries, in its custom metadata (key ``permeability``), the run id, the counts and the caliper
+PCA fitted on all samples of that version (``CaliperPCA.to_dict()``). Data and transform are
+therefore committed atomically: no reader can see a version without its PCA. The PCA
+coordinates (``pc_1..pc_k``) are computed on read from the stored readings, so an update
+rewrites only the files holding the changed samples.
+
+A load writes its Parquet files first and commits them in one transaction afterwards
+(``create_table_with_add_actions`` / ``DeltaTable.create_write_transaction``). Files of a load
+that dies before its commit are never referenced: the table still reads exactly as before.
+
+Storage on other machines
+-------------------------
+The store location is a URI, not a folder, so a team that outgrows one machine can point
+``PERMEABILITY_FEATURE_STORE_URI`` at object storage: ``s3://bucket/permeability``,
+``abfss://container@account.dfs.core.windows.net/permeability`` or ``gs://bucket/permeability``,
+with credentials passed as deltalake ``storage_options`` (``FeatureStore(uri, storage_options=
+{...})``; the usual ``AWS_*`` / ``AZURE_*`` / ``GOOGLE_*`` environment variables also work).
+The table is plain Delta Lake (protocol reader 1 / writer 2, no partitions), so Spark
+(``spark.read.format("delta").option("versionAsOf", v).load(".../samples")``), Trino's or
+Databricks' Delta connectors read the same versions; the PCA of version ``v`` sits in that
+commit's ``commitInfo.permeability`` and in ``pca/v<v>/pca.json``. Other engines should only
+compact (OPTIMIZE) this table, not change its rows: the PCA of a version written by another
+engine is taken from the latest version written here. Expired-log cleanup is off
+(``delta.enableExpiredLogCleanup=false``) because the commit infos hold each version's PCA.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from deltalake import DeltaTable, Schema
+from deltalake.transaction import (
+    AddAction,
+    CommitProperties,
+    RemoveAction,
+    create_table_with_add_actions,
+)
+
+from permeability.domain.pca import CaliperPCA
+from permeability.domain.schema import (
+    CALIBRE_PROM,
+    CALIBRES,
+    ESTRUCTURA,
+    FECHA,
+    GRADOS_C,
+    MUESTRA,
+    PERMEABILIDAD,
+    PORC_HUMEDAD,
+)
+from permeability.domain.validation import IMPUTED_COLUMN, INGESTED_AT
+from permeability.errors import EmptyFeatureStoreError, InvalidInputError, NotFoundError
+
+logger = logging.getLogger(__name__)
+
+TABLE_NAME: Final = "samples"
+PCA_FOLDER: Final = "pca"
+METADATA_KEY: Final = "permeability"
+#: Set to "pause" or "raise" to stop a load after its data files are written, before the
+#: commit (crash tests use it; the store must then read exactly as before).
+COMMIT_HOOK_ENV: Final = "PERMEABILITY_TEST_HOOK_BEFORE_COMMIT"
+ROWS_PER_FILE: Final = 500_000
+TABLE_CONFIGURATION: Final = {"delta.enableExpiredLogCleanup": "false"}
+
+_FLOATS: Final = (GRADOS_C, PORC_HUMEDAD, *CALIBRES, CALIBRE_PROM, PERMEABILIDAD)
+STORE_SCHEMA: Final = pa.schema(
+    [
+        pa.field(MUESTRA, pa.int64(), nullable=False),
+        pa.field(GRADOS_C, pa.float64()),
+        pa.field(PORC_HUMEDAD, pa.float64()),
+        pa.field(ESTRUCTURA, pa.string()),
+        *[pa.field(c, pa.float64()) for c in (*CALIBRES, CALIBRE_PROM)],
+        pa.field(PERMEABILIDAD, pa.float64()),
+        pa.field(FECHA, pa.date32()),
+        pa.field(IMPUTED_COLUMN, pa.int64()),
+        pa.field(INGESTED_AT, pa.timestamp("us", tz="UTC")),
+    ]
+)
+STORED_COLUMNS: Final = tuple(STORE_SCHEMA.names)
+_STATS_COLUMNS: Final = (MUESTRA, *_FLOATS, IMPUTED_COLUMN)
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """One version of the store: the samples with this version's PCA coordinates.
+
+    ``frame``: one row per Muestra, columns Muestra (int64), Grados_C, Porc_Humedad,
+    Estructura (str), Calibre1..5, CalibreProm, Permeabilidad (float64), Fecha (datetime64[ns]
+    or NaT), n_calibres_imputados (int64), ingested_at (datetime64[ns, UTC]), pc_1..pc_k.
+    ``data_hash`` is a sha256 of the stored content and the PCA, identical on every read.
+    """
+
+    frame: pd.DataFrame
+    version: int
+    pca: CaliperPCA
+    data_hash: str
+
+
+def _is_local(uri: str) -> bool:
+    return "://" not in uri or uri.startswith("file://")
+
+
+def _local_path(uri: str) -> Path:
+    return Path(uri.removeprefix("file://")).expanduser()
+
+
+def _join(uri: str, *parts: str) -> str:
+    if _is_local(uri):
+        return str(_local_path(uri).joinpath(*parts))
+    return "/".join([uri.rstrip("/"), *parts])
+
+
+class FeatureStore:
+    """The ``samples`` Delta table and the PCA files below one store URI."""
+
+    def __init__(self, uri: str, storage_options: dict[str, str] | None = None) -> None:
+        self.uri = uri
+        self.storage_options = storage_options
+        self.table_uri = _join(uri, TABLE_NAME)
+
+    # ----------------------------------------------------------------- reading
+
+    def exists(self) -> bool:
+        return DeltaTable.is_deltatable(self.table_uri, storage_options=self.storage_options)
+
+    def current_version(self) -> int | None:
+        """The latest version, or None while nothing was ever loaded."""
+        if not self.exists():
+            return None
+        return int(self._table().version())
+
+    def _table(self, version: int | None = None) -> DeltaTable:
+        if not self.exists():
+            raise EmptyFeatureStoreError(
+                f"the feature store at {self.uri} is empty; load lab data with `permeability acquire`"
+            )
+        table = DeltaTable(self.table_uri, storage_options=self.storage_options)
+        if version is None:
+            return table
+        latest = int(table.version())
+        if not 0 <= version <= latest:
+            raise NotFoundError(
+                f"feature-set version {version} does not exist; versions are 0..{latest}"
+            )
+        return DeltaTable(self.table_uri, version=version, storage_options=self.storage_options)
+
+    def read_records(self, version: int | None = None) -> pd.DataFrame:
+        """The stored samples (no PCA columns), sorted by Muestra; empty frame if no table yet."""
+        if version is None and not self.exists():
+            return _records_frame(STORE_SCHEMA.empty_table())
+        return _records_frame(self._table(version).to_pyarrow_table())
+
+    def read(self, version: int | None = None) -> FeatureSet:
+        """A version (the latest by default) with its PCA applied, ready for training."""
+        table = self._table(version)
+        resolved = int(table.version())
+        records = _records_frame(table.to_pyarrow_table())
+        if records.empty:
+            raise EmptyFeatureStoreError(f"feature-set version {resolved} holds no samples")
+        pca = self.pca(resolved)
+        frame = records.copy()
+        coordinates = pca.transform(frame[list(CALIBRES)].to_numpy(dtype=np.float64))
+        for i, name in enumerate(pca.output_columns):
+            frame[name] = coordinates[:, i]
+        return FeatureSet(frame, resolved, pca, _content_hash(records, pca))
+
+    def pca(self, version: int) -> CaliperPCA:
+        """The PCA committed with ``version`` (or with the latest earlier version written here)."""
+        for commit in self._commits():
+            ours = commit.get(METADATA_KEY)
+            if commit["version"] <= version and isinstance(ours, dict) and "pca" in ours:
+                return CaliperPCA.from_dict(ours["pca"])
+        saved = self._read_text(f"{PCA_FOLDER}/v{version}/pca.json")
+        if saved is not None:
+            return CaliperPCA.from_dict(json.loads(saved))
+        raise NotFoundError(f"feature-set version {version} has no caliper PCA recorded")
+
+    def _commits(self) -> list[dict[str, Any]]:
+        """Commit infos, newest first."""
+        return self._table().history()
+
+    def history(self) -> list[dict[str, Any]]:
+        """Every version, oldest first: when, which operation, and what our load recorded."""
+        rows = []
+        for commit in reversed(self._commits()):
+            ours = commit.get(METADATA_KEY)
+            ours = ours if isinstance(ours, dict) else {}
+            pca = ours.get("pca")
+            rows.append(
+                {
+                    "version": int(commit["version"]),
+                    "timestamp": datetime.fromtimestamp(
+                        commit["timestamp"] / 1000, UTC
+                    ).isoformat(),
+                    "operation": commit.get("operation"),
+                    "run_id": ours.get("run_id"),
+                    "source": ours.get("source"),
+                    "counts": ours.get("counts"),
+                    "pca_components": len(pca["components"]) if isinstance(pca, dict) else None,
+                }
+            )
+        return rows
+
+    def query(self, sql: str, version: int | None = None) -> pd.DataFrame:
+        """Run DuckDB SQL over the table registered as ``samples`` (with pc_1..pc_k columns).
+
+        DuckDB scans the Arrow dataset of that Delta version directly (no delta extension
+        needed), and the connection has no file or network access.
+        """
+        import duckdb
+
+        table = self._table(version)
+        pca = self.pca(int(table.version()))
+        connection = duckdb.connect(config={"enable_external_access": False})
+        try:
+            connection.register("samples_delta", table.to_pyarrow_dataset())
+            projections = ", ".join(
+                f"{_pc_expression(pca, i)} AS {name}" for i, name in enumerate(pca.output_columns)
+            )
+            connection.execute(
+                f"CREATE TEMP VIEW {TABLE_NAME} AS SELECT *, {projections} FROM samples_delta"  # noqa: S608 (numbers we computed)
+            )
+            return connection.sql(sql).df()
+        except duckdb.Error as exc:
+            raise InvalidInputError(f"feature-store query failed: {exc}") from exc
+        finally:
+            connection.close()
+
+    # ----------------------------------------------------------------- writing
+
+    def commit(
+        self,
+        changes: pd.DataFrame,
+        *,
+        replaced: Collection[int],
+        pca: CaliperPCA,
+        metadata: Mapping[str, Any],
+    ) -> int:
+        """Insert ``changes`` and replace the stored rows of ``replaced`` Muestras: one commit.
+
+        ``changes`` has the stored columns; ``pca`` was fitted on every sample of the version
+        this creates; ``metadata`` (JSON-able, with a ``run_id``) goes into the commit info.
+        Returns the new version.
+        """
+        data = _to_arrow(changes)
+        run_id = str(metadata["run_id"])
+        properties = CommitProperties(
+            custom_metadata={METADATA_KEY: {**metadata, "pca": pca.to_dict()}}
+        )
+        filesystem = _filesystem(self.table_uri, self.storage_options)
+        if not self.exists():
+            adds = _write_files(filesystem, data)
+            _before_commit_hook()
+            create_table_with_add_actions(
+                self.table_uri,
+                Schema.from_arrow(STORE_SCHEMA),
+                adds,
+                mode="error",
+                name=TABLE_NAME,
+                configuration=TABLE_CONFIGURATION,
+                storage_options=self.storage_options,
+                commit_properties=properties,
+            )
+        else:
+            table = DeltaTable(self.table_uri, storage_options=self.storage_options)
+            remainders, removes = _take_out(filesystem, table, replaced)
+            adds = _write_files(filesystem, pa.concat_tables([*remainders, data]))
+            _before_commit_hook()
+            table.create_write_transaction(
+                [*adds, *removes], "append", STORE_SCHEMA, commit_properties=properties
+            )
+        return self._version_of(run_id)
+
+    def _version_of(self, run_id: str) -> int:
+        for commit in self._table().history(limit=20):
+            ours = commit.get(METADATA_KEY)
+            if isinstance(ours, dict) and ours.get("run_id") == run_id:
+                return int(commit["version"])
+        raise NotFoundError(f"the commit of run {run_id} is not in the table history")
+
+    def save_pca_artifacts(self, version: int, pca: CaliperPCA) -> str:
+        """pca.json, the explained-variance table (CSV, JSON) and plot (PNG) of ``version``."""
+        from permeability.plots.training import explained_variance
+
+        folder = f"{PCA_FOLDER}/v{version}"
+        table = pd.DataFrame(pca.variance_table())
+        self._write_bytes(f"{folder}/pca.json", json.dumps(pca.to_dict(), indent=2).encode())
+        self._write_bytes(f"{folder}/explained_variance.csv", table.to_csv(index=False).encode())
+        self._write_bytes(
+            f"{folder}/explained_variance.json", table.to_json(orient="records").encode()
+        )
+        with tempfile.TemporaryDirectory() as scratch:
+            png = explained_variance(
+                pca,
+                Path(scratch) / "explained_variance.png",
+                title=f"Caliper PCA, feature set v{version} ({pca.n_samples} samples)",
+            )
+            self._write_bytes(f"{folder}/explained_variance.png", png.read_bytes())
+        return _join(self.uri, PCA_FOLDER, f"v{version}")
+
+    def _write_bytes(self, relative: str, payload: bytes) -> None:
+        filesystem = _filesystem(self.uri, self.storage_options)
+        parent = relative.rpartition("/")[0]
+        if parent:
+            filesystem.create_dir(parent, recursive=True)
+        with filesystem.open_output_stream(relative) as out:
+            out.write(payload)
+
+    def _read_text(self, relative: str) -> str | None:
+        filesystem = _filesystem(self.uri, self.storage_options)
+        if filesystem.get_file_info(relative).type != pafs.FileType.File:
+            return None
+        with filesystem.open_input_stream(relative) as handle:
+            return bytes(handle.read()).decode("utf-8")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _filesystem(uri: str, storage_options: dict[str, str] | None) -> pafs.FileSystem:
+    """A filesystem rooted at ``uri``: the local disk, or object storage through deltalake."""
+    if _is_local(uri):
+        root = _local_path(uri).resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        return pafs.SubTreeFileSystem(str(root), pafs.LocalFileSystem())
+    from deltalake.fs import DeltaStorageHandler
+
+    return pafs.PyFileSystem(DeltaStorageHandler(uri, options=storage_options))
+
+
+def _to_arrow(frame: pd.DataFrame) -> pa.Table:
+    ordered = frame.sort_values(MUESTRA, kind="stable")[list(STORED_COLUMNS)]
+    converted = ordered.assign(
+        **{
+            FECHA: ordered[FECHA].dt.date,
+            INGESTED_AT: ordered[INGESTED_AT].astype("datetime64[us, UTC]"),
+        }
+    )
+    return pa.Table.from_pandas(converted, schema=STORE_SCHEMA, preserve_index=False)
+
+
+def _records_frame(table: pa.Table) -> pd.DataFrame:
+    """Arrow -> the documented pandas dtypes (ns datetimes, str, int64)."""
+    frame = table.cast(STORE_SCHEMA).to_pandas(date_as_object=False)
+    frame[FECHA] = frame[FECHA].astype("datetime64[ns]")
+    frame[INGESTED_AT] = frame[INGESTED_AT].astype("datetime64[ns, UTC]")
+    frame[ESTRUCTURA] = frame[ESTRUCTURA].astype("str")
+    return frame.sort_values(MUESTRA, kind="stable").reset_index(drop=True)
+
+
+def _content_hash(records: pd.DataFrame, pca: CaliperPCA) -> str:
+    digest = hashlib.sha256()
+    digest.update(json.dumps([f"{c}:{t}" for c, t in records.dtypes.items()]).encode())
+    digest.update(pd.util.hash_pandas_object(records, index=False).to_numpy().tobytes())
+    digest.update(json.dumps(pca.to_dict(), sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def _pc_expression(pca: CaliperPCA, component: int) -> str:
+    terms = [
+        f'("{column}" - {mean!r}) * {weight!r}'
+        for column, mean, weight in zip(CALIBRES, pca.mean, pca.components[component], strict=True)
+    ]
+    return "(" + " + ".join(terms) + ")"
+
+
+def _file_stats(part: pa.Table) -> str:
+    """Delta file statistics: row count, nulls, min/max of numeric columns (for file pruning)."""
+    stats: dict[str, Any] = {
+        "numRecords": part.num_rows,
+        "nullCount": {name: part[name].null_count for name in part.column_names},
+        "minValues": {},
+        "maxValues": {},
+    }
+    for name in _STATS_COLUMNS:
+        if part[name].null_count < part.num_rows:
+            bounds = pc.min_max(part[name])
+            stats["minValues"][name] = bounds["min"].as_py()
+            stats["maxValues"][name] = bounds["max"].as_py()
+    return json.dumps(stats)
+
+
+def _write_files(filesystem: pafs.FileSystem, data: pa.Table) -> list[AddAction]:
+    """Parquet files of at most ROWS_PER_FILE rows, sorted by Muestra (tight per-file ranges)."""
+    ordered = data.sort_by(MUESTRA)
+    adds = []
+    for offset in range(0, ordered.num_rows, ROWS_PER_FILE):
+        part = ordered.slice(offset, ROWS_PER_FILE)
+        name = f"part-{uuid.uuid4().hex}.snappy.parquet"
+        with filesystem.open_output_stream(name) as out:
+            pq.write_table(part, out, compression="snappy")
+        size = filesystem.get_file_info(name).size
+        adds.append(AddAction(name, int(size or 0), {}, _now_ms(), True, _file_stats(part)))
+    return adds
+
+
+def _take_out(
+    filesystem: pafs.FileSystem, table: DeltaTable, replaced: Collection[int]
+) -> tuple[list[pa.Table], list[RemoveAction]]:
+    """For each data file holding a replaced Muestra: its other rows, and a remove action."""
+    if not replaced:
+        return [], []
+    keys = pa.array(sorted(replaced), pa.int64())
+    low, high = keys[0].as_py(), keys[-1].as_py()
+    remainders, removes = [], []
+    for entry in pa.table(table.get_add_actions(flatten=True)).to_pylist():
+        first, last = entry.get(f"min.{MUESTRA}"), entry.get(f"max.{MUESTRA}")
+        if first is not None and last is not None and (last < low or first > high):
+            continue
+        part = pq.read_table(entry["path"], filesystem=filesystem).cast(STORE_SCHEMA)
+        hit = pc.is_in(part[MUESTRA], value_set=keys)
+        if not pc.any(hit).as_py():
+            continue
+        remainders.append(part.filter(pc.invert(hit)))
+        removes.append(RemoveAction(entry["path"], True, _now_ms(), int(entry["size_bytes"]), {}))
+    return remainders, removes
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _before_commit_hook() -> None:
+    """Test hook: stop between "data files written" and "commit" (see COMMIT_HOOK_ENV)."""
+    action = os.environ.get(COMMIT_HOOK_ENV, "")
+    if not action:
+        return
+    logger.warning("test hook %s=%s: data files written, commit pending", COMMIT_HOOK_ENV, action)
+    if action == "raise":
+        raise RuntimeError("test hook: load stopped after writing data files, before the commit")
+    if action == "pause":
+        time.sleep(3600)

@@ -1,0 +1,384 @@
+"""Acquisition: extract lab records, transform them into clean samples, load the feature store.
+
+Three steps, each testable on its own:
+
+* extract (:mod:`permeability.io.sources`): a CSV, an .xlsx or a SQL table/query, as text;
+* transform (:mod:`permeability.domain.cleaning`, :mod:`permeability.domain.validation`):
+  normalise, validate, reject with reasons, drop repeats;
+* load (:mod:`permeability.io.feature_store`): one Delta commit holding the new and changed
+  samples and the caliper PCA fitted on every sample of the new version.
+
+Every run reconciles ``rows_read = rows_loaded + rows_rejected + duplicates_skipped`` and
+writes the rejected rows, as they were typed, to ``<home>/data/rejected/<UTC time>_<run>.csv``.
+A run that changes nothing creates no version, so re-running a source is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel
+
+from permeability.domain.cleaning import (
+    CLEAN_COLUMNS,
+    REASON,
+    SOURCE_ROW,
+    BatchDeduplication,
+    UpsertPlan,
+    clean_records,
+    deduplicate_batch,
+    plan_upsert,
+    resolve_columns,
+)
+from permeability.domain.pca import CaliperPCA, fit_caliper_pca
+from permeability.domain.schema import CALIBRES, ESTRUCTURA, MUESTRA
+from permeability.domain.structures import build_alias_map
+from permeability.domain.validation import INGESTED_AT, validate_samples
+from permeability.errors import ConflictError, InvalidInputError
+from permeability.io.feature_store import FeatureStore
+from permeability.io.sources import mask_secrets, mask_source, open_source, source_secrets
+from permeability.jobs.base import JobContext, job_context
+from permeability.settings import Settings
+
+LOCK_FILE = ".acquire.lock"
+
+
+class DuplicateCounts(BaseModel):
+    """Why rows were skipped: repeats inside the batch, or nothing new compared with the store."""
+
+    exact_repeats: int
+    superseded_in_batch: int
+    unchanged: int
+    stale: int
+
+
+class AcquisitionReport(BaseModel):
+    """What one acquisition did; ``rows_read = rows_loaded + rows_rejected + duplicates_skipped``."""
+
+    run_id: str
+    source: str
+    feature_store: str
+    rows_read: int
+    rows_loaded: int
+    rows_inserted: int
+    rows_updated: int
+    rows_rejected: int
+    duplicates_skipped: int
+    duplicates: DuplicateCounts
+    calipers_imputed: int
+    new_structures: list[str]
+    feature_set_version: int | None
+    new_version: bool
+    pca_components: int | None
+    pca_dir: str | None
+    rejected_file: str | None
+    seconds: float
+
+    def summary(self) -> str:
+        lines = [
+            f"read {self.rows_read} rows from {self.source}",
+            f"loaded {self.rows_loaded} ({self.rows_inserted} new, {self.rows_updated} updated)",
+            f"rejected {self.rows_rejected}"
+            + (f" -> {self.rejected_file}" if self.rejected_file else ""),
+            f"skipped {self.duplicates_skipped} duplicates "
+            f"({self.duplicates.exact_repeats} exact repeats, "
+            f"{self.duplicates.superseded_in_batch} superseded in the file, "
+            f"{self.duplicates.unchanged} already stored, {self.duplicates.stale} older than stored)",
+        ]
+        if self.calipers_imputed:
+            lines.append(f"filled {self.calipers_imputed} missing caliper readings")
+        if self.new_structures:
+            lines.append(f"new structures: {', '.join(self.new_structures)}")
+        if self.feature_set_version is None:
+            lines.append("feature store is still empty")
+        elif self.new_version:
+            lines.append(
+                f"feature set version {self.feature_set_version} "
+                f"(caliper PCA: {self.pca_components} component(s))"
+            )
+        else:
+            lines.append(f"no new version: the store stays at {self.feature_set_version}")
+        lines.append(f"run {self.run_id} in {self.seconds:.2f}s")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class _Extracted:
+    clean: pd.DataFrame
+    rejected: pd.DataFrame
+    rows_read: int
+    calipers_imputed: int
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    version: int | None
+    new_version: bool
+    pca: CaliperPCA | None
+    pca_dir: str | None
+    new_structures: list[str]
+
+
+def acquire(
+    settings: Settings, source: str, *, table: str | None = None, query: str | None = None
+) -> AcquisitionReport:
+    """Run extract -> transform -> load for one source; see the module docstring."""
+    started = time.perf_counter()
+    with job_context("acquire", settings) as ctx:
+        _mask_in_logs(source_secrets(source))
+        label = mask_source(source)
+        ctx.logger.info("acquiring from %s (table=%s, query=%s)", label, table, bool(query))
+        extracted = _extract(ctx, source, table, query)
+        batch = deduplicate_batch(extracted.clean)
+        ctx.logger.info(
+            "batch: %d unique samples, %d exact repeats, %d superseded rows",
+            len(batch.rows),
+            batch.exact_repeats,
+            batch.superseded,
+        )
+        store = FeatureStore(settings.resolved_feature_store_uri)
+        with _store_lock(ctx.paths.data / LOCK_FILE):
+            stored = store.read_records()
+            plan = plan_upsert(batch.rows[list(CLEAN_COLUMNS)], stored[list(CLEAN_COLUMNS)])
+            ctx.logger.info(
+                "plan: %d inserts, %d updates, %d unchanged, %d stale",
+                len(plan.inserts),
+                len(plan.updates),
+                plan.unchanged,
+                plan.stale,
+            )
+            counts = _counts(extracted, batch, plan)
+            loaded = _load(ctx, store, stored, plan, label, counts)
+        rejected_file = _write_rejected(ctx, extracted.rejected)
+        report = AcquisitionReport(
+            run_id=ctx.run_id,
+            source=label,
+            feature_store=store.uri,
+            **counts,
+            duplicates=DuplicateCounts(
+                exact_repeats=batch.exact_repeats,
+                superseded_in_batch=batch.superseded,
+                unchanged=plan.unchanged,
+                stale=plan.stale,
+            ),
+            calipers_imputed=extracted.calipers_imputed,
+            new_structures=loaded.new_structures,
+            feature_set_version=loaded.version,
+            new_version=loaded.new_version,
+            pca_components=loaded.pca.n_components if loaded.pca else None,
+            pca_dir=loaded.pca_dir,
+            rejected_file=str(rejected_file) if rejected_file else None,
+            seconds=round(time.perf_counter() - started, 3),
+        )
+        _reconcile(report)
+        ctx.logger.info(
+            "rows_read=%d rows_loaded=%d (inserted=%d updated=%d) rows_rejected=%d "
+            "duplicates_skipped=%d feature_set_version=%s",
+            report.rows_read,
+            report.rows_loaded,
+            report.rows_inserted,
+            report.rows_updated,
+            report.rows_rejected,
+            report.duplicates_skipped,
+            report.feature_set_version,
+        )
+        return report
+
+
+# --------------------------------------------------------------------------- extract + transform
+
+
+def _extract(ctx: JobContext, source: str, table: str | None, query: str | None) -> _Extracted:
+    params = ctx.config.acquisition
+    aliases = build_alias_map(params.structure_aliases)
+    clean_parts: list[pd.DataFrame] = []
+    rejected_parts: list[pd.DataFrame] = []
+    rows_read = imputed = 0
+    with open_source(source, table=table, query=query, chunk_rows=params.chunk_rows) as raw:
+        columns = resolve_columns(
+            raw.headers,
+            params.column_map,
+            min_caliper_readings=params.min_caliper_readings,
+            source_label=raw.label,
+        )
+        ignored = [h for h in raw.headers if h not in columns]
+        if ignored:
+            ctx.logger.info("ignoring columns the record does not use: %s", ", ".join(ignored))
+        for number, chunk in enumerate(raw.chunks(columns), start=1):
+            result = clean_records(
+                chunk.records,
+                aliases=aliases,
+                min_caliper_readings=params.min_caliper_readings,
+            )
+            rows_read += len(chunk.records) + len(chunk.malformed)
+            imputed += result.calipers_imputed
+            clean_parts.append(result.clean)
+            rejected_parts.extend(p for p in (result.rejected, chunk.malformed) if len(p))
+            rejected_so_far = sum(len(p) for p in rejected_parts)
+            ctx.logger.info(
+                "chunk %d: %d rows read so far, %d rejected so far",
+                number,
+                rows_read,
+                rejected_so_far,
+            )
+            if result.dates_with_time:
+                ctx.logger.warning(
+                    "chunk %d: %d Fecha values had a time of day; only the date is kept",
+                    number,
+                    result.dates_with_time,
+                )
+        original_names = {seed: header for header, seed in columns.items()}
+    rejected = _rejected_frame(rejected_parts, original_names)
+    return _Extracted(pd.concat(clean_parts, ignore_index=True), rejected, rows_read, imputed)
+
+
+def _rejected_frame(
+    parts: Sequence[pd.DataFrame], original_names: Mapping[str, str]
+) -> pd.DataFrame:
+    """Rejected rows in source order, values under the source's own column names."""
+    if not parts:
+        return pd.DataFrame(columns=[SOURCE_ROW, REASON])
+    frame = pd.concat(parts, ignore_index=True).sort_values(SOURCE_ROW, kind="stable")
+    values = [c for c in frame.columns if c not in (SOURCE_ROW, REASON)]
+    ordered = frame[[SOURCE_ROW, REASON, *values]].rename(columns=original_names)
+    return ordered.reset_index(drop=True)
+
+
+def _counts(extracted: _Extracted, batch: BatchDeduplication, plan: UpsertPlan) -> dict[str, int]:
+    return {
+        "rows_read": extracted.rows_read,
+        "rows_loaded": len(plan.inserts) + len(plan.updates),
+        "rows_inserted": len(plan.inserts),
+        "rows_updated": len(plan.updates),
+        "rows_rejected": len(extracted.rejected),
+        "duplicates_skipped": batch.skipped + plan.unchanged + plan.stale,
+    }
+
+
+# --------------------------------------------------------------------------- load
+
+
+def _load(
+    ctx: JobContext,
+    store: FeatureStore,
+    stored: pd.DataFrame,
+    plan: UpsertPlan,
+    label: str,
+    counts: Mapping[str, int],
+) -> _Loaded:
+    current = store.current_version()
+    if plan.is_empty:
+        ctx.logger.info("nothing new or changed: no new version (store at %s)", current)
+        pca = store.pca(current) if current is not None else None
+        return _Loaded(current, False, pca, None, [])
+    changes = plan.changes
+    validate_samples(changes)
+    changes[INGESTED_AT] = pd.Timestamp(datetime.now(UTC))
+    kept = stored[~stored[MUESTRA].isin(plan.updates[MUESTRA])]
+    calipers = np.vstack([kept[list(CALIBRES)].to_numpy(), changes[list(CALIBRES)].to_numpy()])
+    if len(calipers) < 2:
+        raise InvalidInputError(
+            "the feature store needs at least 2 valid samples to fit the caliper PCA; "
+            f"this load would leave {len(calipers)}"
+        )
+    pca = fit_caliper_pca(calipers, ctx.config.acquisition.variance_threshold)
+    ctx.logger.info(
+        "caliper PCA on %d samples: %d component(s), cumulative %.4f",
+        pca.n_samples,
+        pca.n_components,
+        pca.cumulative_explained_variance[pca.n_components - 1],
+    )
+    version = store.commit(
+        changes,
+        replaced=plan.updates[MUESTRA].tolist(),
+        pca=pca,
+        metadata={"run_id": ctx.run_id, "source": label, "counts": dict(counts)},
+    )
+    ctx.logger.info("committed feature set version %d", version)
+    pca_dir = store.save_pca_artifacts(version, pca)
+    known = set(stored[ESTRUCTURA].unique())
+    new_structures = sorted(set(changes[ESTRUCTURA].unique()) - known) if known else []
+    if new_structures:
+        ctx.logger.info("structures never stored before: %s", ", ".join(new_structures))
+    return _Loaded(version, True, pca, pca_dir, new_structures)
+
+
+@contextmanager
+def _store_lock(path: Path) -> Iterator[None]:
+    """One load at a time on this machine (the OS drops the lock if the process dies)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: Delta's commit check is the only guard
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise ConflictError(
+                f"another acquisition is loading the feature store (lock {path}); retry later"
+            ) from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _write_rejected(ctx: JobContext, rejected: pd.DataFrame) -> Path | None:
+    """One CSV per run with the rows as typed, their source row and every reason."""
+    if rejected.empty:
+        return None
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = ctx.paths.rejected / f"{stamp}_{ctx.run_id}.csv"
+    partial = path.with_suffix(".csv.partial")
+    rejected.to_csv(partial, index=False, encoding="utf-8")
+    os.replace(partial, path)
+    ctx.logger.info("wrote %d rejected rows to %s", len(rejected), path)
+    return path
+
+
+def _reconcile(report: AcquisitionReport) -> None:
+    accounted = report.rows_loaded + report.rows_rejected + report.duplicates_skipped
+    if accounted != report.rows_read:
+        raise RuntimeError(
+            f"acquisition lost track of rows: read {report.rows_read}, accounted {accounted}"
+        )
+
+
+class _MaskSecrets(logging.Filter):
+    """Replaces passwords in every message and traceback before any handler writes it."""
+
+    def __init__(self, secrets: Sequence[str]) -> None:
+        super().__init__()
+        self.secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_secrets(message, self.secrets)
+        if masked != message:
+            record.msg, record.args = masked, ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = mask_secrets(record.exc_text, self.secrets)
+        return True
+
+
+def _mask_in_logs(secrets: Sequence[str]) -> None:
+    if not secrets:
+        return
+    for handler in logging.getLogger("permeability").handlers:
+        handler.addFilter(_MaskSecrets(secrets))
