@@ -222,7 +222,7 @@ def test_truth_columns_hold_the_noise_free_law(tidy: pd.DataFrame) -> None:
 
 
 def test_metallized_films_scatter_more_than_plain_ones(tidy: pd.DataFrame) -> None:
-    log_error = np.log(tidy[PERMEABILIDAD] / tidy[PHYSICS_PERMEABILITY])
+    log_error = pd.Series(np.log(tidy[PERMEABILIDAD] / tidy[PHYSICS_PERMEABILITY]))
     spread = log_error.groupby(tidy[ESTRUCTURA]).std()
     assert spread["BOPP MET"] > 2 * spread["BOPP"]
     assert 0.06 < spread["BOPP"] < 0.15
