@@ -1,0 +1,224 @@
+"""Split-conformal prediction intervals and exceedance probabilities, per structure (Mondrian).
+
+The model is fitted on one part of the training split and *calibrated* on another part it never
+saw; it is not refitted on the calibration rows afterwards, because the coverage guarantee
+rests on the calibration residuals being exchangeable with future ones (a model that has seen
+them would make them look too small).
+
+Residuals are signed and on the log scale, r = log y − log ŷ: a relative error, comparable
+across films whose WVTR differs by orders of magnitude, and signed because the lot noise of
+metallized films has a heavy upper tail, so the two sides of an interval need not be equal.
+They are kept sorted per structure (Mondrian conformal: each film gets its own noise level)
+when a structure has at least ``min_calibration`` of them, otherwise the pooled residuals of
+every structure are used. Residuals rather than one quantile are stored so that the interval
+level can be chosen at inference.
+
+For level 1 − α the interval is [ŷ·exp(r_(k_lo)), ŷ·exp(r_(k_hi))] with the finite-sample
+ranks k_hi = ⌈(n + 1)(1 − α/2)⌉ and k_lo = ⌊(n + 1)·α/2⌋ of the n sorted residuals: each side
+misses at most α/2 of future samples, so the interval covers at least 1 − α. When n is too
+small for the level (k_hi > n), that side is unbounded (0 or +inf): an honest answer, not a
+guess.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Final, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from permeability.errors import InvalidInputError
+
+FloatArray = NDArray[np.float64]
+Decision = Literal["approve", "reject", "retest"]
+
+DEFAULT_MIN_CALIBRATION: Final = 30
+APPROVE: Final = "approve"
+REJECT: Final = "reject"
+RETEST: Final = "retest"
+
+
+def _check_level(level: float) -> None:
+    if not 0.0 < level < 1.0:
+        raise InvalidInputError(f"interval level must be between 0 and 1 (exclusive), got {level}")
+
+
+def _check_thresholds(approve_below: float, reject_above: float) -> None:
+    if not 0.0 < approve_below < reject_above < 1.0:
+        raise InvalidInputError(
+            "approve_below and reject_above must satisfy 0 < approve_below < reject_above < 1, "
+            f"got {approve_below} and {reject_above}"
+        )
+
+
+def conformal_ranks(n: int, level: float) -> tuple[int, int]:
+    """1-based ranks (k_lo, k_hi) of the sorted residuals bounding a two-sided interval.
+
+    k_lo = 0 means no lower bound, k_hi = n + 1 means no upper bound.
+    """
+    _check_level(level)
+    alpha = 1.0 - level
+    # The tiny slack keeps float noise ((n+1)·0.95 = 28.000000000000004) from moving a rank.
+    k_hi = math.ceil((n + 1) * (1.0 - alpha / 2.0) - 1e-9)
+    k_lo = math.floor((n + 1) * (alpha / 2.0) + 1e-9)
+    return k_lo, min(k_hi, n + 1)
+
+
+def _bounds(sorted_residuals: FloatArray, level: float) -> tuple[float, float]:
+    """Log-scale offsets (low, high) of the interval; -inf / +inf when unbounded."""
+    n = len(sorted_residuals)
+    k_lo, k_hi = conformal_ranks(n, level)
+    low = float(sorted_residuals[k_lo - 1]) if k_lo >= 1 else -math.inf
+    high = float(sorted_residuals[k_hi - 1]) if k_hi <= n else math.inf
+    return low, high
+
+
+def _exp(offset: float) -> float:
+    return 0.0 if offset == -math.inf else math.inf if offset == math.inf else math.exp(offset)
+
+
+class ConformalCalibration:
+    """Sorted calibration residuals per structure plus the pooled ones; immutable once built."""
+
+    def __init__(
+        self,
+        residuals: ArrayLike,
+        structures: Sequence[str] | NDArray[np.object_],
+        *,
+        min_calibration: int = DEFAULT_MIN_CALIBRATION,
+    ) -> None:
+        values = np.asarray(residuals, dtype=np.float64)
+        names = np.asarray(structures, dtype=object)
+        if values.ndim != 1 or len(values) != len(names):
+            raise InvalidInputError(
+                f"calibration needs one structure per residual, got {len(values)} residuals "
+                f"and {len(names)} structures"
+            )
+        if len(values) == 0:
+            raise InvalidInputError("calibration needs at least one residual")
+        if not np.isfinite(values).all():
+            raise InvalidInputError("calibration residuals must be finite")
+        if min_calibration < 1:
+            raise InvalidInputError(f"min_calibration must be at least 1, got {min_calibration}")
+        self.min_calibration = min_calibration
+        self.pooled: FloatArray = np.sort(values)
+        self.counts: dict[str, int] = {}
+        self.by_structure: dict[str, FloatArray] = {}
+        for name in sorted({str(n) for n in names}):
+            own = np.sort(values[names == name])
+            self.counts[name] = len(own)
+            if len(own) >= min_calibration:
+                self.by_structure[name] = own
+
+    def residuals_for(self, structure: str) -> FloatArray:
+        """The structure's own sorted residuals when it has enough, else the pooled ones."""
+        return self.by_structure.get(structure, self.pooled)
+
+    def source(self, structure: str) -> str:
+        """``"structure"`` when the structure is calibrated on its own residuals, else ``"pooled"``."""
+        return "structure" if structure in self.by_structure else "pooled"
+
+    # -- one prediction ---------------------------------------------------------------------
+
+    def interval(self, prediction: float, structure: str, level: float) -> tuple[float, float]:
+        """(lower, upper) around a median prediction; may be (0, inf) for tiny calibration sets."""
+        low, high = _bounds(self.residuals_for(structure), level)
+        return prediction * _exp(low), prediction * _exp(high)
+
+    def p_exceed(self, prediction: float, structure: str, limit: float) -> float:
+        """Conformal probability that the measured value will exceed ``limit``.
+
+        (1 + #{r_i > log(limit) − log(prediction)}) / (n + 1): conservative (never below
+        1/(n + 1)), so an approval needs the evidence of many calibration samples.
+        """
+        if not limit > 0.0 or not prediction > 0.0:
+            raise InvalidInputError(
+                f"limit and prediction must be positive, got {limit!r} and {prediction!r}"
+            )
+        residuals = self.residuals_for(structure)
+        threshold = math.log(limit) - math.log(prediction)
+        above = len(residuals) - int(np.searchsorted(residuals, threshold, side="right"))
+        return (1 + above) / (len(residuals) + 1)
+
+    # -- batches ----------------------------------------------------------------------------
+
+    def intervals(
+        self, predictions: ArrayLike, structures: Sequence[str] | NDArray[np.object_], level: float
+    ) -> tuple[FloatArray, FloatArray]:
+        """Vectorised :meth:`interval`: (lower, upper) arrays."""
+        values, names = self._batch(predictions, structures)
+        lower = np.empty_like(values)
+        upper = np.empty_like(values)
+        for name, rows in _groups(names).items():
+            low, high = _bounds(self.residuals_for(name), level)
+            lower[rows] = values[rows] * _exp(low)
+            upper[rows] = values[rows] * _exp(high)
+        return lower, upper
+
+    def p_exceed_many(
+        self,
+        predictions: ArrayLike,
+        structures: Sequence[str] | NDArray[np.object_],
+        limits: ArrayLike,
+    ) -> FloatArray:
+        """Vectorised :meth:`p_exceed`; ``limits`` is one value or one per prediction."""
+        values, names = self._batch(predictions, structures)
+        bounds = np.broadcast_to(np.asarray(limits, dtype=np.float64), values.shape)
+        if not (np.all(bounds > 0.0) and np.all(values > 0.0)):
+            raise InvalidInputError("limits and predictions must all be positive")
+        thresholds = np.log(bounds) - np.log(values)
+        result = np.empty_like(values)
+        for name, rows in _groups(names).items():
+            residuals = self.residuals_for(name)
+            above = len(residuals) - np.searchsorted(residuals, thresholds[rows], side="right")
+            result[rows] = (1 + above) / (len(residuals) + 1)
+        return result
+
+    def _batch(
+        self, predictions: ArrayLike, structures: Sequence[str] | NDArray[np.object_]
+    ) -> tuple[FloatArray, NDArray[np.object_]]:
+        values = np.asarray(predictions, dtype=np.float64)
+        names = np.asarray(structures, dtype=object)
+        if values.shape != names.shape or values.ndim != 1:
+            raise InvalidInputError(
+                f"need one structure per prediction, got {values.shape} and {names.shape}"
+            )
+        return values, names
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "n": len(self.pooled),
+            "min_calibration": self.min_calibration,
+            "structures": {
+                name: {"n": count, "source": self.source(name)}
+                for name, count in self.counts.items()
+            },
+        }
+
+
+def _groups(names: NDArray[np.object_]) -> Mapping[str, NDArray[np.intp]]:
+    uniques, inverse = np.unique(names.astype(str), return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    splits = np.cumsum(np.bincount(inverse, minlength=len(uniques)))[:-1]
+    return {str(u): rows for u, rows in zip(uniques, np.split(order, splits), strict=True)}
+
+
+def decide(p_exceed: float, approve_below: float, reject_above: float) -> Decision:
+    """Approve when exceeding the limit is unlikely, reject when likely, else send to the full test."""
+    _check_thresholds(approve_below, reject_above)
+    if p_exceed < approve_below:
+        return "approve"
+    if p_exceed > reject_above:
+        return "reject"
+    return "retest"
+
+
+def decide_many(p_exceed: ArrayLike, approve_below: float, reject_above: float) -> NDArray[np.str_]:
+    """Vectorised :func:`decide`."""
+    _check_thresholds(approve_below, reject_above)
+    values = np.asarray(p_exceed, dtype=np.float64)
+    return np.where(
+        values < approve_below, APPROVE, np.where(values > reject_above, REJECT, RETEST)
+    )

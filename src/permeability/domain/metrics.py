@@ -1,0 +1,149 @@
+"""Error, interval and decision metrics on the original scale (g/m²·day) unless named ``_log``.
+
+The seed reported R², MAE and MSE; RMSE and MAPE (in %) are added because WVTR spans orders of
+magnitude: an absolute error dominated by the most permeable films says little about barrier
+films, which MAPE and the per-structure table show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+
+from permeability.domain.intervals import APPROVE, REJECT, RETEST
+from permeability.errors import InvalidInputError
+
+FloatArray = NDArray[np.float64]
+StructureLabels = Sequence[str] | NDArray[np.object_]
+
+
+def _pair(measured: ArrayLike, predicted: ArrayLike) -> tuple[FloatArray, FloatArray]:
+    y = np.asarray(measured, dtype=np.float64)
+    p = np.asarray(predicted, dtype=np.float64)
+    if y.shape != p.shape or y.ndim != 1:
+        raise InvalidInputError(
+            f"measured and predicted must be 1-D of one length, got {y.shape} and {p.shape}"
+        )
+    if len(y) == 0:
+        raise InvalidInputError("metrics need at least one measured value")
+    return y, p
+
+
+def mae(measured: ArrayLike, predicted: ArrayLike) -> float:
+    y, p = _pair(measured, predicted)
+    return float(np.mean(np.abs(y - p)))
+
+
+def mse(measured: ArrayLike, predicted: ArrayLike) -> float:
+    y, p = _pair(measured, predicted)
+    return float(np.mean((y - p) ** 2))
+
+
+def rmse(measured: ArrayLike, predicted: ArrayLike) -> float:
+    return float(np.sqrt(mse(measured, predicted)))
+
+
+def mape(measured: ArrayLike, predicted: ArrayLike) -> float:
+    """Mean absolute percentage error, in %; the target is strictly positive."""
+    y, p = _pair(measured, predicted)
+    if np.any(y <= 0.0):
+        raise InvalidInputError("MAPE needs strictly positive measured values")
+    return float(np.mean(np.abs(y - p) / y) * 100.0)
+
+
+def r2(measured: ArrayLike, predicted: ArrayLike) -> float:
+    """Coefficient of determination; nan for a constant target (undefined, not 0 or 1)."""
+    y, p = _pair(measured, predicted)
+    total = float(np.sum((y - y.mean()) ** 2))
+    if total == 0.0:
+        return float("nan")
+    return 1.0 - float(np.sum((y - p) ** 2)) / total
+
+
+def regression_metrics(measured: ArrayLike, predicted: ArrayLike) -> dict[str, float]:
+    """The seed's R², MAE, MSE plus RMSE, MAPE and R² of the logs (scale-free)."""
+    y, p = _pair(measured, predicted)
+    result = {"r2": r2(y, p), "mae": mae(y, p), "mse": mse(y, p), "rmse": rmse(y, p)}
+    result["mape"] = mape(y, p)
+    if np.all(y > 0.0) and np.all(p > 0.0):
+        result["r2_log"] = r2(np.log(y), np.log(p))
+    return result
+
+
+def coverage(measured: ArrayLike, lower: ArrayLike, upper: ArrayLike) -> float:
+    """Share of measured values inside their [lower, upper] interval."""
+    y, lo = _pair(measured, lower)
+    _, hi = _pair(measured, upper)
+    return float(np.mean((y >= lo) & (y <= hi)))
+
+
+def mean_interval_width(lower: ArrayLike, upper: ArrayLike) -> float:
+    lo, hi = _pair(lower, upper)
+    return float(np.mean(hi - lo))
+
+
+def per_structure(
+    measured: ArrayLike,
+    predicted: ArrayLike,
+    structures: StructureLabels,
+    lower: ArrayLike | None = None,
+    upper: ArrayLike | None = None,
+) -> pd.DataFrame:
+    """One row per structure: count, MAE, MAPE and, given intervals, coverage and mean width."""
+    y, p = _pair(measured, predicted)
+    names = np.asarray(structures, dtype=object).astype(str)
+    if names.shape != y.shape:
+        raise InvalidInputError(f"need one structure per value, got {names.shape} and {y.shape}")
+    table = pd.DataFrame({"Estructura": names, "measured": y, "predicted": p})
+    table["abs_error"] = np.abs(y - p)
+    table["pct_error"] = np.abs(y - p) / y * 100.0
+    aggregations: dict[str, tuple[str, str]] = {
+        "n": ("abs_error", "size"),
+        "mae": ("abs_error", "mean"),
+        "mape": ("pct_error", "mean"),
+        "mean_measured": ("measured", "mean"),
+    }
+    if lower is not None and upper is not None:
+        lo = np.asarray(lower, dtype=np.float64)
+        hi = np.asarray(upper, dtype=np.float64)
+        table["covered"] = ((y >= lo) & (y <= hi)).astype(np.float64)
+        table["width"] = hi - lo
+        aggregations["coverage"] = ("covered", "mean")
+        aggregations["mean_width"] = ("width", "mean")
+    grouped = table.groupby("Estructura", sort=True).agg(**aggregations).reset_index()
+    grouped["n"] = grouped["n"].astype(np.int64)
+    return grouped
+
+
+def decision_quality(
+    measured: ArrayLike, decisions: ArrayLike, limits: ArrayLike
+) -> dict[str, int]:
+    """Counts of each decision and of the two costly mistakes.
+
+    A wrong approval ships a film whose measured WVTR exceeds its limit (the customer's risk);
+    a wrong rejection discards one within its limit (the plant's cost). Rows with no limit
+    (nan) are counted apart as ``no_limit`` and judged in neither way.
+    """
+    y = np.asarray(measured, dtype=np.float64)
+    chosen = np.asarray(decisions, dtype=object).astype(str)
+    bounds = np.broadcast_to(np.asarray(limits, dtype=np.float64), y.shape)
+    if chosen.shape != y.shape:
+        raise InvalidInputError(f"need one decision per value, got {chosen.shape} and {y.shape}")
+    known = np.isfinite(bounds)
+    unknown = sorted(set(chosen[known]) - {APPROVE, REJECT, RETEST})
+    if unknown:
+        raise InvalidInputError(f"unknown decision(s) {', '.join(unknown)}")
+    exceeds = known & (y > np.where(known, bounds, np.inf))
+    return {
+        "n": len(y),
+        "no_limit": int((~known).sum()),
+        APPROVE: int((known & (chosen == APPROVE)).sum()),
+        REJECT: int((known & (chosen == REJECT)).sum()),
+        RETEST: int((known & (chosen == RETEST)).sum()),
+        "wrong_approvals": int((known & (chosen == APPROVE) & exceeds).sum()),
+        "wrong_rejections": int((known & (chosen == REJECT) & ~exceeds).sum()),
+        "exceeding": int(exceeds.sum()),
+    }

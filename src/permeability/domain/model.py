@@ -1,0 +1,679 @@
+"""The trained model as one picklable object, and the training procedure that produces it.
+
+:class:`PermeabilityModel` carries everything inference needs: the fitted
+:class:`~permeability.domain.features.FeatureBuilder` (with the caliper PCA of the feature-set
+version it was trained on), the fitted estimator, the conformal calibration and the training
+counts per structure. It is plain Python, numpy arrays and scikit-learn estimators (no lambdas,
+no closures), so joblib/cloudpickle can store it inside an MLflow pyfunc.
+
+Predictions are medians: the estimator learns log WVTR, and exp of the predicted log is the
+median of a log-symmetric noise distribution (the mean would be biased up by the noise).
+
+Unseen structures: :meth:`PermeabilityModel.predict_frame` defaults to ``strict=False`` (held-out
+metrics, evaluation) and routes a structure never seen in training to the pooled ``OTHER``
+category; :meth:`PermeabilityModel.predict_record` defaults to ``strict=True`` (the inference
+API) and raises :class:`~permeability.domain.features.UnknownStructureError` instead.
+
+Training (:func:`train_model`) splits the rows into fit / calibration / test parts, stratified
+by structure. The estimator is fitted on the fit part only; the calibration part gives the
+conformal residuals and is never used to refit (that would void the interval guarantee); the
+test part gives the held-out metrics. ``auto`` and ``cv`` cross-validate on the fit part only,
+so calibration residuals stay untouched by model selection.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+import sklearn
+from numpy.typing import NDArray
+from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, Ridge
+from sklearn.model_selection import KFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from threadpoolctl import ThreadpoolController, threadpool_limits
+
+from permeability.domain import metrics as m
+from permeability.domain.features import (
+    DEFAULT_MIN_STRUCTURE_SAMPLES,
+    FeatureBuilder,
+    UnknownStructureError,
+)
+from permeability.domain.intervals import DEFAULT_MIN_CALIBRATION, ConformalCalibration
+from permeability.domain.models import (
+    AUTO,
+    AUTO_CANDIDATES,
+    AUTO_TIME_BUDGET_S,
+    Regressor,
+    UnknownModelError,
+    build_estimator,
+    max_rows,
+    model_names,
+    resolve_params,
+    uses_interactions,
+)
+from permeability.domain.pca import CaliperPCA
+from permeability.domain.schema import (
+    ESTRUCTURA,
+    INPUT_COLUMNS,
+    MUESTRA,
+    PERMEABILIDAD,
+    PERMEABILITY_RANGE,
+)
+from permeability.errors import EmptyFeatureStoreError, InvalidInputError
+
+__all__ = [
+    "MIN_TRAINING_ROWS",
+    "PermeabilityModel",
+    "TrainingOutcome",
+    "UnknownModelError",
+    "UnknownStructureError",
+    "stratified_split",
+    "train_model",
+]
+
+FloatArray = NDArray[np.float64]
+
+#: Fewer labelled rows than this cannot give a fit, a calibration and a test part.
+MIN_TRAINING_ROWS: Final = 30
+#: Folds for ``auto`` when ``cv`` is not given: fewer on large data to keep within the budget.
+AUTO_FOLDS_SMALL: Final = 5
+AUTO_FOLDS_LARGE: Final = 3
+AUTO_LARGE_ROWS: Final = 20_000
+_LINEAR_TYPES: Final = (LinearRegression, Ridge, Lasso, ElasticNet)
+
+
+@functools.cache
+def _threadpools() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+def _one_openmp_thread() -> AbstractContextManager[Any]:
+    """Run a tree/neighbour prediction on one OpenMP thread (≈ 40 µs to enter).
+
+    On 2 shared cores, OpenMP threads busy-wait for each other: a single-record
+    HistGradientBoosting prediction took ~0.3 s instead of ~1 ms under load. The limit is
+    per calling thread for OpenMP, so concurrent requests do not interfere.
+    """
+    return _threadpools().limit(limits=1, user_api="openmp")
+
+
+def _folded_linear(estimator: Regressor) -> tuple[FloatArray, float] | None:
+    """(weights, intercept) of a linear model, scaler folded in; None for other estimators.
+
+    Folding ((x − μ)/σ)·β + b into x·(β/σ) + (b − μ·β/σ) turns a single-record prediction
+    into one numpy dot product instead of a pipeline call.
+    """
+    scaler: StandardScaler | None = None
+    final = estimator
+    if isinstance(estimator, Pipeline):
+        steps = [step for _, step in estimator.steps]
+        if len(steps) != 2 or not isinstance(steps[0], StandardScaler):
+            return None
+        scaler, final = steps
+    if not isinstance(final, _LINEAR_TYPES):
+        return None
+    coef = np.asarray(final.coef_, dtype=np.float64).ravel()
+    intercept = float(np.ravel(np.asarray(final.intercept_, dtype=np.float64))[0])
+    if scaler is None:
+        return coef, intercept
+    scale = np.ones_like(coef) if scaler.scale_ is None else np.asarray(scaler.scale_)
+    mean = np.zeros_like(coef) if scaler.mean_ is None else np.asarray(scaler.mean_)
+    weights = coef / scale
+    return weights, intercept - float(mean @ weights)
+
+
+class PermeabilityModel:
+    """A trained guide-value model: features, estimator, calibration, training counts."""
+
+    def __init__(
+        self,
+        model_name: str,
+        estimator: Regressor,
+        features: FeatureBuilder,
+        calibration: ConformalCalibration,
+        *,
+        params: Mapping[str, Any],
+        n_train: int,
+        interval_level: float = 0.9,
+    ) -> None:
+        self.model_name = model_name
+        self.estimator = estimator
+        self.features = features
+        self.calibration = calibration
+        self.params = dict(params)
+        self.n_train = n_train
+        self.interval_level = interval_level
+        self.sklearn_version = sklearn.__version__
+        folded = _folded_linear(estimator)
+        self._weights: FloatArray | None = None if folded is None else folded[0]
+        self._intercept = 0.0 if folded is None else folded[1]
+
+    # -- what it knows ---------------------------------------------------------------------
+
+    @property
+    def pca(self) -> CaliperPCA:
+        """The caliper PCA of the feature-set version the model was trained on."""
+        return self.features.pca
+
+    @property
+    def known_structures(self) -> list[str]:
+        """Structures seen in training (strict inference accepts exactly these)."""
+        return self.features.known_structures
+
+    @property
+    def structure_counts(self) -> dict[str, int]:
+        """Training (fit) rows per structure."""
+        return dict(self.features.structure_counts)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.features.feature_names
+
+    @property
+    def fast_path(self) -> str:
+        """``"linear"`` when single records are a dot product, else ``"estimator"``."""
+        return "linear" if self._weights is not None else "estimator"
+
+    def canonical_structures(self, frame: pd.DataFrame) -> NDArray[np.object_]:
+        """The frame's structures as the model names them (and calibrates them)."""
+        return self.features.canonical_structures(frame)
+
+    # -- predictions -----------------------------------------------------------------------
+
+    def predict_log_frame(self, frame: pd.DataFrame, strict: bool = False) -> FloatArray:
+        return self._predict_log_matrix(self.features.transform_frame(frame, strict=strict))
+
+    def _predict_log_matrix(self, matrix: FloatArray) -> FloatArray:
+        if self._weights is not None:
+            return np.asarray(self.estimator.predict(matrix), dtype=np.float64)
+        with _one_openmp_thread():
+            return np.asarray(self.estimator.predict(matrix), dtype=np.float64)
+
+    def predict_frame(self, frame: pd.DataFrame, strict: bool = False) -> FloatArray:
+        """Median WVTR per row: the reference path (feature matrix, estimator, exp)."""
+        return np.exp(self.predict_log_frame(frame, strict=strict))
+
+    def predict_record(self, record: Mapping[str, Any], strict: bool = True) -> float:
+        """Median WVTR of one record: the fast path (a dot product for linear models)."""
+        row = self.features.transform_record(record, strict=strict)
+        if self._weights is not None:
+            return math.exp(float(row @ self._weights) + self._intercept)
+        return math.exp(float(self._predict_log_matrix(row.reshape(1, -1))[0]))
+
+    def predict_records(
+        self, records: Sequence[Mapping[str, Any]], strict: bool = True
+    ) -> FloatArray:
+        """Median WVTR of a batch of records through the fast path (one matrix product)."""
+        if len(records) == 0:
+            return np.empty(0, dtype=np.float64)
+        rows = np.vstack([self.features.transform_record(r, strict=strict) for r in records])
+        if self._weights is not None:
+            return np.exp(rows @ self._weights + self._intercept)
+        return np.exp(self._predict_log_matrix(rows))
+
+    # -- uncertainty -----------------------------------------------------------------------
+
+    def interval(
+        self, prediction: float, structure: str, level: float | None = None
+    ) -> tuple[float, float]:
+        """Conformal interval around a prediction for a canonical structure name."""
+        chosen = self.interval_level if level is None else level
+        return self.calibration.interval(prediction, structure, chosen)
+
+    def p_exceed(self, prediction: float, structure: str, limit: float) -> float:
+        """Conformal probability that the measured WVTR will exceed ``limit``."""
+        return self.calibration.p_exceed(prediction, structure, limit)
+
+    def predict_interval_frame(
+        self, frame: pd.DataFrame, level: float | None = None, strict: bool = False
+    ) -> pd.DataFrame:
+        """Columns Estructura (canonical), predicted, lower, upper; one row per input row."""
+        predicted = self.predict_frame(frame, strict=strict)
+        names = self.canonical_structures(frame)
+        chosen = self.interval_level if level is None else level
+        lower, upper = self.calibration.intervals(predicted, names, chosen)
+        return pd.DataFrame(
+            {ESTRUCTURA: names, "predicted": predicted, "lower": lower, "upper": upper},
+            index=frame.index,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready summary for metadata files, logs and GET endpoints."""
+        pooled = set(self.features.pooled_structures)
+        return {
+            "model_name": self.model_name,
+            "params": {k: _jsonable(v) for k, v in self.params.items()},
+            "n_train": self.n_train,
+            "n_features": self.features.n_features,
+            "feature_names": self.feature_names,
+            "fast_path": self.fast_path,
+            "structures": {
+                name: {"n_train": count, "pooled": name in pooled}
+                for name, count in self.structure_counts.items()
+            },
+            "min_structure_samples": self.features.min_structure_samples,
+            "interval_level": self.interval_level,
+            "calibration": self.calibration.describe(),
+            "pca": {
+                "n_components": self.pca.n_components,
+                "explained_variance_ratio": list(self.pca.explained_variance_ratio),
+            },
+            "sklearn_version": self.sklearn_version,
+        }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    return str(value)
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    """What one training produced: the model, its held-out scores and the split sizes."""
+
+    model: PermeabilityModel
+    model_name: str
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    per_structure: pd.DataFrame
+    cv_scores: dict[str, float] | None
+    test_predictions: pd.DataFrame
+    n_train: int
+    n_calibration: int
+    n_test: int
+    seconds: float
+
+
+# -- splitting ------------------------------------------------------------------------------
+
+
+def stratified_split(
+    labels: Sequence[str] | NDArray[np.object_], fraction: float, rng: np.random.Generator
+) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """(kept, held) positions with ``fraction`` of each label held out.
+
+    Labels with one row cannot be stratified: those rows are pooled and split at random. The
+    held count per stratum is allocated by largest remainder, so the total is the rounded
+    overall share, and a stratum with two or more rows always keeps one row.
+    """
+    names = np.asarray(labels, dtype=object).astype(str)
+    _, inverse, counts = np.unique(names, return_inverse=True, return_counts=True)
+    strata = np.where(counts[inverse] >= 2, inverse, -1)
+    groups = [np.flatnonzero(strata == s) for s in sorted(set(strata.tolist()))]
+    targets = np.array([fraction * len(g) for g in groups])
+    held_counts = np.floor(targets).astype(int)
+    remaining = round(fraction * len(names)) - int(held_counts.sum())
+    if remaining > 0:
+        ties = rng.random(len(groups))
+        order = np.lexsort((ties, -(targets - held_counts)))
+        held_counts[order[:remaining]] += 1
+    held: list[NDArray[np.intp]] = []
+    kept: list[NDArray[np.intp]] = []
+    for group, count in zip(groups, held_counts, strict=True):
+        is_pool = strata[group[0]] == -1
+        limit = len(group) if is_pool else len(group) - 1
+        shuffled = rng.permutation(group)
+        take = min(int(count), limit)
+        held.append(shuffled[:take])
+        kept.append(shuffled[take:])
+    return np.sort(np.concatenate(kept)), np.sort(np.concatenate(held))
+
+
+# -- validation -----------------------------------------------------------------------------
+
+
+def _check_arguments(
+    test_size: float, cv: int | None, calibration_fraction: float, interval_level: float
+) -> None:
+    if not 0.0 < test_size < 1.0:
+        raise InvalidInputError(f"test_size must be between 0 and 1 (exclusive), got {test_size}")
+    if not 0.0 < calibration_fraction < 1.0:
+        raise InvalidInputError(
+            f"calibration_fraction must be between 0 and 1 (exclusive), got {calibration_fraction}"
+        )
+    if not 0.0 < interval_level < 1.0:
+        raise InvalidInputError(
+            f"interval_level must be between 0 and 1 (exclusive), got {interval_level}"
+        )
+    if cv is not None and (isinstance(cv, bool) or not 2 <= cv <= 20):
+        raise InvalidInputError(f"cv must be a number of folds from 2 to 20, got {cv}")
+
+
+def _checked_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The labelled rows with a fresh positional index; refuses rather than drops bad rows."""
+    missing = [c for c in (MUESTRA, *INPUT_COLUMNS, PERMEABILIDAD) if c not in frame.columns]
+    if missing:
+        raise InvalidInputError(f"training frame is missing column(s) {', '.join(missing)}")
+    if len(frame) == 0:
+        raise EmptyFeatureStoreError("there are no labelled rows to train on")
+    if len(frame) < MIN_TRAINING_ROWS:
+        raise InvalidInputError(
+            f"training needs at least {MIN_TRAINING_ROWS} labelled rows, got {len(frame)}"
+        )
+    try:
+        target = pd.to_numeric(frame[PERMEABILIDAD], errors="raise").to_numpy(
+            dtype=np.float64, na_value=np.nan
+        )
+    except (ValueError, TypeError) as exc:
+        raise InvalidInputError(f"column {PERMEABILIDAD} must hold numbers: {exc}") from exc
+    low, high = PERMEABILITY_RANGE
+    bad = ~np.isfinite(target) | (target <= low) | (target > high)
+    if bad.any():
+        raise InvalidInputError(
+            f"column {PERMEABILIDAD} has {int(bad.sum())} value(s) missing or outside "
+            f"({low:g}, {high:g}]; fix or remove them in the feature store"
+        )
+    return frame.reset_index(drop=True)
+
+
+def _target(frame: pd.DataFrame) -> FloatArray:
+    return frame[PERMEABILIDAD].to_numpy(dtype=np.float64)
+
+
+# -- fitting --------------------------------------------------------------------------------
+
+
+def _fit(
+    name: str,
+    params: Mapping[str, Any] | None,
+    frame: pd.DataFrame,
+    pca: CaliperPCA,
+    *,
+    random_state: int,
+    min_structure_samples: int,
+) -> tuple[Regressor, FeatureBuilder]:
+    limit = max_rows(name)
+    if limit is not None and len(frame) > limit:
+        raise InvalidInputError(
+            f"{name} fits in O(n²) and accepts at most {limit} fitting rows, got {len(frame)}; "
+            "choose another model (e.g. HistGradientBoostingRegressor) or a smaller feature set"
+        )
+    builder = FeatureBuilder(
+        pca, interactions=uses_interactions(name), min_structure_samples=min_structure_samples
+    ).fit(frame)
+    matrix = builder.transform_frame(frame, strict=True)
+    estimator = build_estimator(name, params, random_state=random_state)
+    try:
+        estimator.fit(matrix, np.log(_target(frame)))
+        estimator.predict(matrix[:1])  # some parameters fail only here (k-NN's n_neighbors)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInputError(
+            f"{name} could not be fitted with params {params or {}}: {exc}"
+        ) from exc
+    return estimator, builder
+
+
+def _predict(estimator: Regressor, builder: FeatureBuilder, frame: pd.DataFrame) -> FloatArray:
+    matrix = builder.transform_frame(frame, strict=False)
+    return np.exp(np.asarray(estimator.predict(matrix), dtype=np.float64))
+
+
+def _cross_validate(
+    name: str,
+    params: Mapping[str, Any] | None,
+    frame: pd.DataFrame,
+    pca: CaliperPCA,
+    *,
+    folds: int,
+    random_state: int,
+    min_structure_samples: int,
+) -> dict[str, float]:
+    """K-fold MAE and R² on the original scale; features are refitted inside every fold."""
+    if folds > len(frame):
+        raise InvalidInputError(
+            f"cv={folds} folds need at least {folds} fitting rows, got {len(frame)}"
+        )
+    splitter = KFold(n_splits=folds, shuffle=True, random_state=random_state)
+    maes: list[float] = []
+    r2s: list[float] = []
+    for train_rows, valid_rows in splitter.split(frame):
+        train, valid = frame.iloc[train_rows], frame.iloc[valid_rows]
+        estimator, builder = _fit(
+            name,
+            params,
+            train,
+            pca,
+            random_state=random_state,
+            min_structure_samples=min_structure_samples,
+        )
+        predicted = _predict(estimator, builder, valid)
+        maes.append(m.mae(_target(valid), predicted))
+        r2s.append(m.r2(_target(valid), predicted))
+    return {
+        "folds": float(folds),
+        "mae_mean": float(np.mean(maes)),
+        "mae_std": float(np.std(maes)),
+        "r2_mean": float(np.mean(r2s)),
+        "r2_std": float(np.std(r2s)),
+    }
+
+
+def _select_auto(
+    frame: pd.DataFrame,
+    pca: CaliperPCA,
+    *,
+    folds: int,
+    random_state: int,
+    min_structure_samples: int,
+) -> tuple[str, dict[str, Any], dict[str, float]]:
+    """The candidate with the lowest cross-validated MAE, its params and the CV scores.
+
+    Candidates run cheapest first; once the time budget is spent, the rest are skipped (at
+    least one is always evaluated). SVR-like row limits also skip a candidate.
+    """
+    started = time.perf_counter()
+    scores: dict[str, dict[str, float]] = {}
+    chosen: dict[str, dict[str, Any]] = {}
+    for name, params in AUTO_CANDIDATES:
+        limit = max_rows(name)
+        if scores and time.perf_counter() - started > AUTO_TIME_BUDGET_S:
+            break
+        if limit is not None and len(frame) > limit:
+            continue
+        scores[name] = _cross_validate(
+            name,
+            params,
+            frame,
+            pca,
+            folds=folds,
+            random_state=random_state,
+            min_structure_samples=min_structure_samples,
+        )
+        chosen[name] = dict(params)
+    best = min(scores, key=lambda n: scores[n]["mae_mean"])
+    result = dict(scores[best])
+    result.update({f"mae_mean_{name}": s["mae_mean"] for name, s in scores.items()})
+    result["candidates_evaluated"] = float(len(scores))
+    return best, chosen[best], result
+
+
+# -- training -------------------------------------------------------------------------------
+
+
+def train_model(
+    frame: pd.DataFrame,
+    pca: CaliperPCA,
+    *,
+    model: str,
+    params: Mapping[str, Any] | None = None,
+    test_size: float = 0.25,
+    cv: int | None = None,
+    random_state: int = 42,
+    calibration_fraction: float = 0.2,
+    interval_level: float = 0.9,
+    min_structure_samples: int = DEFAULT_MIN_STRUCTURE_SAMPLES,
+    min_calibration: int = DEFAULT_MIN_CALIBRATION,
+) -> TrainingOutcome:
+    """Split, fit, calibrate and score one model; deterministic for a ``random_state``.
+
+    ``frame`` holds feature-store rows (the seed's columns; extra columns are ignored) and
+    ``pca`` is the caliper PCA of that feature-set version. ``model`` is a catalogue name or
+    ``auto``; ``params`` are hyperparameters of that model (not allowed with ``auto``).
+    ``calibration_fraction`` of the training split calibrates the intervals; ``cv`` folds, when
+    given (always for ``auto``), are cross-validated on the rest of the training split.
+    """
+    started = time.perf_counter()
+    # One OpenMP/BLAS thread: on 2 shared cores, HistGradientBoosting with a thread per core
+    # ran up to 20x slower under load (busy-waiting threads), and the gain when idle is small.
+    with threadpool_limits(limits=1):
+        outcome = _train(
+            frame,
+            pca,
+            model=model,
+            params=params,
+            test_size=test_size,
+            cv=cv,
+            random_state=random_state,
+            calibration_fraction=calibration_fraction,
+            interval_level=interval_level,
+            min_structure_samples=min_structure_samples,
+            min_calibration=min_calibration,
+        )
+    return dataclasses.replace(outcome, seconds=time.perf_counter() - started)
+
+
+def _train(
+    frame: pd.DataFrame,
+    pca: CaliperPCA,
+    *,
+    model: str,
+    params: Mapping[str, Any] | None,
+    test_size: float,
+    cv: int | None,
+    random_state: int,
+    calibration_fraction: float,
+    interval_level: float,
+    min_structure_samples: int,
+    min_calibration: int,
+) -> TrainingOutcome:
+    _check_arguments(test_size, cv, calibration_fraction, interval_level)
+    if model != AUTO and model not in model_names():
+        raise UnknownModelError(model, model_names())
+    if model == AUTO and params:
+        raise InvalidInputError("params cannot be given with model 'auto'; it tunes its candidates")
+    requested_params = resolve_params(model, params) if model != AUTO else {}
+    data = _checked_frame(frame)
+    probe = FeatureBuilder(pca, interactions=False, min_structure_samples=min_structure_samples)
+    probe.fit(data).transform_frame(data)  # refuses bad inputs before any fitting starts
+    names = probe.canonical_structures(data)
+    rng = np.random.default_rng(random_state)
+    train_rows, test_rows = stratified_split(names, test_size, rng)
+    fit_pos, calibration_pos = stratified_split(names[train_rows], calibration_fraction, rng)
+    fit_rows, calibration_rows = train_rows[fit_pos], train_rows[calibration_pos]
+    if min(len(fit_rows), len(calibration_rows), len(test_rows)) < 1:
+        raise InvalidInputError(
+            f"the split of {len(data)} rows left {len(fit_rows)} fitting, "
+            f"{len(calibration_rows)} calibration and {len(test_rows)} test rows; "
+            "each needs at least one: adjust test_size or add rows"
+        )
+    fit_frame = data.iloc[fit_rows]
+
+    cv_scores: dict[str, float] | None = None
+    if model == AUTO:
+        folds = cv or (AUTO_FOLDS_SMALL if len(fit_frame) <= AUTO_LARGE_ROWS else AUTO_FOLDS_LARGE)
+        chosen_name, chosen_params, cv_scores = _select_auto(
+            fit_frame,
+            pca,
+            folds=folds,
+            random_state=random_state,
+            min_structure_samples=min_structure_samples,
+        )
+        resolved = resolve_params(chosen_name, chosen_params)
+    else:
+        chosen_name, resolved = model, requested_params
+        if cv is not None:
+            cv_scores = _cross_validate(
+                model,
+                resolved,
+                fit_frame,
+                pca,
+                folds=cv,
+                random_state=random_state,
+                min_structure_samples=min_structure_samples,
+            )
+
+    estimator, builder = _fit(
+        chosen_name,
+        resolved,
+        fit_frame,
+        pca,
+        random_state=random_state,
+        min_structure_samples=min_structure_samples,
+    )
+    calibration_frame = data.iloc[calibration_rows]
+    residuals = np.log(_target(calibration_frame)) - np.log(
+        _predict(estimator, builder, calibration_frame)
+    )
+    calibration = ConformalCalibration(
+        residuals, names[calibration_rows], min_calibration=min_calibration
+    )
+    trained = PermeabilityModel(
+        chosen_name,
+        estimator,
+        builder,
+        calibration,
+        params=resolved,
+        n_train=len(fit_rows),
+        interval_level=interval_level,
+    )
+    test_frame = data.iloc[test_rows]
+    scored = _score(trained, test_frame, names[test_rows], interval_level)
+    return TrainingOutcome(
+        model=trained,
+        model_name=chosen_name,
+        params=resolved,
+        metrics=scored.metrics,
+        per_structure=scored.per_structure,
+        cv_scores=cv_scores,
+        test_predictions=scored.predictions,
+        n_train=len(fit_rows),
+        n_calibration=len(calibration_rows),
+        n_test=len(test_rows),
+        seconds=0.0,
+    )
+
+
+@dataclass(frozen=True)
+class _Scores:
+    metrics: dict[str, float]
+    per_structure: pd.DataFrame
+    predictions: pd.DataFrame
+
+
+def _score(
+    model: PermeabilityModel,
+    test: pd.DataFrame,
+    names: NDArray[np.object_],
+    level: float,
+) -> _Scores:
+    measured = _target(test)
+    predicted = model.predict_frame(test, strict=False)
+    lower, upper = model.calibration.intervals(predicted, names, level)
+    metrics = m.regression_metrics(measured, predicted)
+    metrics["coverage"] = m.coverage(measured, lower, upper)
+    metrics["mean_interval_width"] = m.mean_interval_width(lower, upper)
+    table = m.per_structure(measured, predicted, names, lower, upper)
+    table["calibration_n"] = [model.calibration.counts.get(n, 0) for n in table[ESTRUCTURA]]
+    table["interval_source"] = [model.calibration.source(n) for n in table[ESTRUCTURA]]
+    predictions = pd.DataFrame(
+        {
+            MUESTRA: test[MUESTRA].to_numpy(),
+            ESTRUCTURA: names,
+            "measured": measured,
+            "predicted": predicted,
+            "lower": lower,
+            "upper": upper,
+        }
+    )
+    return _Scores(metrics, table, predictions)

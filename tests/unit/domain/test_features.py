@@ -1,0 +1,199 @@
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LinearRegression
+
+from permeability.domain.features import (
+    OTHER,
+    PHYSICS_FEATURES,
+    FeatureBuilder,
+    UnknownStructureError,
+)
+from permeability.domain.pca import fit_caliper_pca
+from permeability.domain.schema import CALIBRE_PROM, CALIBRES, ESTRUCTURA, GRADOS_C, PORC_HUMEDAD
+from permeability.errors import InvalidInputError
+from tests.unit.domain.lab_frames import law, pca_of, physics_frame, random_records
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return physics_frame(3000, seed=1)
+
+
+def _builder(frame: pd.DataFrame, *, interactions: bool, threshold: float = 0.99) -> FeatureBuilder:
+    return FeatureBuilder(pca_of(frame, threshold), interactions=interactions).fit(frame)
+
+
+@pytest.mark.parametrize("interactions", [True, False])
+@pytest.mark.parametrize("threshold", [0.99, 1.0])
+def test_record_path_gives_the_frame_path_numbers(
+    frame: pd.DataFrame, interactions: bool, threshold: float
+) -> None:
+    builder = _builder(frame, interactions=interactions, threshold=threshold)
+    matrix = builder.transform_frame(frame)
+    rows = np.vstack([builder.transform_record(r) for r in random_records(frame)])
+    assert matrix.shape == (len(frame), builder.n_features)
+    np.testing.assert_allclose(rows, matrix, rtol=1e-12, atol=0.0)
+
+
+def test_feature_names_describe_every_column(frame: pd.DataFrame) -> None:
+    builder = _builder(frame, interactions=True)
+    names = builder.feature_names
+    assert len(names) == builder.n_features == builder.transform_frame(frame.head(3)).shape[1]
+    assert names[: len(PHYSICS_FEATURES)] == list(PHYSICS_FEATURES)
+    assert "pc_1" in names
+    assert "structure=BOPA" in names
+    assert "structure=BOPA:log_thickness" in names
+    assert f"structure={OTHER}" in names
+    assert len(set(names)) == len(names)
+
+
+def test_physics_columns_vanish_at_the_reference_condition(frame: pd.DataFrame) -> None:
+    builder = _builder(frame, interactions=False)
+    record = {GRADOS_C: 38.0, PORC_HUMEDAD: 90.0, ESTRUCTURA: "BOPP", CALIBRE_PROM: 25.0}
+    record |= {c: 25.0 for c in CALIBRES}
+    row = builder.transform_record(record)
+    np.testing.assert_allclose(row[: len(PHYSICS_FEATURES)], 0.0, atol=1e-15)
+
+
+def test_a_linear_model_on_the_features_reproduces_the_law_exactly(frame: pd.DataFrame) -> None:
+    builder = _builder(frame, interactions=True)
+    matrix = builder.transform_frame(frame)
+    exact = np.log(
+        law(
+            frame[ESTRUCTURA].to_numpy(),
+            frame[GRADOS_C].to_numpy(),
+            frame[PORC_HUMEDAD].to_numpy(),
+            frame[CALIBRE_PROM].to_numpy(),
+        )
+    )
+    fitted = LinearRegression().fit(matrix, exact)
+    assert np.max(np.abs(fitted.predict(matrix) - exact)) < 1e-8
+
+
+def test_rare_structures_share_the_other_column(frame: pd.DataFrame) -> None:
+    rare = frame.head(5).assign(**{ESTRUCTURA: "EVOH"})
+    builder = FeatureBuilder(pca_of(frame), interactions=False).fit(pd.concat([frame, rare]))
+    assert "structure=EVOH" not in builder.feature_names
+    assert builder.known_structures == ["BOPA", "BOPP", "BOPP MET", "EVOH", "PET"]
+    assert builder.pooled_structures == ["EVOH"]
+    row = builder.transform_record(random_records(rare)[0])
+    assert row[builder.feature_names.index(f"structure={OTHER}")] == 1.0
+    assert row[builder.feature_names.index("structure=BOPP")] == 0.0
+
+
+def test_min_structure_samples_decides_the_pooling(frame: pd.DataFrame) -> None:
+    few = frame[frame[ESTRUCTURA] != "PET"]
+    few = pd.concat([few, frame[frame[ESTRUCTURA] == "PET"].head(7)])
+    strict_builder = FeatureBuilder(pca_of(frame), interactions=False, min_structure_samples=8)
+    loose_builder = FeatureBuilder(pca_of(frame), interactions=False, min_structure_samples=7)
+    assert "structure=PET" not in strict_builder.fit(few).feature_names
+    assert "structure=PET" in loose_builder.fit(few).feature_names
+
+
+def test_unseen_structure_is_refused_when_strict_and_pooled_otherwise(frame: pd.DataFrame) -> None:
+    builder = _builder(frame, interactions=True)
+    record = random_records(frame.head(1))[0] | {ESTRUCTURA: "PLA"}
+    with pytest.raises(UnknownStructureError) as caught:
+        builder.transform_record(record, strict=True)
+    assert isinstance(caught.value, InvalidInputError)
+    assert caught.value.structure == "PLA"
+    assert caught.value.known == ["BOPA", "BOPP", "BOPP MET", "PET"]
+    assert "'PLA'" in str(caught.value)
+    assert "BOPP MET" in str(caught.value)
+    row = builder.transform_record(record, strict=False)
+    assert row[builder.feature_names.index(f"structure={OTHER}")] == 1.0
+    unseen = frame.head(4).assign(**{ESTRUCTURA: "PLA"})
+    with pytest.raises(UnknownStructureError):
+        builder.transform_frame(unseen, strict=True)
+    other_column = builder.transform_frame(unseen)[
+        :, builder.feature_names.index("structure=OTHER")
+    ]
+    assert other_column.tolist() == [1.0] * 4
+
+
+def test_hand_typed_spellings_map_to_the_canonical_structure(frame: pd.DataFrame) -> None:
+    builder = _builder(frame, interactions=True)
+    record = random_records(frame[frame[ESTRUCTURA] == "BOPP MET"].head(1))[0]
+    expected = builder.transform_record(record)
+    for spelling in ("bopp met", " Bopp metalizado ", "MET BOPP"):
+        np.testing.assert_array_equal(
+            builder.transform_record(record | {ESTRUCTURA: spelling}), expected
+        )
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        (PORC_HUMEDAD, 0.0),
+        (PORC_HUMEDAD, 120.0),
+        (CALIBRE_PROM, -3.0),
+        ("Calibre3", 0.0),
+        (GRADOS_C, float("nan")),
+        (GRADOS_C, "warm"),
+        (CALIBRE_PROM, None),
+        (GRADOS_C, True),
+    ],
+)
+def test_bad_record_values_are_refused_naming_the_column(
+    frame: pd.DataFrame, column: str, value: object
+) -> None:
+    builder = _builder(frame, interactions=False)
+    record = random_records(frame.head(1))[0] | {column: value}
+    with pytest.raises(InvalidInputError, match=column):
+        builder.transform_record(record)
+
+
+def test_missing_record_field_and_structure_are_refused(frame: pd.DataFrame) -> None:
+    builder = _builder(frame, interactions=False)
+    record = random_records(frame.head(1))[0]
+    without = {k: v for k, v in record.items() if k != "Calibre2"}
+    with pytest.raises(InvalidInputError, match="Calibre2"):
+        builder.transform_record(without)
+    with pytest.raises(InvalidInputError, match=ESTRUCTURA):
+        builder.transform_record(record | {ESTRUCTURA: "  "})
+
+
+def test_bad_frame_columns_are_refused_naming_the_column(frame: pd.DataFrame) -> None:
+    builder = _builder(frame, interactions=False)
+    broken = frame.head(10).copy()
+    broken.loc[broken.index[3], PORC_HUMEDAD] = 140.0
+    with pytest.raises(InvalidInputError, match=r"Porc_Humedad has 1 value"):
+        builder.transform_frame(broken)
+    with pytest.raises(InvalidInputError, match="missing column"):
+        builder.transform_frame(frame.head(3).drop(columns=[CALIBRE_PROM]))
+    texts = frame.head(3).astype({GRADOS_C: object})
+    texts.loc[texts.index[0], GRADOS_C] = "38,0"
+    with pytest.raises(InvalidInputError, match=GRADOS_C):
+        builder.transform_frame(texts)
+    missing_name = frame.head(3).astype({ESTRUCTURA: object})
+    missing_name.loc[missing_name.index[1], ESTRUCTURA] = None
+    with pytest.raises(InvalidInputError, match=ESTRUCTURA):
+        builder.transform_frame(missing_name)
+
+
+def test_transform_needs_a_fit(frame: pd.DataFrame) -> None:
+    builder = FeatureBuilder(pca_of(frame), interactions=False)
+    with pytest.raises(RuntimeError, match="fit"):
+        builder.transform_frame(frame)
+
+
+def test_pickled_builder_gives_the_same_rows(frame: pd.DataFrame) -> None:
+    builder = _builder(frame, interactions=True)
+    restored = pickle.loads(pickle.dumps(builder))  # noqa: S301 (own object round trip)
+    np.testing.assert_array_equal(restored.transform_frame(frame), builder.transform_frame(frame))
+    assert restored.feature_names == builder.feature_names
+
+
+def test_two_components_carry_caliper_variation(frame: pd.DataFrame) -> None:
+    pca = fit_caliper_pca(frame[list(CALIBRES)].to_numpy(), 1.0)
+    builder = FeatureBuilder(pca, interactions=False).fit(frame)
+    assert [n for n in builder.feature_names if n.startswith("pc_")] == list(pca.output_columns)
+    matrix = builder.transform_frame(frame)
+    start = len(PHYSICS_FEATURES)
+    expected = pca.transform(frame[list(CALIBRES)].to_numpy())
+    np.testing.assert_allclose(matrix[:, start : start + pca.n_components], expected, atol=1e-9)

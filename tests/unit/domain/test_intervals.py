@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+import itertools
+import math
+import pickle
+
+import numpy as np
+import pytest
+
+from permeability.domain.intervals import (
+    ConformalCalibration,
+    conformal_ranks,
+    decide,
+    decide_many,
+)
+from permeability.errors import InvalidInputError
+
+
+def _calibration(
+    residuals: list[float] | np.ndarray, structure: str = "BOPP", **kw: int
+) -> ConformalCalibration:
+    return ConformalCalibration(residuals, [structure] * len(residuals), **kw)
+
+
+@pytest.mark.parametrize(
+    ("n", "level", "expected"),
+    [
+        (19, 0.9, (1, 19)),
+        (99, 0.9, (5, 95)),
+        (30, 0.9, (1, 30)),
+        (5, 0.9, (0, 6)),
+        (39, 0.95, (1, 39)),
+    ],
+)
+def test_conformal_ranks_are_the_finite_sample_ones(
+    n: int, level: float, expected: tuple[int, int]
+) -> None:
+    assert conformal_ranks(n, level) == expected
+
+
+def test_interval_uses_the_ranked_residuals_on_each_side() -> None:
+    residuals = np.log(np.arange(1, 100) / 50.0)  # 99 sorted values
+    calibration = _calibration(np.random.default_rng(0).permutation(residuals), min_calibration=30)
+    lower, upper = calibration.interval(10.0, "BOPP", 0.9)
+    assert lower == pytest.approx(10.0 * 5 / 50.0)
+    assert upper == pytest.approx(10.0 * 95 / 50.0)
+
+
+def test_tiny_calibration_gives_an_unbounded_interval_rather_than_a_guess() -> None:
+    calibration = _calibration([0.1, -0.2, 0.05, 0.0, 0.3], min_calibration=1)
+    assert calibration.interval(2.0, "BOPP", 0.9) == (0.0, math.inf)
+
+
+def test_intervals_cover_at_least_the_level_on_new_draws() -> None:
+    rng = np.random.default_rng(3)
+    coverages = []
+    for _ in range(200):
+        calibration = _calibration(rng.standard_t(3, 150) * 0.2, min_calibration=30)
+        future = rng.standard_t(3, 2000) * 0.2
+        lower, upper = calibration.interval(1.0, "BOPP", 0.8)
+        measured = np.exp(future)
+        coverages.append(np.mean((measured >= lower) & (measured <= upper)))
+    mean_coverage = float(np.mean(coverages))
+    assert 0.8 <= mean_coverage <= 0.8 + 2 / 151 + 0.005
+
+
+def test_structures_with_enough_residuals_get_their_own_otherwise_pooled() -> None:
+    rng = np.random.default_rng(1)
+    wide = rng.normal(0.0, 1.0, 200)
+    narrow = rng.normal(0.0, 0.01, 200)
+    few = rng.normal(0.0, 0.01, 10)
+    calibration = ConformalCalibration(
+        np.concatenate([wide, narrow, few]),
+        ["BOPA"] * 200 + ["BOPP MET"] * 200 + ["HDPE"] * 10,
+        min_calibration=30,
+    )
+    assert calibration.source("BOPA") == "structure"
+    assert calibration.source("HDPE") == "pooled"
+    assert calibration.source("never seen") == "pooled"
+    assert calibration.counts == {"BOPA": 200, "BOPP MET": 200, "HDPE": 10}
+    wide_low, wide_high = calibration.interval(1.0, "BOPA", 0.9)
+    narrow_low, narrow_high = calibration.interval(1.0, "BOPP MET", 0.9)
+    assert wide_high / wide_low > 10.0 > 1.1 > narrow_high / narrow_low
+    pooled = np.sort(np.concatenate([wide, narrow, few]))
+    np.testing.assert_array_equal(calibration.residuals_for("HDPE"), pooled)
+
+
+def test_p_exceed_is_the_conformal_tail_share() -> None:
+    calibration = _calibration(np.log([0.5, 0.8, 1.0, 1.25, 2.0]), min_calibration=1)
+    # limit 12 on a prediction of 10: residuals above log(1.2) are log(1.25) and log(2): 2 of 5
+    assert calibration.p_exceed(10.0, "BOPP", 12.0) == pytest.approx(3 / 6)
+    assert calibration.p_exceed(10.0, "BOPP", 100.0) == pytest.approx(1 / 6)
+    assert calibration.p_exceed(10.0, "BOPP", 1.0) == pytest.approx(6 / 6)
+
+
+def test_p_exceed_falls_as_the_limit_rises() -> None:
+    calibration = _calibration(np.random.default_rng(2).normal(0, 0.3, 300))
+    limits = np.linspace(1.0, 40.0, 50)
+    values = [calibration.p_exceed(10.0, "BOPP", float(limit)) for limit in limits]
+    assert all(a >= b for a, b in itertools.pairwise(values))
+    assert values[0] > 0.95
+    assert values[-1] < 0.05
+
+
+def test_batch_versions_equal_the_single_ones() -> None:
+    rng = np.random.default_rng(4)
+    names = np.array(["A"] * 120 + ["B"] * 80 + ["C"] * 5, dtype=object)
+    calibration = ConformalCalibration(rng.normal(0, 0.2, len(names)) * (1 + (names == "B")), names)
+    predictions = rng.uniform(0.1, 50.0, 300)
+    structures = rng.choice(np.array(["A", "B", "C", "D"], dtype=object), 300)
+    limits = rng.uniform(0.1, 60.0, 300)
+    lower, upper = calibration.intervals(predictions, structures, 0.85)
+    p_values = calibration.p_exceed_many(predictions, structures, limits)
+    for i in range(300):
+        assert (lower[i], upper[i]) == calibration.interval(predictions[i], structures[i], 0.85)
+        assert p_values[i] == calibration.p_exceed(predictions[i], structures[i], limits[i])
+    single_limit = calibration.p_exceed_many(predictions, structures, 20.0)
+    assert single_limit[0] == calibration.p_exceed(predictions[0], structures[0], 20.0)
+
+
+def test_decisions_follow_the_thresholds() -> None:
+    assert decide(0.01, 0.05, 0.95) == "approve"
+    assert decide(0.05, 0.05, 0.95) == "retest"
+    assert decide(0.5, 0.05, 0.95) == "retest"
+    assert decide(0.99, 0.05, 0.95) == "reject"
+    values = np.array([0.01, 0.05, 0.5, 0.95, 0.99])
+    assert decide_many(values, 0.05, 0.95).tolist() == [decide(v, 0.05, 0.95) for v in values]
+
+
+@pytest.mark.parametrize(("approve", "reject"), [(0.5, 0.4), (0.0, 0.9), (0.1, 1.0)])
+def test_inconsistent_thresholds_are_refused(approve: float, reject: float) -> None:
+    with pytest.raises(InvalidInputError, match="approve_below"):
+        decide(0.3, approve, reject)
+
+
+@pytest.mark.parametrize("level", [0.0, 1.0, 1.5, -0.1])
+def test_level_outside_zero_one_is_refused(level: float) -> None:
+    with pytest.raises(InvalidInputError, match="level"):
+        _calibration([0.0] * 40).interval(1.0, "BOPP", level)
+
+
+def test_bad_calibration_inputs_are_refused() -> None:
+    with pytest.raises(InvalidInputError, match="one structure per residual"):
+        ConformalCalibration([0.1, 0.2], ["A"])
+    with pytest.raises(InvalidInputError, match="at least one"):
+        ConformalCalibration([], [])
+    with pytest.raises(InvalidInputError, match="finite"):
+        ConformalCalibration([0.1, float("nan")], ["A", "A"])
+    with pytest.raises(InvalidInputError, match="positive"):
+        _calibration([0.0] * 40).p_exceed(1.0, "BOPP", 0.0)
+
+
+def test_calibration_survives_pickling() -> None:
+    calibration = _calibration(np.random.default_rng(5).normal(0, 0.3, 100))
+    restored = pickle.loads(pickle.dumps(calibration))  # noqa: S301 (own object round trip)
+    assert restored.interval(3.0, "BOPP", 0.9) == calibration.interval(3.0, "BOPP", 0.9)
+    assert restored.describe() == calibration.describe()

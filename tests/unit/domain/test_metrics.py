@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from permeability.domain import metrics as m
+from permeability.errors import InvalidInputError
+
+MEASURED = np.array([1.0, 2.0, 4.0, 8.0])
+PREDICTED = np.array([1.5, 2.0, 3.0, 10.0])
+
+
+def test_regression_metrics_match_hand_computed_values() -> None:
+    scores = m.regression_metrics(MEASURED, PREDICTED)
+    assert scores["mae"] == pytest.approx((0.5 + 0 + 1 + 2) / 4)
+    assert scores["mse"] == pytest.approx((0.25 + 0 + 1 + 4) / 4)
+    assert scores["rmse"] == pytest.approx(math.sqrt(5.25 / 4))
+    assert scores["mape"] == pytest.approx((50 + 0 + 25 + 25) / 4)
+    total = float(np.sum((MEASURED - MEASURED.mean()) ** 2))
+    assert scores["r2"] == pytest.approx(1 - 5.25 / total)
+    log_total = float(np.sum((np.log(MEASURED) - np.log(MEASURED).mean()) ** 2))
+    log_error = float(np.sum((np.log(MEASURED) - np.log(PREDICTED)) ** 2))
+    assert scores["r2_log"] == pytest.approx(1 - log_error / log_total)
+
+
+def test_perfect_predictions_score_perfectly() -> None:
+    scores = m.regression_metrics(MEASURED, MEASURED)
+    assert scores == {"r2": 1.0, "mae": 0.0, "mse": 0.0, "rmse": 0.0, "mape": 0.0, "r2_log": 1.0}
+
+
+def test_r2_of_a_constant_target_is_undefined() -> None:
+    assert math.isnan(m.r2([2.0, 2.0], [1.0, 3.0]))
+
+
+def test_mape_needs_positive_measurements() -> None:
+    with pytest.raises(InvalidInputError, match="positive"):
+        m.mape([0.0, 1.0], [1.0, 1.0])
+
+
+@pytest.mark.parametrize(("measured", "predicted"), [([1.0, 2.0], [1.0]), ([], [])])
+def test_mismatched_or_empty_inputs_are_refused(
+    measured: list[float], predicted: list[float]
+) -> None:
+    with pytest.raises(InvalidInputError):
+        m.mae(measured, predicted)
+
+
+def test_coverage_and_width() -> None:
+    lower = np.array([0.5, 2.5, 3.0, 7.0])
+    upper = np.array([1.5, 3.0, 5.0, 8.0])
+    assert m.coverage(MEASURED, lower, upper) == pytest.approx(3 / 4)  # bounds are inclusive
+    assert m.mean_interval_width(lower, upper) == pytest.approx((1 + 0.5 + 2 + 1) / 4)
+
+
+def test_per_structure_table() -> None:
+    table = m.per_structure(
+        MEASURED,
+        PREDICTED,
+        ["B", "A", "B", "A"],
+        lower=np.array([0.0, 0.0, 5.0, 0.0]),
+        upper=np.array([9.0, 9.0, 9.0, 9.0]),
+    )
+    assert table["Estructura"].tolist() == ["A", "B"]
+    assert table["n"].tolist() == [2, 2]
+    assert table["mae"].tolist() == pytest.approx([(0 + 2) / 2, (0.5 + 1) / 2])
+    assert table["mape"].tolist() == pytest.approx([(0 + 25) / 2, (50 + 25) / 2])
+    assert table["coverage"].tolist() == pytest.approx([1.0, 0.5])
+    assert "mean_width" in table.columns
+
+
+def test_decision_quality_counts_the_costly_mistakes() -> None:
+    measured = np.array([1.0, 7.0, 5.0, 9.0, 3.0, 6.5])
+    decisions = np.array(["approve", "approve", "reject", "reject", "retest", "retest"])
+    limits = np.array([6.0, 6.0, 6.0, 6.0, 6.0, np.nan])
+    quality = m.decision_quality(measured, decisions, limits)
+    assert quality == {
+        "n": 6,
+        "no_limit": 1,
+        "approve": 2,
+        "reject": 2,
+        "retest": 1,
+        "wrong_approvals": 1,
+        "wrong_rejections": 1,
+        "exceeding": 2,
+    }
+
+
+def test_decision_quality_accepts_one_limit_for_all() -> None:
+    quality = m.decision_quality([1.0, 9.0], ["approve", "reject"], 6.0)
+    assert quality["wrong_approvals"] == quality["wrong_rejections"] == 0
+    with pytest.raises(InvalidInputError, match="maybe"):
+        m.decision_quality([1.0], ["maybe"], 6.0)
