@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
+import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -163,24 +164,32 @@ class SpecificationSet:
         humidity_pct: ArrayLike,
         thickness_um: ArrayLike,
     ) -> BatchSpecMatch:
-        """Vectorised :meth:`match`: one pass over the rows per limit, no Python per row."""
-        names = np.asarray(structures, dtype=object)
+        """Vectorised :meth:`match`: per limit, numpy work on the rows of its structure only."""
+        codes, uniques = pd.factorize(np.asarray(structures, dtype=object))
         temperature = np.asarray(temperature_c, dtype=np.float64)
         humidity = np.asarray(humidity_pct, dtype=np.float64)
         thickness = np.asarray(thickness_um, dtype=np.float64)
-        index = np.full(names.shape[0], -1, dtype=np.int64)
-        code = np.full(names.shape[0], REASON_NO_LIMIT, dtype=np.int8)
-        structure_masks = {s: names == s for s in self.structures}
+        index = np.full(len(codes), -1, dtype=np.int64)
+        code = np.full(len(codes), REASON_NO_LIMIT, dtype=np.int8)
+        position_of = {str(name): i for i, name in enumerate(uniques)}
+        rows_of: dict[str, NDArray[np.intp]] = {}
+        for structure in self.structures:
+            if structure in position_of:
+                rows_of[structure] = np.flatnonzero(codes == position_of[structure])
         for position, limit in enumerate(self.limits):
-            of_structure = structure_masks[limit.structure]
-            band = of_structure & _in_band_many(limit, thickness)
-            matched = band & _conditions_match_many(limit, temperature, humidity)
+            rows = rows_of.get(limit.structure)
+            if rows is None or len(rows) == 0:
+                continue
+            band = _in_band_many(limit, thickness[rows])
+            matched = band & _conditions_match_many(limit, temperature[rows], humidity[rows])
             # A row first reaches "conditions" once some band fits it; "thickness" if none does.
-            code[of_structure & (code == REASON_NO_LIMIT)] = REASON_THICKNESS
-            code[band & (code == REASON_THICKNESS)] = REASON_CONDITIONS
-            newly = matched & (index < 0)
-            index[newly] = position
-            code[newly] = REASON_MATCHED
+            current = code[rows]
+            current[current == REASON_NO_LIMIT] = REASON_THICKNESS
+            current[band & (current == REASON_THICKNESS)] = REASON_CONDITIONS
+            newly = matched & (index[rows] < 0)
+            current[newly] = REASON_MATCHED
+            code[rows] = current
+            index[rows[newly]] = position
         return BatchSpecMatch(index, code)
 
     def reason_for_row(

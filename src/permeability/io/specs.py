@@ -8,7 +8,9 @@ alias map as acquisition, so "Bopp metalizado" in the file means BOPP MET.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, Final
@@ -25,6 +27,8 @@ from permeability.settings import Settings
 EMBEDDED_SOURCE: Final = "embedded:permeability/resources/specs.yaml"
 _RESOURCE_PACKAGE: Final = "permeability.resources"
 _RESOURCE_NAME: Final = "specs.yaml"
+
+logger = logging.getLogger("permeability.specs")
 
 
 def embedded_specs_text() -> str:
@@ -118,3 +122,54 @@ def _refuse_ambiguous(limits: list[SpecLimit], source: str) -> None:
                 f"(≤ {seen[key].max_permeability:g} and ≤ {limit.max_permeability:g}); keep one"
             )
         seen[key] = limit
+
+
+class SpecsWatcher:
+    """The limits in force for a running service, re-read when the file changes.
+
+    Lab staff edit the YAML while the service runs. :meth:`refresh` (called periodically by
+    the service, never per request) re-reads it when its size or modification time changed.
+    An edit that does not validate is refused: the previous limits stay in force and
+    :attr:`reload_error` says why, so a typo never silently removes every limit.
+    """
+
+    def __init__(self, path: Path | None, aliases: Mapping[str, str] | None = None) -> None:
+        self.path = path
+        self.aliases = dict(aliases or {})
+        self.current = load_specs(path, self.aliases)
+        self.loaded_at = datetime.now(UTC)
+        self.reload_error: str | None = None
+        self._signature = _signature(path)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, config: ProjectConfig) -> SpecsWatcher:
+        return cls(specs_path(settings, config), config.acquisition.structure_aliases)
+
+    def refresh(self) -> bool:
+        """Re-read a changed file; True when new limits took effect."""
+        if self.path is None:
+            return False
+        signature = _signature(self.path)
+        if signature == self._signature:
+            return False
+        self._signature = signature
+        try:
+            self.current = load_specs(self.path, self.aliases)
+        except InvalidInputError as exc:
+            self.reload_error = str(exc)
+            logger.error("specs file edit refused, previous limits stay in force: %s", exc)
+            return False
+        self.loaded_at = datetime.now(UTC)
+        self.reload_error = None
+        logger.info("specs reloaded from %s: %d limits", self.path, len(self.current.limits))
+        return True
+
+
+def _signature(path: Path | None) -> tuple[int, int] | None:
+    if path is None:
+        return None
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_size, stat.st_mtime_ns)

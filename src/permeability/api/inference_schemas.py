@@ -1,0 +1,274 @@
+"""Request and response bodies of the inference service (separate models for each direction).
+
+The single-sample request is the seed's body verbatim: ``{"version": "0.1", "data_test":
+{"Muestra": 1, "Grados_C": 25.6, ...}}``. Every field is checked on its own, so a 422 names
+the field (``loc``) and the problem: types (numbers must be JSON numbers; an integer in a
+float field is fine, ``true`` or ``"25,6"`` is not), physical ranges (from
+:mod:`permeability.domain.schema`) and the caliper mean against its readings
+(:func:`~permeability.domain.schema.caliper_mean_consistent`). The structure is text here;
+whether the chosen version knows it is checked by the endpoint (it depends on the version).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+
+from permeability.domain.schema import (
+    CALIPER_RANGE_UM,
+    HUMIDITY_RANGE_PCT,
+    TEMPERATURE_RANGE_C,
+    caliper_mean_consistent,
+)
+from permeability.domain.specs import PERMEABILITY_UNIT
+
+SEED_SAMPLE: Final[dict[str, Any]] = {
+    "Muestra": 1,
+    "Grados_C": 25.6,
+    "Porc_Humedad": 23,
+    "Estructura": "BOPP",
+    "Calibre1": 16.4,
+    "Calibre2": 16.4,
+    "Calibre3": 16.4,
+    "Calibre4": 16.4,
+    "Calibre5": 16.4,
+    "CalibreProm": 16.4,
+}
+SEED_BODY: Final[dict[str, Any]] = {"version": "0.1", "data_test": SEED_SAMPLE}
+Decision = Literal["approve", "reject", "retest"]
+
+
+def _number_only(value: Any) -> Any:
+    """JSON numbers only: ``true`` would otherwise become 1.0 and ``"23"`` 23.0 silently."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PydanticCustomError(
+            "number_type",
+            "must be a JSON number (integer or decimal), got {kind} {value}",
+            {"kind": type(value).__name__, "value": repr(value)[:40]},
+        )
+    return value
+
+
+def _integer_only(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PydanticCustomError(
+            "integer_type",
+            "must be a whole JSON number, got {kind} {value}",
+            {"kind": type(value).__name__, "value": repr(value)[:40]},
+        )
+    return value
+
+
+Number = Annotated[float, BeforeValidator(_number_only)]
+_T_LOW, _T_HIGH = TEMPERATURE_RANGE_C
+_RH_LOW, _RH_HIGH = HUMIDITY_RANGE_PCT
+_L_LOW, _L_HIGH = CALIPER_RANGE_UM
+
+
+def _caliper(description: str) -> Any:
+    return Field(gt=_L_LOW, le=_L_HIGH, allow_inf_nan=False, description=description)
+
+
+class SampleInput(BaseModel):
+    """One lab sample: the seed's ``data_test`` (test conditions, structure, calipers)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [SEED_SAMPLE]})
+
+    Muestra: Annotated[int, BeforeValidator(_integer_only)] = Field(
+        ge=0, le=2**53, description="Sample id; the prediction log is joined on it later."
+    )
+    Grados_C: Number = Field(
+        ge=_T_LOW, le=_T_HIGH, allow_inf_nan=False, description="Test temperature, °C."
+    )
+    Porc_Humedad: Number = Field(
+        gt=_RH_LOW, le=_RH_HIGH, allow_inf_nan=False, description="Test relative humidity, % RH."
+    )
+    Estructura: str = Field(
+        min_length=1,
+        max_length=100,
+        description="Film structure as typed ('BOPP', 'bopp ', 'Bopp metalizado', 'PET/LDPE').",
+    )
+    Calibre1: Number = _caliper("Caliper reading 1, µm.")
+    Calibre2: Number = _caliper("Caliper reading 2, µm.")
+    Calibre3: Number = _caliper("Caliper reading 3, µm.")
+    Calibre4: Number = _caliper("Caliper reading 4, µm.")
+    Calibre5: Number = _caliper("Caliper reading 5, µm.")
+    CalibreProm: Number = _caliper("Mean caliper, µm; must agree with the five readings.")
+
+    @field_validator("Estructura")
+    @classmethod
+    def _has_text(cls, value: str) -> str:
+        if not value.strip():
+            raise PydanticCustomError("blank_structure", "must not be blank")
+        return value
+
+    @field_validator("CalibreProm")
+    @classmethod
+    def _consistent_mean(cls, value: float, info: ValidationInfo) -> float:
+        readings = [info.data.get(f"Calibre{i}") for i in range(1, 6)]
+        if any(r is None for r in readings):
+            return value  # a reading already failed; that error names it
+        mean = sum(float(r) for r in readings if r is not None) / len(readings)
+        if not caliper_mean_consistent(value, mean):
+            raise PydanticCustomError(
+                "caliper_mean_inconsistent",
+                "CalibreProm {value} disagrees with the mean of Calibre1..5 ({mean}); "
+                "check for a typo (e.g. 164 for 16.4)",
+                {"value": value, "mean": round(mean, 3)},
+            )
+        return value
+
+
+class InferenceRequest(BaseModel):
+    """The seed's body; ``version`` may be omitted (the champion), ``level`` is optional."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [SEED_BODY]})
+
+    version: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Version label, e.g. '0.1'. Omitted: the version promoted as champion.",
+    )
+    level: float | None = Field(
+        default=None,
+        gt=0.0,
+        lt=1.0,
+        allow_inf_nan=False,
+        description="Prediction-interval level (default from config, 0.9).",
+    )
+    data_test: SampleInput
+
+
+class Quantity(BaseModel):
+    value: float = Field(description="Median guide value of the WVTR.")
+    unit: str = PERMEABILITY_UNIT
+
+
+class IntervalOut(BaseModel):
+    level: float = Field(description="Share of measured results the interval is built to cover.")
+    lower: float
+    upper: float | None = Field(
+        description="null when the calibration set is too small for this level (unbounded)."
+    )
+    unit: str = PERMEABILITY_UNIT
+    method: str = Field(
+        default="split-conformal",
+        description="Split-conformal on calibration data the model did not train on.",
+    )
+    calibration: Literal["structure", "pooled"] = Field(
+        description="'structure': this structure's own residuals; 'pooled': all structures'."
+    )
+
+
+class ConditionsOut(BaseModel):
+    temperature_c: float
+    temperature_tolerance_c: float
+    humidity_pct: float
+    humidity_tolerance_pct: float
+
+
+class SpecificationOut(BaseModel):
+    structure: str
+    limit: float = Field(description="Maximum WVTR allowed.")
+    unit: str = PERMEABILITY_UNIT
+    conditions: ConditionsOut
+    min_thickness_um: float | None = None
+    max_thickness_um: float | None = None
+    method: str | None = None
+    note: str | None = None
+
+
+class InferenceResponse(BaseModel):
+    """A guide value with its uncertainty and, when a limit applies, the decision."""
+
+    version: str = Field(description="Version label that answered.")
+    champion: bool = Field(description="Whether that version is the current champion.")
+    model: str = Field(description="Estimator behind the version.")
+    request_id: str
+    Muestra: int
+    structure: str = Field(description="Canonical structure name the model used.")
+    prediction: Quantity
+    interval: IntervalOut
+    specification: SpecificationOut | None = Field(
+        description="The limit applied, or null when none applies (see decision_reason)."
+    )
+    decision: Decision | None = Field(
+        description="approve / reject / retest when a limit applies, else null."
+    )
+    p_exceed: float | None = Field(
+        description="Estimated probability that the measured WVTR exceeds the limit."
+    )
+    decision_reason: str
+
+
+class BatchRequest(BaseModel):
+    """Many samples at once; each record has the fields of ``data_test``. A bad record
+    becomes a row with an ``error``, never a failed request."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"version": "0.1", "records": [SEED_SAMPLE]}]},
+    )
+
+    version: str | None = Field(default=None, min_length=1, max_length=64)
+    level: float | None = Field(default=None, gt=0.0, lt=1.0, allow_inf_nan=False)
+    records: list[Any] = Field(
+        max_length=100_000,
+        description="Lab records (objects with the seed's field names). An item that is not "
+        "an object becomes a row whose error says so.",
+        json_schema_extra={"items": {"type": "object"}},
+    )
+
+
+class BatchResponse(BaseModel):
+    version: str
+    level: float
+    rows: int
+    predicted: int
+    failed: int
+    decisions: dict[str, int]
+    records: list[dict[str, Any]] = Field(
+        description="Every input record, in order, plus prediction, lower, upper, p_exceed, "
+        "decision, error, structure, limit and decision_reason."
+    )
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class ReadyResponse(BaseModel):
+    ready: bool
+    reason: str | None = None
+    champion: str | None = None
+    loaded_versions: list[str]
+
+
+class VersionOut(BaseModel):
+    version: str
+    status: Literal["available", "unavailable"]
+    reason: str | None = None
+    champion: bool
+    loaded: bool
+    model: str | None = None
+    created_at: str | None = None
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+
+class VersionsResponse(BaseModel):
+    champion: str | None
+    champion_error: str | None = None
+    versions: list[VersionOut]
+
+
+class SpecsResponse(BaseModel):
+    source: str = Field(description="File the limits were read from (or the embedded default).")
+    loaded_at: str
+    reload_error: str | None = Field(
+        default=None, description="Why an edited file was refused; the previous limits stay."
+    )
+    unit: str = PERMEABILITY_UNIT
+    limits: list[dict[str, Any]]

@@ -1,0 +1,367 @@
+"""Serving models: each version loaded once, the ``champion`` alias followed without a restart.
+
+Loading reads the :class:`~permeability.domain.model.PermeabilityModel` that the training
+service stored with joblib inside the MLflow model folder (``models/<label>/artifacts/``):
+a few milliseconds, and no ``import mlflow`` (≈ 1 s) in the serving path. The MLflow
+registry is consulted only to learn which label carries the ``champion`` alias, by
+:meth:`ModelCache.refresh` (a background thread calls it every ``champion_ttl_s`` seconds),
+so a promotion takes effect within that time and requests never wait for the registry.
+
+A version whose files are missing or corrupt is *unavailable* with the reason; other versions
+keep serving. A failed load is remembered together with the file's size and modification
+time, so the broken file is not re-read on every request, and a repaired file is picked up.
+The refresher also notices when a loaded version's file disappears or changes: the version
+is evicted, and the next request reloads it or reports it unavailable.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from permeability.domain.model import PermeabilityModel
+from permeability.errors import InvalidInputError, NotFoundError, PermeabilityError
+from permeability.io.model_store import ModelStore, validate_label
+from permeability.settings import Settings
+
+#: Where the training service's pyfunc keeps the joblib file (see io/pyfunc.py); duplicated
+#: here because importing that module imports MLflow.
+MODEL_FILE: Final = Path("artifacts") / "permeability_model.joblib"
+
+logger = logging.getLogger("permeability.model_cache")
+
+ChampionResolver = Callable[[], str | None]
+Status = Literal["available", "unavailable"]
+
+
+class VersionUnavailableError(PermeabilityError):
+    """The version exists but cannot serve (missing or corrupt files); says why."""
+
+    def __init__(self, version: str, reason: str) -> None:
+        self.version = version
+        self.reason = reason
+        super().__init__(f"version '{version}' is unavailable: {reason}")
+
+
+class UnknownVersionError(NotFoundError):
+    """No such version in the model store; lists the ones that exist."""
+
+    def __init__(self, version: str, available: list[str]) -> None:
+        self.version = version
+        self.available = available
+        listed = ", ".join(available) if available else "none (train one first)"
+        super().__init__(f"version '{version}' does not exist; available versions: {listed}")
+
+
+class NoChampionError(NotFoundError):
+    """No version carries the ``champion`` alias, and the request named none."""
+
+    def __init__(self, available: list[str], problem: str | None = None) -> None:
+        self.available = available
+        listed = ", ".join(available) if available else "none (train one first)"
+        why = f" ({problem})" if problem else ""
+        super().__init__(
+            f"no champion version is set{why}; give 'version' or promote one; "
+            f"available versions: {listed}"
+        )
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A version ready to serve: the model plus what requests need to know about it."""
+
+    version: str
+    model: PermeabilityModel
+    metadata: Mapping[str, Any]
+    known_structures: frozenset[str]
+    loaded_at: float
+    signature: tuple[int, int]
+
+    @property
+    def model_name(self) -> str:
+        return str(self.model.model_name)
+
+
+@dataclass(frozen=True)
+class VersionState:
+    """What ``GET /versions`` shows for one version."""
+
+    version: str
+    status: Status
+    loaded: bool
+    champion: bool
+    reason: str | None = None
+    model_name: str | None = None
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    created_at: str | None = None
+
+
+def registry_champion_resolver(settings: Settings) -> ChampionResolver:
+    """The label carrying the ``champion`` alias in the MLflow registry (imports MLflow)."""
+
+    def resolve() -> str | None:
+        from permeability.io.registry import Registry
+
+        champion = Registry.from_settings(settings).champion()
+        return None if champion is None else champion.label
+
+    return resolve
+
+
+class ModelCache:
+    """Versions loaded once per process; the champion label refreshed in the background."""
+
+    def __init__(
+        self,
+        store: ModelStore,
+        resolve_champion: ChampionResolver,
+        *,
+        champion_ttl_s: float = 5.0,
+    ) -> None:
+        self.store = store
+        self._resolve_champion = resolve_champion
+        self.champion_ttl_s = champion_ttl_s
+        self._loaded: dict[str, LoadedModel] = {}
+        self._failures: dict[str, tuple[tuple[int, int] | None, str]] = {}
+        self._lock = threading.Lock()
+        self._load_locks: dict[str, threading.Lock] = {}
+        self._champion: str | None = None
+        self._champion_checked = False
+        self.champion_error: str | None = None
+        self.load_errors = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.on_load_error: Callable[[str, str], None] | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, champion_ttl_s: float = 5.0) -> ModelCache:
+        return cls(
+            ModelStore(settings.paths.models),
+            registry_champion_resolver(settings),
+            champion_ttl_s=champion_ttl_s,
+        )
+
+    # -- the request path: dictionary lookups only -----------------------------------------
+
+    @property
+    def champion(self) -> str | None:
+        """The champion label as last resolved (never calls the registry)."""
+        return self._champion
+
+    def peek(self, version: str | None) -> LoadedModel | None:
+        """The loaded model for ``version`` (``None``: the champion) if it is in memory."""
+        label = self._champion if version is None else version
+        return None if label is None else self._loaded.get(label)
+
+    def get(self, version: str | None) -> LoadedModel:
+        """Load on first use (blocking: call from a worker thread when not yet loaded)."""
+        label = self._label_for(version)
+        loaded = self._loaded.get(label)
+        if loaded is not None:
+            return loaded
+        with self._load_lock(label):
+            loaded = self._loaded.get(label)
+            return loaded if loaded is not None else self._load(label)
+
+    @property
+    def loaded_versions(self) -> list[str]:
+        return sorted(self._loaded)
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def _label_for(self, version: str | None) -> str:
+        if version is not None:
+            try:
+                return validate_label(version)
+            except InvalidInputError:
+                raise UnknownVersionError(version, self.store.labels()) from None
+        if not self._champion_checked:
+            self.refresh_champion()
+        if self._champion is None:
+            raise NoChampionError(self.store.labels(), self.champion_error)
+        return self._champion
+
+    def _load_lock(self, label: str) -> threading.Lock:
+        with self._lock:
+            return self._load_locks.setdefault(label, threading.Lock())
+
+    def _load(self, label: str) -> LoadedModel:
+        path = self.store.root / label
+        if not path.is_dir():
+            raise UnknownVersionError(label, self.store.labels())
+        signature = _signature(path / MODEL_FILE)
+        failed = self._failures.get(label)
+        if failed is not None and failed[0] == signature:
+            raise VersionUnavailableError(label, failed[1])
+        try:
+            loaded = self._read(label, path, signature)
+        except VersionUnavailableError as exc:
+            self._remember_failure(label, signature, exc.reason)
+            raise
+        self._failures.pop(label, None)
+        self._loaded[label] = loaded
+        logger.info("loaded version %s (%s)", label, loaded.model_name)
+        return loaded
+
+    def _read(self, label: str, path: Path, signature: tuple[int, int] | None) -> LoadedModel:
+        stored = self.store.inspect(label)
+        if stored.status != "available" or stored.metadata is None:
+            raise VersionUnavailableError(label, stored.problem or "metadata is unreadable")
+        if signature is None:
+            raise VersionUnavailableError(label, f"model file {MODEL_FILE} is missing")
+        import joblib
+
+        try:
+            model = joblib.load(path / MODEL_FILE)
+        except Exception as exc:
+            raise VersionUnavailableError(
+                label, f"model file {MODEL_FILE} cannot be loaded ({type(exc).__name__}: {exc})"
+            ) from exc
+        if not isinstance(model, PermeabilityModel):
+            raise VersionUnavailableError(
+                label, f"model file {MODEL_FILE} holds a {type(model).__name__}, not a model"
+            )
+        return LoadedModel(
+            version=label,
+            model=model,
+            metadata=stored.metadata,
+            known_structures=frozenset(model.known_structures),
+            loaded_at=time.time(),
+            signature=signature,
+        )
+
+    def _remember_failure(self, label: str, signature: tuple[int, int] | None, reason: str) -> None:
+        self._failures[label] = (signature, reason)
+        self.load_errors += 1
+        logger.error("version %s is unavailable: %s", label, reason)
+        if self.on_load_error is not None:
+            self.on_load_error(label, reason)
+
+    # -- keeping up to date ----------------------------------------------------------------
+
+    def refresh_champion(self) -> str | None:
+        """Ask the registry which label is champion; keep the last answer if it fails."""
+        try:
+            label = self._resolve_champion()
+        except Exception as exc:
+            self.champion_error = f"registry unreachable: {type(exc).__name__}: {exc}"
+            logger.warning("champion lookup failed, keeping %s: %s", self._champion, exc)
+        else:
+            if label != self._champion:
+                logger.info("champion is now %s (was %s)", label, self._champion)
+            self._champion = label
+            self.champion_error = None
+        self._champion_checked = True
+        return self._champion
+
+    def check_files(self) -> None:
+        """Evict loaded versions whose model file vanished or changed since loading."""
+        for label, loaded in list(self._loaded.items()):
+            if _signature(self.store.root / label / MODEL_FILE) != loaded.signature:
+                self._loaded.pop(label, None)
+                logger.warning("version %s changed on disk; evicted", label)
+
+    def refresh(self) -> None:
+        """One refresher pass: champion label, files of loaded versions, champion preloaded."""
+        self.refresh_champion()
+        self.check_files()
+        if self._champion is not None and self._champion not in self._loaded:
+            try:
+                self.get(self._champion)
+            except PermeabilityError as exc:
+                logger.error("champion %s cannot be loaded: %s", self._champion, exc)
+
+    def start(self) -> None:
+        """Refresh every ``champion_ttl_s`` seconds in a daemon thread (idempotent)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="model-cache-refresher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.champion_ttl_s):
+            try:
+                self.refresh()
+            except Exception:
+                logger.exception("model cache refresh failed")
+
+    # -- what can serve --------------------------------------------------------------------
+
+    def states(self) -> list[VersionState]:
+        """Every version in the store (and a champion missing from it), with its status."""
+        states = [self._state(label) for label in self.store.labels()]
+        known = {s.version for s in states}
+        if self._champion is not None and self._champion not in known:
+            states.append(
+                VersionState(
+                    version=self._champion,
+                    status="unavailable",
+                    loaded=False,
+                    champion=True,
+                    reason="the registry's champion is not in this server's model store",
+                )
+            )
+        return states
+
+    def _state(self, label: str) -> VersionState:
+        loaded = self._loaded.get(label)
+        champion = label == self._champion
+        if loaded is not None:
+            return _state_of(label, "available", True, champion, None, loaded.metadata)
+        stored = self.store.inspect(label)
+        reason = stored.problem
+        if reason is None:
+            signature = _signature(stored.path / MODEL_FILE)
+            failed = self._failures.get(label)
+            if signature is None:
+                reason = f"model file {MODEL_FILE} is missing"
+            elif failed is not None and failed[0] == signature:
+                reason = failed[1]
+        status: Status = "unavailable" if reason else "available"
+        return _state_of(label, status, False, champion, reason, stored.metadata or {})
+
+
+def _state_of(
+    label: str,
+    status: Status,
+    loaded: bool,
+    champion: bool,
+    reason: str | None,
+    metadata: Mapping[str, Any],
+) -> VersionState:
+    metrics = metadata.get("metrics")
+    return VersionState(
+        version=label,
+        status=status,
+        loaded=loaded,
+        champion=champion,
+        reason=reason,
+        model_name=_text_or_none(metadata.get("chosen_model") or metadata.get("model")),
+        metrics=dict(metrics) if isinstance(metrics, Mapping) else {},
+        created_at=_text_or_none(metadata.get("created_at")),
+    )
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _signature(path: Path) -> tuple[int, int] | None:
+    """(size, mtime in ns) of a file, ``None`` when it is missing: cheap change detection."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_size, stat.st_mtime_ns)

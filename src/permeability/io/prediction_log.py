@@ -1,0 +1,305 @@
+"""The prediction log: every guide value given, as a Delta table ``predictions`` in the feature store.
+
+Evaluation later joins it with the lab's measured results by ``Muestra``, so each row keeps
+the inputs (the structure as typed and its canonical name), the outputs, the model version,
+the interval level and the latency.
+
+Writing one Delta commit per request would cost milliseconds and leave thousands of tiny
+files, so requests only append to in-memory column buffers (a lock and a few list appends,
+about a microsecond) and a background thread writes everything buffered as ONE append commit
+every ``flush_interval_s`` seconds, or sooner when ``max_buffer_rows`` are waiting. ``close()``
+stops the thread and flushes what is left, so a clean shutdown loses nothing. If a write
+fails (disk full, store unreachable) the rows are kept and retried on the next flush; only
+beyond ``max_pending_rows`` are the oldest dropped, and that is logged with the count.
+
+Several processes (uvicorn workers, the CLI) may append to the same table at once: Delta's
+optimistic concurrency lets concurrent appends both commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from permeability.domain.schema import (
+    CALIBRE_PROM,
+    CALIBRES,
+    ESTRUCTURA,
+    GRADOS_C,
+    MUESTRA,
+    PORC_HUMEDAD,
+)
+
+PREDICTIONS_TABLE: Final = "predictions"
+ENDPOINTS: Final = ("single", "batch", "cli")
+
+_FLOAT_COLUMNS: Final = (
+    GRADOS_C,
+    PORC_HUMEDAD,
+    *CALIBRES,
+    CALIBRE_PROM,
+    "prediction",
+    "lower",
+    "upper",
+    "level",
+    "spec_limit",
+    "p_exceed",
+    "latency_ms",
+)
+
+SCHEMA: Final = pa.schema(
+    [
+        pa.field("timestamp", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("request_id", pa.string(), nullable=False),
+        pa.field("endpoint", pa.string(), nullable=False),
+        pa.field("version", pa.string(), nullable=False),
+        pa.field(MUESTRA, pa.int64()),
+        pa.field(GRADOS_C, pa.float64()),
+        pa.field(PORC_HUMEDAD, pa.float64()),
+        pa.field(ESTRUCTURA, pa.string()),
+        pa.field("structure", pa.string()),
+        *(pa.field(c, pa.float64()) for c in (*CALIBRES, CALIBRE_PROM)),
+        pa.field("prediction", pa.float64()),
+        pa.field("lower", pa.float64()),
+        pa.field("upper", pa.float64()),
+        pa.field("level", pa.float64()),
+        pa.field("spec_limit", pa.float64()),
+        pa.field("p_exceed", pa.float64()),
+        pa.field("decision", pa.string()),
+        pa.field("latency_ms", pa.float64()),
+    ]
+)
+COLUMNS: Final = tuple(SCHEMA.names)
+
+logger = logging.getLogger("permeability.prediction_log")
+
+
+def predictions_uri(feature_store_uri: str) -> str:
+    """The log's table below the feature store root (a path or an object-store URI)."""
+    return f"{feature_store_uri.rstrip('/')}/{PREDICTIONS_TABLE}"
+
+
+class PredictionLog:
+    """Buffered, batched appends to the ``predictions`` Delta table (see the module docstring).
+
+    ``append`` takes one row as a mapping with the keys of :data:`COLUMNS`; ``timestamp`` is
+    epoch seconds (``time.time()``), the cheapest clock to read on a request path.
+    ``append_frame`` takes a whole scored batch at once (already column-shaped).
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        flush_interval_s: float = 5.0,
+        max_buffer_rows: int = 50_000,
+        max_pending_rows: int = 2_000_000,
+        storage_options: dict[str, str] | None = None,
+    ) -> None:
+        self.uri = uri
+        self.flush_interval_s = flush_interval_s
+        self.max_buffer_rows = max_buffer_rows
+        self.max_pending_rows = max_pending_rows
+        self.storage_options = storage_options
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._columns: dict[str, list[Any]] = {name: [] for name in COLUMNS}
+        self._tables: list[pa.Table] = []
+        self._buffered = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.rows_written = 0
+        self.rows_dropped = 0
+        self.commits = 0
+        self.last_error: str | None = None
+
+    # -- request side: cheap -------------------------------------------------------------
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        """Buffer one prediction; never touches the disk."""
+        with self._lock:
+            for name, values in self._columns.items():
+                values.append(row.get(name))
+            self._buffered += 1
+            if self._buffered >= self.max_buffer_rows:
+                self._wake.set()
+
+    def append_columns(self, columns: Mapping[str, Any], count: int) -> None:
+        """Buffer many predictions given column-wise: arrays of ``count`` values, or one
+        scalar for a column that is the same on every row (request id, version, level)."""
+        if count == 0:
+            return
+        table = columns_to_table(columns, count)
+        with self._lock:
+            self._tables.append(table)
+            self._buffered += table.num_rows
+            if self._buffered >= self.max_buffer_rows:
+                self._wake.set()
+
+    @property
+    def pending_rows(self) -> int:
+        with self._lock:
+            return self._buffered
+
+    # -- writer side ---------------------------------------------------------------------
+
+    def flush(self) -> int:
+        """Write everything buffered as one Delta commit; returns the rows written."""
+        with self._write_lock:
+            table = self._take()
+            if table is None:
+                return 0
+            try:
+                self._write(table)
+            except Exception as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                logger.error("prediction log write of %d rows failed: %s", table.num_rows, exc)
+                self._requeue(table)
+                return 0
+            self.rows_written += table.num_rows
+            self.commits += 1
+            self.last_error = None
+            return int(table.num_rows)
+
+    def start(self) -> None:
+        """Start the background flusher (idempotent)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._run, name="prediction-log-flusher", daemon=True
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop the flusher and write what is left."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+            self._thread = None
+        self.flush()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.flush_interval_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            self.flush()
+
+    def _take(self) -> pa.Table | None:
+        with self._lock:
+            if self._buffered == 0:
+                return None
+            columns, self._columns = self._columns, {name: [] for name in COLUMNS}
+            tables, self._tables = self._tables, []
+            self._buffered = 0
+        if columns["timestamp"]:
+            tables.insert(0, _columns_to_table(columns))
+        return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+
+    def _requeue(self, table: pa.Table) -> None:
+        with self._lock:
+            self._tables.insert(0, table)
+            self._buffered += table.num_rows
+            excess = self._buffered - self.max_pending_rows
+            if excess > 0:
+                combined = pa.concat_tables(self._tables)
+                self._tables = [combined.slice(excess)]
+                self._buffered -= excess
+                self.rows_dropped += excess
+                logger.error(
+                    "prediction log dropped its %d oldest unwritten rows (store unwritable)",
+                    excess,
+                )
+
+    def _write(self, table: pa.Table) -> None:
+        from deltalake import write_deltalake
+
+        started = time.perf_counter()
+        try:
+            write_deltalake(self.uri, table, mode="append", storage_options=self.storage_options)
+        except Exception:
+            # Two writers creating the table at the same instant: the loser retries as an
+            # ordinary append to the table the winner created.
+            time.sleep(0.05)
+            write_deltalake(self.uri, table, mode="append", storage_options=self.storage_options)
+        logger.info(
+            "prediction log: %d rows in one commit (%.0f ms)",
+            table.num_rows,
+            (time.perf_counter() - started) * 1000,
+        )
+
+
+def _timestamps(values: Any) -> pa.Array:
+    micros = np.round(np.asarray(values, dtype=np.float64) * 1e6).astype(np.int64)
+    return pa.array(micros, type=pa.int64()).cast(pa.timestamp("us", tz="UTC"))
+
+
+def _columns_to_table(columns: Mapping[str, list[Any]]) -> pa.Table:
+    arrays = []
+    for field in SCHEMA:
+        values = columns[field.name]
+        if field.name == "timestamp":
+            arrays.append(_timestamps(values))
+        else:
+            arrays.append(pa.array(values, type=field.type))
+    return pa.Table.from_arrays(arrays, schema=SCHEMA)
+
+
+def _constant(value: Any, field: pa.Field, count: int) -> pa.Array:
+    """``count`` copies of one value without a Python list of ``count`` items."""
+    if field.name == "timestamp":
+        return _timestamps(np.full(count, value, dtype=np.float64))
+    if value is None:
+        return pa.nulls(count, type=field.type)
+    if pa.types.is_string(field.type):
+        indices = pa.array(np.zeros(count, dtype=np.int32))
+        return pa.DictionaryArray.from_arrays(indices, pa.array([value])).cast(pa.string())
+    return pa.array(np.full(count, value), type=field.type)
+
+
+def columns_to_table(columns: Mapping[str, Any], count: int) -> pa.Table:
+    """An Arrow table in the log's schema from arrays (length ``count``) or scalars."""
+    missing = [c for c in COLUMNS if c not in columns]
+    if missing:
+        raise ValueError(f"prediction log rows lack columns {missing}")
+    arrays = []
+    for field in SCHEMA:
+        value = columns[field.name]
+        if np.ndim(value) == 0:
+            arrays.append(_constant(value, field, count))
+        elif field.name == "timestamp":
+            arrays.append(_timestamps(value))
+        elif field.name in _FLOAT_COLUMNS:
+            arrays.append(pa.array(np.asarray(value, dtype=np.float64), type=pa.float64()))
+        elif field.name == MUESTRA:
+            arrays.append(pa.array(np.asarray(value, dtype=np.int64), type=pa.int64()))
+        else:
+            arrays.append(
+                pa.array(np.asarray(value, dtype=object), type=pa.string(), from_pandas=True)
+            )
+    return pa.Table.from_arrays(arrays, schema=SCHEMA)
+
+
+def read_predictions(
+    feature_store_uri: str, storage_options: dict[str, str] | None = None
+) -> pd.DataFrame:
+    """The whole log (empty frame with the log's columns when nothing was logged yet)."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    try:
+        table = DeltaTable(predictions_uri(feature_store_uri), storage_options=storage_options)
+    except TableNotFoundError:
+        return SCHEMA.empty_table().to_pandas()
+    return table.to_pyarrow_table().to_pandas()

@@ -1,0 +1,110 @@
+"""Helpers for the inference tests: a tiny real model, published into a model store.
+
+The model is trained by the project's own ``train_model`` on generated data; the version
+folder is written through the real :class:`ModelStore` (reserve, stage, publish) with the
+layout the training service uses (``MLmodel``, ``metadata.json``,
+``artifacts/permeability_model.joblib``) but without MLflow, so these tests stay fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import joblib
+import pandas as pd
+import pytest
+
+from permeability.domain.model import PermeabilityModel, train_model
+from permeability.domain.pca import fit_caliper_pca
+from permeability.domain.schema import CALIBRES
+from permeability.domain.synthetic import generate_lab_data
+from permeability.io.model_cache import MODEL_FILE
+from permeability.io.model_store import ModelStore
+from permeability.settings import Settings
+
+SEED_SAMPLE: dict[str, Any] = {
+    "Muestra": 1,
+    "Grados_C": 25.6,
+    "Porc_Humedad": 23,
+    "Estructura": "BOPP",
+    "Calibre1": 16.4,
+    "Calibre2": 16.4,
+    "Calibre3": 16.4,
+    "Calibre4": 16.4,
+    "Calibre5": 16.4,
+    "CalibreProm": 16.4,
+}
+#: A BOPP 21 µm sample tested at the limit's conditions (38 °C / 90 % RH).
+AT_LIMIT_CONDITIONS: dict[str, Any] = {
+    **SEED_SAMPLE,
+    "Muestra": 2,
+    "Grados_C": 38.0,
+    "Porc_Humedad": 90.0,
+    **{c: 21.0 for c in CALIBRES},
+    "CalibreProm": 21.0,
+}
+
+
+@cache
+def lab_frame(rows: int = 3000, seed: int = 11) -> pd.DataFrame:
+    return generate_lab_data(rows, seed, mess=None)
+
+
+@cache
+def tiny_model(
+    name: str = "LinearRegression", rows: int = 3000, seed: int = 11
+) -> PermeabilityModel:
+    frame = lab_frame(rows, seed)
+    pca = fit_caliper_pca(frame[list(CALIBRES)].to_numpy(), 0.99)
+    return train_model(frame, pca, model=name, random_state=seed).model
+
+
+def publish_version(
+    settings: Settings,
+    label: str,
+    model: Any,
+    *,
+    metrics: dict[str, float] | None = None,
+) -> Path:
+    """Put ``model`` into the settings' model store as version ``label``."""
+    store = ModelStore(settings.paths.models)
+    with store.reserve(label) as reservation:
+        staging = reservation.staging_path
+        (staging / MODEL_FILE).parent.mkdir(parents=True, exist_ok=True)
+        (staging / "MLmodel").write_text("flavors: {}\n", encoding="utf-8")
+        joblib.dump(model, staging / MODEL_FILE)
+        return reservation.publish(
+            {
+                "version": label,
+                "model": getattr(model, "model_name", "?"),
+                "chosen_model": getattr(model, "model_name", "?"),
+                "metrics": metrics or {"mae": 1.0},
+                "created_at": "2026-01-01T00:00:00+00:00",
+                "files": [str(MODEL_FILE)],
+            }
+        )
+
+
+class Champion:
+    """Stands in for the MLflow registry's ``champion`` alias in unit tests."""
+
+    def __init__(self) -> None:
+        self.label: str | None = None
+        self.fail: Exception | None = None
+
+    def resolve(self) -> str | None:
+        if self.fail is not None:
+            raise self.fail
+        return self.label
+
+
+def patch_registry(monkeypatch: pytest.MonkeyPatch, champion: Champion) -> None:
+    """Make every ModelCache built from settings ask ``champion`` instead of MLflow."""
+
+    def resolver(_settings: Settings) -> Callable[[], str | None]:
+        return champion.resolve
+
+    monkeypatch.setattr("permeability.io.model_cache.registry_champion_resolver", resolver)
