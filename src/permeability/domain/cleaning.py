@@ -215,10 +215,11 @@ def _placeholders(values: Sequence[object]) -> NDArray[np.bool_]:
     return np.array([str(v).strip().casefold() in MISSING_TOKENS for v in values], dtype=bool)
 
 
+#: ASCII digits only: "²" or "٣" are not numbers a lab typed.
 _NUMBER: Final = re.compile(
-    r"([+-]?)\s*((?:\d[\d.,]*|[.,]\d+)(?:[eE][+-]?\d+)?)\s*(.*)", flags=re.DOTALL
+    r"([+-]?)\s*((?:[0-9][0-9.,]*|[.,][0-9]+)(?:[eE][+-]?[0-9]+)?)\s*(.*)", flags=re.DOTALL
 )
-_GROUPED: Final = re.compile(r"\d{1,3}(?:([.,])\d{3})+")
+_GROUPED: Final = re.compile(r"[0-9]{1,3}(?:([.,])[0-9]{3})+")
 
 
 def _decimal(number: str) -> float | None:
@@ -246,7 +247,7 @@ def _decimal(number: str) -> float | None:
 
 def parse_number_text(text: str, units: Units) -> tuple[float, str | None]:
     """One odd value: (number in the column's unit, None) or (NaN, what is wrong with it)."""
-    match = _NUMBER.fullmatch(unicodedata.normalize("NFKC", text).strip())
+    match = _NUMBER.fullmatch(text.strip())
     value = _decimal(match.group(2)) if match else None
     if match is None or value is None:
         return float("nan"), "is not a number"

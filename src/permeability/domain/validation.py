@@ -167,11 +167,22 @@ def validate_samples(frame: pd.DataFrame, *, with_ingested_at: bool = False) -> 
     try:
         return sample_schema(with_ingested_at=with_ingested_at).validate(frame, lazy=True)
     except SchemaErrors as exc:
-        cases = exc.failure_cases
-        shown = "; ".join(
-            f"{row.column or 'frame'}: {row.check} (value {row.failure_case!r})"
-            for row in cases.head(5).itertuples()
-        )
         raise InvalidInputError(
-            f"{len(cases)} value(s) break the clean-sample schema, e.g. {shown}"
+            f"{len(exc.failure_cases)} value(s) break the clean-sample schema: "
+            + "; ".join(_failure_summaries(exc.failure_cases))
         ) from exc
+
+
+def _failure_summaries(cases: pd.DataFrame) -> list[str]:
+    """One line per broken check (a frame-wide check fails every column of its rows: once)."""
+    summaries = []
+    for check, group in cases.groupby("check", sort=False):
+        columns = group["column"].dropna().unique()
+        first = group.iloc[0]
+        if len(columns) == 1:
+            summaries.append(
+                f"{columns[0]}: {check} (e.g. {first['failure_case']!r} at row {first['index']})"
+            )
+        else:
+            summaries.append(f"{check} (e.g. at row {first['index']})")
+    return summaries[:5]

@@ -193,9 +193,9 @@ class FeatureStore:
     def pca(self, version: int) -> CaliperPCA:
         """The PCA committed with ``version`` (or with the latest earlier version written here)."""
         for commit in self._commits():
-            ours = commit.get(METADATA_KEY)
-            if commit["version"] <= version and isinstance(ours, dict) and "pca" in ours:
-                return CaliperPCA.from_dict(ours["pca"])
+            recorded = _recorded_pca(commit)
+            if commit["version"] <= version and recorded is not None:
+                return recorded
         saved = self._read_text(f"{PCA_FOLDER}/v{version}/pca.json")
         if saved is not None:
             return CaliperPCA.from_dict(json.loads(saved))
@@ -211,7 +211,7 @@ class FeatureStore:
         for commit in reversed(self._commits()):
             ours = commit.get(METADATA_KEY)
             ours = ours if isinstance(ours, dict) else {}
-            pca = ours.get("pca")
+            pca = _recorded_pca(commit)
             rows.append(
                 {
                     "version": int(commit["version"]),
@@ -222,7 +222,7 @@ class FeatureStore:
                     "run_id": ours.get("run_id"),
                     "source": ours.get("source"),
                     "counts": ours.get("counts"),
-                    "pca_components": len(pca["components"]) if isinstance(pca, dict) else None,
+                    "pca_components": pca.n_components if pca is not None else None,
                 }
             )
         return rows
@@ -270,8 +270,10 @@ class FeatureStore:
         """
         data = _to_arrow(changes)
         run_id = str(metadata["run_id"])
+        # The PCA travels as a JSON *string*: delta-rs re-parses JSON numbers in commit info
+        # and may move a float by one ulp; a string keeps the fitted transform bit for bit.
         properties = CommitProperties(
-            custom_metadata={METADATA_KEY: {**metadata, "pca": pca.to_dict()}}
+            custom_metadata={METADATA_KEY: {**metadata, "pca": json.dumps(pca.to_dict())}}
         )
         filesystem = _filesystem(self.table_uri, self.storage_options)
         if not self.exists():
@@ -372,6 +374,14 @@ def _records_frame(table: pa.Table) -> pd.DataFrame:
     frame[INGESTED_AT] = frame[INGESTED_AT].astype("datetime64[ns, UTC]")
     frame[ESTRUCTURA] = frame[ESTRUCTURA].astype("str")
     return frame.sort_values(MUESTRA, kind="stable").reset_index(drop=True)
+
+
+def _recorded_pca(commit: Mapping[str, Any]) -> CaliperPCA | None:
+    ours = commit.get(METADATA_KEY)
+    recorded = ours.get("pca") if isinstance(ours, dict) else None
+    if isinstance(recorded, str):
+        return CaliperPCA.from_dict(json.loads(recorded))
+    return None
 
 
 def _content_hash(records: pd.DataFrame, pca: CaliperPCA) -> str:

@@ -30,6 +30,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final, Protocol
 from urllib.parse import parse_qsl, urlsplit
+from zipfile import BadZipFile
 
 import numpy as np
 import pandas as pd
@@ -373,7 +374,7 @@ class ExcelSource:
 
         try:
             return load_workbook(self.path, read_only=True, data_only=True)
-        except (InvalidFileException, OSError, KeyError, ValueError) as exc:
+        except (InvalidFileException, BadZipFile, OSError, KeyError, ValueError) as exc:
             raise InvalidInputError(
                 f"source {self.label} is not a readable .xlsx workbook: {exc}"
             ) from exc

@@ -1,0 +1,360 @@
+from __future__ import annotations
+
+import sqlite3
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from openpyxl import Workbook
+
+from permeability.domain.schema import CALIBRES
+from permeability.errors import InvalidInputError, NotFoundError
+from permeability.io.sources import (
+    RawSource,
+    cell_text,
+    check_read_only_query,
+    is_sql_url,
+    mask_source,
+    open_source,
+    sniff_delimiter,
+    sniff_encoding,
+    source_secrets,
+)
+
+HEADER = [
+    "Muestra",
+    "Grados_C",
+    "Porc_Humedad",
+    "Estructura",
+    *CALIBRES,
+    "CalibreProm",
+    "Permeabilidad",
+    "Fecha",
+]
+SEED_COLUMNS = {h: h for h in HEADER}
+
+
+def read_all(source: RawSource) -> tuple[pd.DataFrame, pd.DataFrame]:
+    chunks = list(source.chunks(SEED_COLUMNS))
+    records = pd.concat([c.records for c in chunks], ignore_index=True)
+    malformed = pd.concat([c.malformed for c in chunks], ignore_index=True)
+    return records, malformed
+
+
+def write_text(path: Path, lines: list[str], encoding: str = "utf-8") -> Path:
+    path.write_bytes(("\n".join(lines) + "\n").encode(encoding))
+    return path
+
+
+def row(muestra: int, sep: str = ",", **values: str) -> str:
+    cells = {
+        "Muestra": str(muestra),
+        "Grados_C": "38",
+        "Porc_Humedad": "90",
+        "Estructura": "BOPP",
+        **dict.fromkeys(CALIBRES, "20"),
+        "CalibreProm": "20",
+        "Permeabilidad": "5",
+        "Fecha": "2024-01-01",
+    }
+    cells.update(values)
+    return sep.join(cells[h] for h in HEADER)
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+def test_sql_urls_are_told_from_paths() -> None:
+    assert is_sql_url("postgresql+psycopg://u@h/db")
+    assert is_sql_url("sqlite:///x.db")
+    assert not is_sql_url("file:///tmp/x.csv")
+    assert not is_sql_url("C:\\data\\lab.csv")
+    assert not is_sql_url("lab.csv")
+
+
+def test_passwords_are_masked_wherever_they_sit() -> None:
+    url = "postgresql://lab:s3cr%21t@db.example:5432/lims?sslpassword=other"
+    masked = mask_source(url)
+    assert "s3cr" not in masked
+    assert "other" not in masked
+    assert masked.startswith("postgresql://lab:***@db.example")
+    assert source_secrets("/tmp/lab.csv") == []
+    assert mask_source("/tmp/lab.csv") == "/tmp/lab.csv"
+
+
+# --------------------------------------------------------------------------- queries
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT * FROM muestras",
+        "  select Muestra, Grados_C from muestras where Estructura = '; DROP TABLE x' ;",
+        "WITH t AS (SELECT * FROM muestras) SELECT * FROM t",
+        'SELECT "update" FROM muestras -- delete everything',
+    ],
+)
+def test_read_only_queries_pass(query: str) -> None:
+    assert check_read_only_query(query).rstrip().endswith(("muestras", "x'", "t", "everything"))
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("SELECT 1; DROP TABLE muestras", "single statement"),
+        ("DROP TABLE muestras", "start with SELECT"),
+        ("DELETE FROM muestras", "start with SELECT"),
+        ("WITH d AS (DELETE FROM muestras RETURNING *) SELECT * FROM d", "DELETE"),
+        ("SELECT * INTO copia FROM muestras", "INTO"),
+        ("SELECT pg_sleep(100)", "PG_SLEEP"),
+        ("   ", "empty"),
+    ],
+)
+def test_writing_or_chained_queries_are_refused(query: str, message: str) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        check_read_only_query(query)
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def test_encoding_is_sniffed(tmp_path: Path) -> None:
+    plain = write_text(tmp_path / "a.csv", ["Estructura", "Polietileno baja densidad"])
+    bom = tmp_path / "b.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + "Estructura\nµm\n".encode())
+    latin = write_text(tmp_path / "c.csv", ["Estructura", "16,4 µm"], encoding="latin-1")
+    assert sniff_encoding(plain) == "utf-8"
+    assert sniff_encoding(bom) == "utf-8-sig"
+    assert sniff_encoding(latin) == "latin-1"
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
+def test_delimiter_is_sniffed_from_the_header(delimiter: str) -> None:
+    assert sniff_delimiter(delimiter.join(HEADER)) == delimiter
+
+
+def test_semicolon_latin1_file_with_decimal_commas(tmp_path: Path) -> None:
+    path = write_text(
+        tmp_path / "lab.csv",
+        [";".join(HEADER), row(1, ";", Grados_C="25,6", Calibre1="16,4 µm"), row(2, ";")],
+        encoding="latin-1",
+    )
+    with open_source(str(path)) as source:
+        records, malformed = read_all(source)
+    assert records["Grados_C"].tolist() == ["25,6", "38"]
+    assert records["Calibre1"].tolist() == ["16,4 µm", "20"]
+    assert records["source_row"].tolist() == [1, 2]
+    assert malformed.empty
+
+
+def test_everything_is_read_as_text(tmp_path: Path) -> None:
+    path = write_text(tmp_path / "lab.csv", [",".join(HEADER), row(1, Muestra="007")])
+    with open_source(str(path)) as source:
+        records, _ = read_all(source)
+    assert records.loc[0, "Muestra"] == "007"
+    assert str(records["Grados_C"].dtype) == "str"
+
+
+def test_ragged_lines_become_malformed_records_and_the_rest_is_kept(tmp_path: Path) -> None:
+    path = write_text(
+        tmp_path / "lab.csv",
+        [",".join(HEADER), row(1), "2,38,90", "", row(3), row(4) + ",extra"],
+    )
+    with open_source(str(path), chunk_rows=2) as source:
+        records, malformed = read_all(source)
+    assert records["Muestra"].tolist() == ["1", "3"]
+    assert records["source_row"].tolist() == [1, 3]
+    assert malformed["source_row"].tolist() == [2, 4]
+    reasons = malformed["reason"].tolist()
+    assert "row has 3 fields but the header has 12" in reasons[0]
+    assert reasons[1].endswith(",extra'")
+    assert malformed["Porc_Humedad"].tolist()[0] == "90"
+
+
+def test_chunks_keep_counting_source_rows(tmp_path: Path) -> None:
+    path = write_text(tmp_path / "lab.csv", [",".join(HEADER), *[row(i) for i in range(1, 8)]])
+    with open_source(str(path), chunk_rows=3) as source:
+        chunks = list(source.chunks(SEED_COLUMNS))
+    assert [len(c.records) for c in chunks] == [3, 3, 1]
+    assert chunks[2].records["source_row"].tolist() == [7]
+
+
+def test_only_mapped_columns_are_read_under_seed_names(tmp_path: Path) -> None:
+    path = write_text(tmp_path / "lab.csv", ["id,notes,temp", "1,hello,38"])
+    with open_source(str(path)) as source:
+        assert source.headers == ("id", "notes", "temp")
+        chunk = next(iter(source.chunks({"id": "Muestra", "temp": "Grados_C"})))
+    assert list(chunk.records.columns) == ["Muestra", "Grados_C", "source_row"]
+
+
+@pytest.mark.parametrize("content", [b"", b"\n\n  \n"])
+def test_an_empty_file_is_refused(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "empty.csv"
+    path.write_bytes(content)
+    with pytest.raises(InvalidInputError, match="is empty"), open_source(str(path)):
+        pass
+
+
+def test_a_header_only_file_has_no_records(tmp_path: Path) -> None:
+    path = write_text(tmp_path / "lab.csv", [",".join(HEADER)])
+    with open_source(str(path)) as source:
+        records, malformed = read_all(source)
+    assert records.empty
+    assert malformed.empty
+    assert "Muestra" in records.columns
+
+
+def test_missing_files_and_old_workbooks_are_refused(tmp_path: Path) -> None:
+    with (
+        pytest.raises(NotFoundError, match="does not exist"),
+        open_source(str(tmp_path / "no.csv")),
+    ):
+        pass
+    old = tmp_path / "lab.xls"
+    old.write_bytes(b"\xd0\xcf\x11\xe0")
+    with pytest.raises(InvalidInputError, match=r"\.xls"), open_source(str(old)):
+        pass
+
+
+def test_table_or_query_with_a_file_is_refused(tmp_path: Path) -> None:
+    path = write_text(tmp_path / "lab.csv", [",".join(HEADER)])
+    with pytest.raises(InvalidInputError, match="SQL sources"), open_source(str(path), table="t"):
+        pass
+
+
+# --------------------------------------------------------------------------- Excel
+
+
+def test_cell_values_become_the_text_a_person_would_type() -> None:
+    assert cell_text(16.4) == "16.4"
+    assert cell_text(0.1 + 0.2) == "0.30000000000000004"
+    assert cell_text(7) == "7"
+    assert cell_text(Decimal("16.40")) == "16.40"
+    assert cell_text(datetime(2024, 1, 2, 0, 0)) == "2024-01-02 00:00:00"
+    assert cell_text(date(2024, 1, 2)) == "2024-01-02"
+    assert cell_text(None) is None
+
+
+def test_xlsx_first_sheet_is_read_as_text(tmp_path: Path) -> None:
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.append([None])
+    sheet.append(HEADER)
+    sheet.append(
+        [1, 25.6, 90, "Bopp metalizado", 20, 20.1, None, "20", "20", 20.0, 0.3, date(2024, 1, 2)]
+    )
+    sheet.append([None] * len(HEADER))
+    sheet.append([2, "38,0", "90 %", "PET", 12, 12, 12, 12, 12, 12, "n/a", "02/01/2024"])
+    path = tmp_path / "lab.xlsx"
+    workbook.save(path)
+    with open_source(str(path)) as source:
+        records, _ = read_all(source)
+    assert records["Grados_C"].tolist() == ["25.6", "38,0"]
+    assert records["Calibre2"].tolist() == ["20.1", "12"]
+    assert records["Calibre3"].isna().tolist() == [True, False]
+    assert records["Fecha"].tolist() == ["2024-01-02 00:00:00", "02/01/2024"]
+    assert records["source_row"].tolist() == [1, 2]
+
+
+def test_broken_or_empty_workbooks_are_refused(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.xlsx"
+    broken.write_bytes(b"not a zip file")
+    with pytest.raises(InvalidInputError, match=r"not a readable \.xlsx"), open_source(str(broken)):
+        pass
+    empty = tmp_path / "empty.xlsx"
+    Workbook().save(empty)
+    with pytest.raises(InvalidInputError, match="is empty"), open_source(str(empty)):
+        pass
+
+
+# --------------------------------------------------------------------------- SQL (SQLite)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    path = tmp_path / "lims.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute(
+            "CREATE TABLE muestras (Muestra INTEGER, Grados_C TEXT, Porc_Humedad REAL,"
+            " Estructura TEXT, Calibre1 REAL, Calibre2 REAL, Calibre3 REAL, Calibre4 REAL,"
+            " Calibre5 REAL, CalibreProm REAL, Permeabilidad TEXT, Fecha TEXT)"
+        )
+        connection.executemany(
+            "INSERT INTO muestras VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            [
+                (1, "25,6", 90.0, "BOPP", 20, 20, 20, 20, 20, 20.0, "5,1", "2024-01-01"),
+                (2, "38", 90.5, "'; DROP TABLE muestras; --", 20, 20, 20, 20, 20, 20, "5", None),
+            ],
+        )
+        connection.execute("CREATE TABLE vacia AS SELECT * FROM muestras WHERE 0")
+    return f"sqlite:///{path}"
+
+
+def test_sqlite_table_is_read_as_text(sqlite_url: str) -> None:
+    with open_source(sqlite_url, table="muestras") as source:
+        records, _ = read_all(source)
+    assert records["Grados_C"].tolist() == ["25,6", "38"]
+    assert records["Porc_Humedad"].tolist() == ["90.0", "90.5"]
+    assert records["Estructura"].tolist()[1] == "'; DROP TABLE muestras; --"
+    assert records["source_row"].tolist() == [1, 2]
+
+
+def test_sqlite_query_and_schema_qualified_table(sqlite_url: str) -> None:
+    with open_source(sqlite_url, query="SELECT * FROM muestras WHERE Muestra = 2") as source:
+        records, _ = read_all(source)
+    assert records["Muestra"].tolist() == ["2"]
+    with open_source(sqlite_url, table="main.muestras") as source:
+        assert len(read_all(source)[0]) == 2
+
+
+def test_hostile_table_name_is_not_found_and_nothing_runs(sqlite_url: str) -> None:
+    with (
+        pytest.raises(NotFoundError) as caught,
+        open_source(sqlite_url, table="muestras; DROP TABLE muestras"),
+    ):
+        pass
+    assert "tables found: muestras, vacia" in str(caught.value)
+    with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as connection:
+        assert connection.execute("SELECT count(*) FROM muestras").fetchone() == (2,)
+
+
+def test_a_zero_row_table_yields_one_empty_chunk(sqlite_url: str) -> None:
+    with open_source(sqlite_url, table="vacia") as source:
+        chunks = list(source.chunks(SEED_COLUMNS))
+    assert len(chunks) == 1
+    assert chunks[0].records.empty
+
+
+@pytest.mark.parametrize(
+    ("table", "query"),
+    [(None, None), ("muestras", "SELECT * FROM muestras")],
+)
+def test_sql_needs_exactly_one_of_table_and_query(
+    sqlite_url: str, table: str | None, query: str | None
+) -> None:
+    with (
+        pytest.raises(InvalidInputError, match="exactly one"),
+        open_source(sqlite_url, table=table, query=query),
+    ):
+        pass
+
+
+def test_a_failing_query_is_reported_and_nothing_is_written(sqlite_url: str) -> None:
+    with (
+        pytest.raises(InvalidInputError, match="no such table"),
+        open_source(sqlite_url, query="SELECT * FROM nada"),
+    ):
+        pass
+
+
+def test_unknown_dialect_is_reported_with_the_password_masked() -> None:
+    with (
+        pytest.raises(InvalidInputError) as caught,
+        open_source("nosuchdb://user:hunter2@localhost/db", table="t"),
+    ):
+        pass
+    assert "hunter2" not in str(caught.value)
+    assert "***" in str(caught.value)
