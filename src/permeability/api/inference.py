@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import os
 import threading
 import time
@@ -37,17 +38,20 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
 
+from permeability.api import page
 from permeability.api.errors import install_error_handlers
 from permeability.api.inference_schemas import (
     BatchRequest,
     BatchResponse,
     ConditionsOut,
+    Decision,
     HealthResponse,
     InferenceRequest,
     InferenceResponse,
     IntervalOut,
     Quantity,
     ReadyResponse,
+    SampleInput,
     SpecificationOut,
     SpecsResponse,
     VersionOut,
@@ -55,7 +59,7 @@ from permeability.api.inference_schemas import (
 )
 from permeability.config import ProjectConfig, load_config
 from permeability.domain.intervals import decide
-from permeability.domain.specs import SpecLimit
+from permeability.domain.specs import SpecificationSet, SpecLimit
 from permeability.errors import InvalidInputError
 from permeability.io.model_cache import (
     LoadedModel,
@@ -330,6 +334,82 @@ def _decision_reason(
     )
 
 
+def answer_sample(
+    loaded: LoadedModel,
+    sample: SampleInput,
+    specs: SpecificationSet,
+    policy: DecisionPolicy,
+    *,
+    level: float,
+    champion: str | None,
+    request_id: str,
+) -> tuple[InferenceResponse, dict[str, Any]]:
+    """The answer for one validated sample, and its prediction-log row (without time fields).
+
+    Pure CPU work of a few microseconds for linear models: no DataFrame, no I/O.
+    """
+    model = loaded.model
+    structure = model.features.canonical_structure(sample.Estructura)
+    if structure not in loaded.known_structures:
+        raise _unknown_structure(
+            sample.Estructura, structure, loaded, ("body", "data_test", "Estructura")
+        )
+    record = sample.model_dump()
+    record["Estructura"] = structure
+    prediction = model.predict_record(record)
+    if not 0.0 < prediction < math.inf:
+        raise InvalidInputError(
+            "the model gives no finite positive value for this sample; its inputs are far "
+            "outside the data it was trained on"
+        )
+    lower, upper = model.interval(prediction, structure, level)
+    match = specs.match(structure, sample.Grados_C, sample.Porc_Humedad, sample.CalibreProm)
+    decision: Decision | None = None
+    p_exceed: float | None = None
+    reason = f"no decision: {match.reason}"
+    if match.limit is not None:
+        p_exceed = model.p_exceed(prediction, structure, match.limit.max_permeability)
+        decision = decide(p_exceed, policy.approve_below, policy.reject_above)
+        reason = _decision_reason(decision, p_exceed, match.limit, policy)
+    response = InferenceResponse(
+        version=loaded.version,
+        champion=loaded.version == champion,
+        model=loaded.model_name,
+        request_id=request_id,
+        Muestra=sample.Muestra,
+        structure=structure,
+        prediction=Quantity(value=prediction),
+        interval=IntervalOut(
+            level=level,
+            lower=lower,
+            upper=upper if upper < math.inf else None,
+            calibration="structure"
+            if model.calibration.source(structure) == "structure"
+            else "pooled",
+        ),
+        specification=None if match.limit is None else _specification(match.limit),
+        decision=decision,
+        p_exceed=p_exceed,
+        decision_reason=reason,
+    )
+    log_row = {
+        "request_id": request_id,
+        "endpoint": "single",
+        "version": loaded.version,
+        **record,
+        "Estructura": sample.Estructura,
+        "structure": structure,
+        "prediction": prediction,
+        "lower": lower,
+        "upper": upper,
+        "level": level,
+        "spec_limit": None if match.limit is None else match.limit.max_permeability,
+        "p_exceed": p_exceed,
+        "decision": decision,
+    }
+    return response, log_row
+
+
 @inference_router.post(
     "/inference",
     response_model=InferenceResponse,
@@ -340,74 +420,19 @@ async def infer(body: InferenceRequest, request: Request) -> InferenceResponse:
     started = time.perf_counter()
     state = _state(request)
     loaded = await _model_for(state, body.version)
-    sample = body.data_test
-    model = loaded.model
-    structure = model.features.canonical_structure(sample.Estructura)
-    if structure not in loaded.known_structures:
-        raise _unknown_structure(
-            sample.Estructura, structure, loaded, ("body", "data_test", "Estructura")
-        )
-    record = sample.model_dump()
-    record["Estructura"] = structure
-    prediction = model.predict_record(record)
-    if not 0.0 < prediction < float("inf"):
-        raise InvalidInputError(
-            "the model gives no finite positive value for this sample; its inputs are far "
-            "outside the data it was trained on"
-        )
-    level = state.policy.level if body.level is None else body.level
-    lower, upper = model.interval(prediction, structure, level)
-    specs = state.specs.current
-    match = specs.match(structure, sample.Grados_C, sample.Porc_Humedad, sample.CalibreProm)
-    decision: str | None = None
-    p_exceed: float | None = None
-    reason = f"no decision: {match.reason}"
-    if match.limit is not None:
-        p_exceed = model.p_exceed(prediction, structure, match.limit.max_permeability)
-        decision = decide(p_exceed, state.policy.approve_below, state.policy.reject_above)
-        reason = _decision_reason(decision, p_exceed, match.limit, state.policy)
-    request_id = state.request_ids()
-    response = InferenceResponse(
-        version=loaded.version,
-        champion=loaded.version == state.cache.champion,
-        model=loaded.model_name,
-        request_id=request_id,
-        Muestra=sample.Muestra,
-        structure=structure,
-        prediction=Quantity(value=prediction),
-        interval=IntervalOut(
-            level=level,
-            lower=lower,
-            upper=upper if upper < float("inf") else None,
-            calibration="structure"
-            if model.calibration.source(structure) == "structure"
-            else "pooled",
-        ),
-        specification=None if match.limit is None else _specification(match.limit),
-        decision=decision,  # type: ignore[arg-type]
-        p_exceed=p_exceed,
-        decision_reason=reason,
+    response, log_row = answer_sample(
+        loaded,
+        body.data_test,
+        state.specs.current,
+        state.policy,
+        level=state.policy.level if body.level is None else body.level,
+        champion=state.cache.champion,
+        request_id=state.request_ids(),
     )
-    state.metrics.count_decision(decision)
-    state.log.append(
-        {
-            "timestamp": time.time(),
-            "request_id": request_id,
-            "endpoint": "single",
-            "version": loaded.version,
-            **record,
-            "Estructura": sample.Estructura,
-            "structure": structure,
-            "prediction": prediction,
-            "lower": lower,
-            "upper": upper,
-            "level": level,
-            "spec_limit": None if match.limit is None else match.limit.max_permeability,
-            "p_exceed": p_exceed,
-            "decision": decision,
-            "latency_ms": (time.perf_counter() - started) * 1000.0,
-        }
-    )
+    state.metrics.count_decision(response.decision)
+    log_row["timestamp"] = time.time()
+    log_row["latency_ms"] = (time.perf_counter() - started) * 1000.0
+    state.log.append(log_row)
     return response
 
 
@@ -821,6 +846,7 @@ def create_inference_app(settings: Settings | None = None) -> FastAPI:
     _install_inference_errors(app)
     app.include_router(inference_router)
     app.include_router(service_router)
+    app.include_router(page.router)  # the lab page at / (api/page.py)
     app.add_middleware(MetricsMiddleware, metrics=metrics_registry)
     return app
 

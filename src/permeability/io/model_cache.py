@@ -104,10 +104,14 @@ class VersionState:
 def registry_champion_resolver(settings: Settings) -> ChampionResolver:
     """The label carrying the ``champion`` alias in the MLflow registry (imports MLflow)."""
 
-    def resolve() -> str | None:
-        from permeability.io.registry import Registry
+    registry: list[Any] = []  # created on first use: importing MLflow costs about a second
 
-        champion = Registry.from_settings(settings).champion()
+    def resolve() -> str | None:
+        if not registry:
+            from permeability.io.registry import Registry
+
+            registry.append(Registry.from_settings(settings))
+        champion = registry[0].champion()
         return None if champion is None else champion.label
 
     return resolve

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import io
 import math
-import re
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -31,6 +30,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel
 
 from permeability.config import InferenceParams
+from permeability.domain.cleaning import UNITS, parse_numbers
 from permeability.domain.intervals import decide_many
 from permeability.domain.schema import (
     CALIBRE_PROM,
@@ -86,7 +86,6 @@ UNITS_TEXT: Final = {
     PORC_HUMEDAD: "% RH",
     **{c: "µm" for c in (*CALIBRES, CALIBRE_PROM)},
 }
-_UNIT_SUFFIX: Final = re.compile(r"\s*(µm|um|°\s*c|ºc|%\s*rh|%)\s*$", re.IGNORECASE)
 _SUPPORTED_FILES: Final = (".csv", ".xlsx")
 STAGE: Final = "predict"
 
@@ -173,40 +172,74 @@ def _as_text(value: Any) -> str:
     return value if isinstance(value, str) else repr(value)
 
 
-def _parse_numeric(column: pd.Series) -> tuple[FloatArray, NDArray[np.bool_], NDArray[np.bool_]]:
-    """(values, missing, not a number). Numbers pass through; text may use decimal commas
-    and a trailing unit ("25,6", "16.4 µm"); booleans and other objects are not numbers."""
+@dataclass(frozen=True)
+class _Numbers:
+    values: FloatArray
+    missing: NDArray[np.bool_]
+    problem: NDArray[np.object_]  # None, or what is wrong with the value ("is not a number")
+
+
+def _parse_numeric(column: pd.Series, name: str) -> _Numbers:
+    """Numbers pass through; text is read exactly as acquisition reads it (decimal commas,
+    units such as "16.4 µm", placeholders such as "n/a" = missing); booleans and other JSON
+    values are not numbers."""
+    n = len(column)
     if pd.api.types.is_bool_dtype(column.dtype):
-        n = len(column)
-        return np.full(n, np.nan), np.zeros(n, dtype=bool), np.ones(n, dtype=bool)
+        return _Numbers(
+            np.full(n, np.nan), np.zeros(n, dtype=bool), np.full(n, "is not a number", dtype=object)
+        )
     if pd.api.types.is_numeric_dtype(column.dtype):
         values = column.to_numpy(dtype=np.float64, na_value=np.nan)
-        missing = np.isnan(values)
-        return values, missing, np.zeros(len(values), dtype=bool)
-    raw = column.astype(object)
-    is_bool = raw.map(lambda v: isinstance(v, bool | np.bool_)).to_numpy(dtype=bool)
-    is_number = raw.map(
-        lambda v: isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
-    ).to_numpy(dtype=bool)
-    is_text = raw.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
-    text = raw.where(is_text, "").astype(str).str.strip()
-    cleaned = text.str.replace(_UNIT_SUFFIX, "", regex=True)
-    cleaned = cleaned.where(
-        cleaned.str.contains(".", regex=False), cleaned.str.replace(",", ".", regex=False)
-    )
-    parsed = pd.to_numeric(cleaned.where(cleaned != "", None), errors="coerce").to_numpy(
-        dtype=np.float64, na_value=np.nan
-    )
-    numbers = pd.to_numeric(raw.where(is_number, np.nan), errors="coerce").to_numpy(
-        dtype=np.float64, na_value=np.nan
-    )
-    values = np.where(is_number, numbers, np.where(is_text, parsed, np.nan))
-    empty_text = is_text & (text.to_numpy(dtype=object) == "")
-    missing = (~is_number & ~is_text & ~is_bool & raw.isna().to_numpy()) | empty_text
-    missing |= is_number & np.isnan(numbers)
-    not_number = (is_text & ~empty_text & np.isnan(parsed)) | is_bool
-    not_number |= ~is_number & ~is_text & ~is_bool & ~raw.isna().to_numpy()
-    return values, missing, not_number
+        return _Numbers(values, np.isnan(values), np.full(n, None, dtype=object))
+    if pd.api.types.is_string_dtype(column.dtype) and not pd.api.types.is_object_dtype(
+        column.dtype
+    ):
+        parsed = parse_numbers(column.reset_index(drop=True), UNITS[name])
+        return _Numbers(parsed.values, parsed.missing, parsed.problem)
+    return _parse_mixed(column, name)
+
+
+def _parse_mixed(column: pd.Series, name: str) -> _Numbers:
+    """JSON values of any type: numbers as they are, text through the acquisition parser."""
+    raw = column.to_numpy(dtype=object)
+    n = len(raw)
+    kinds = np.array([_kind(v) for v in raw], dtype=np.int8)
+    values = np.full(n, np.nan)
+    missing = kinds == _MISSING
+    problem = np.full(n, None, dtype=object)
+    numbers = kinds == _NUMBER_KIND
+    values[numbers] = [_to_float(v) for v in raw[numbers]]
+    missing |= numbers & np.isnan(values)
+    texts = np.flatnonzero(kinds == _TEXT)
+    if len(texts):
+        parsed = parse_numbers(pd.Series(raw[texts], dtype="str"), UNITS[name])
+        values[texts] = parsed.values
+        missing[texts] = parsed.missing
+        problem[texts] = parsed.problem
+    problem[kinds == _OTHER] = "is not a number"
+    return _Numbers(values, missing, problem)
+
+
+_MISSING, _NUMBER_KIND, _TEXT, _OTHER = 0, 1, 2, 3
+
+
+def _to_float(value: Any) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # a JSON integer with hundreds of digits
+        return math.inf if value > 0 else -math.inf
+
+
+def _kind(value: Any) -> int:
+    if value is None:
+        return _MISSING
+    if isinstance(value, bool | np.bool_):
+        return _OTHER
+    if isinstance(value, int | float | np.integer | np.floating):
+        return _NUMBER_KIND
+    if isinstance(value, str):
+        return _TEXT
+    return _OTHER
 
 
 def _check_range(
@@ -224,28 +257,19 @@ def _check_range(
     )
 
 
-def _report_unparsed(
-    name: str,
-    column: pd.Series,
-    missing: NDArray[np.bool_],
-    not_number: NDArray[np.bool_],
-    problems: _Problems,
-) -> None:
-    problems.add(missing, lambda i: f"{name} is missing")
-    if not_number.any():
+def _report_unparsed(name: str, column: pd.Series, parsed: _Numbers, problems: _Problems) -> None:
+    problems.add(parsed.missing, lambda i: f"{name} is missing")
+    invalid = np.asarray(pd.notna(parsed.problem)) & ~parsed.missing
+    if invalid.any():
         raw = column.to_numpy(dtype=object)
-        problems.add(not_number, lambda i: f"{name} must be a number, got {_as_text(raw[i])}")
+        problems.add(invalid, lambda i: f"{name} {_as_text(raw[i])} {parsed.problem[i]}")
 
 
-def _check_muestra(column: pd.Series, problems: _Problems) -> NDArray[np.float64]:
-    values, missing, not_number = _parse_numeric(column)
-    problems.add(missing, lambda i: f"{MUESTRA} is missing")
-    if not_number.any():
-        raw = column.to_numpy(dtype=object)
-        problems.add(
-            not_number, lambda i: f"{MUESTRA} must be a whole number, got {_as_text(raw[i])}"
-        )
-    usable = ~missing & ~not_number
+def _check_muestra(column: pd.Series, problems: _Problems) -> FloatArray:
+    parsed = _parse_numeric(column, MUESTRA)
+    _report_unparsed(MUESTRA, column, parsed, problems)
+    values = parsed.values
+    usable = ~parsed.missing & np.asarray(pd.isna(parsed.problem))
     with np.errstate(invalid="ignore"):
         bad = usable & ~((values >= 0) & (values <= 2**53) & (np.floor(values) == values))
     problems.add(bad, lambda i: f"{MUESTRA} must be a whole number ≥ 0, got {values[i]:g}")
@@ -320,11 +344,11 @@ def _validate(frame: pd.DataFrame, loaded: LoadedModel) -> _Validated:
     numbers: dict[str, FloatArray] = {}
     all_usable = np.ones(n, dtype=bool)
     for name in NUMERIC_FIELDS:
-        values, missing, not_number = _parse_numeric(frame[name])
-        _report_unparsed(name, frame[name], missing, not_number, problems)
-        usable = ~missing & ~not_number
-        _check_range(name, values, usable, problems)
-        numbers[name] = values
+        parsed = _parse_numeric(frame[name], name)
+        _report_unparsed(name, frame[name], parsed, problems)
+        usable = ~parsed.missing & np.asarray(pd.isna(parsed.problem))
+        _check_range(name, parsed.values, usable, problems)
+        numbers[name] = parsed.values
         all_usable &= usable
     _caliper_consistency(numbers, all_usable, problems)
     structures = _structures(frame[ESTRUCTURA], loaded, problems)

@@ -1,0 +1,202 @@
+"""Serving models: loaded once, the champion followed without restart, broken versions isolated."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from permeability.io.model_cache import (
+    MODEL_FILE,
+    ModelCache,
+    NoChampionError,
+    UnknownVersionError,
+    VersionUnavailableError,
+)
+from permeability.io.model_store import ModelStore
+from permeability.settings import Settings
+from tests.unit.api.inference_support import Champion, publish_version, tiny_model
+
+
+@pytest.fixture
+def champion() -> Champion:
+    return Champion()
+
+
+@pytest.fixture
+def cache(settings: Settings, champion: Champion) -> ModelCache:
+    publish_version(settings, "0.1", tiny_model())
+    publish_version(settings, "0.2", tiny_model("Ridge"))
+    return ModelCache(ModelStore(settings.paths.models), champion.resolve, champion_ttl_s=0.05)
+
+
+def test_a_version_is_loaded_once_and_then_served_from_memory(cache: ModelCache) -> None:
+    assert cache.peek("0.1") is None
+    first = cache.get("0.1")
+    assert first.version == "0.1"
+    assert first.model_name == "LinearRegression"
+    assert "BOPP" in first.known_structures
+    assert cache.get("0.1") is first
+    assert cache.peek("0.1") is first
+    assert cache.loaded_versions == ["0.1"]
+
+
+def test_no_version_means_the_champion(cache: ModelCache, champion: Champion) -> None:
+    champion.label = "0.2"
+    assert cache.get(None).version == "0.2"
+    assert cache.peek(None) is not None
+
+
+def test_without_a_champion_the_error_lists_the_versions(cache: ModelCache) -> None:
+    with pytest.raises(NoChampionError) as caught:
+        cache.get(None)
+    assert caught.value.available == ["0.1", "0.2"]
+    assert "promote" in str(caught.value)
+
+
+@pytest.mark.parametrize("label", ["9.9", "../0.1", "a/b", ""])
+def test_unknown_or_hostile_version_is_not_found_with_the_list(
+    cache: ModelCache, label: str
+) -> None:
+    with pytest.raises(UnknownVersionError) as caught:
+        cache.get(label)
+    assert caught.value.available == ["0.1", "0.2"]
+    assert "0.1, 0.2" in str(caught.value)
+
+
+def test_a_promotion_takes_effect_without_a_restart(cache: ModelCache, champion: Champion) -> None:
+    champion.label = "0.1"
+    cache.refresh()
+    assert cache.get(None).version == "0.1"
+    cache.start()
+    try:
+        champion.label = "0.2"
+        deadline = time.monotonic() + 5
+        while cache.champion != "0.2" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert cache.get(None).version == "0.2"
+        deadline = time.monotonic() + 5
+        while cache.peek(None) is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert cache.peek(None) is not None  # the refresher preloads the new champion
+    finally:
+        cache.stop()
+
+
+def test_an_unreachable_registry_keeps_the_last_champion(
+    cache: ModelCache, champion: Champion
+) -> None:
+    champion.label = "0.1"
+    cache.refresh_champion()
+    champion.fail = ConnectionError("tracking server down")
+    assert cache.refresh_champion() == "0.1"
+    assert cache.champion_error is not None
+    assert "tracking server down" in cache.champion_error
+    assert cache.get(None).version == "0.1"
+
+
+def test_a_corrupt_model_file_makes_only_that_version_unavailable(
+    settings: Settings, cache: ModelCache
+) -> None:
+    model_file = settings.paths.models / "0.2" / MODEL_FILE
+    model_file.write_bytes(b"this is not a pickle")
+    with pytest.raises(VersionUnavailableError) as caught:
+        cache.get("0.2")
+    assert "cannot be loaded" in caught.value.reason
+    assert cache.get("0.1").version == "0.1"
+    with pytest.raises(VersionUnavailableError):
+        cache.get("0.2")
+    assert cache.load_errors == 1  # remembered, not re-read on every request
+    states = {s.version: s for s in cache.states()}
+    assert states["0.2"].status == "unavailable"
+    assert states["0.2"].reason is not None
+    assert "cannot be loaded" in states["0.2"].reason
+    assert states["0.1"].status == "available"
+    assert states["0.1"].loaded
+
+
+def test_a_repaired_model_file_is_picked_up(settings: Settings, cache: ModelCache) -> None:
+    model_file = settings.paths.models / "0.2" / MODEL_FILE
+    good = model_file.read_bytes()
+    model_file.write_bytes(b"garbage")
+    with pytest.raises(VersionUnavailableError):
+        cache.get("0.2")
+    model_file.write_bytes(good)
+    assert cache.get("0.2").version == "0.2"
+
+
+def test_a_missing_model_file_is_reported(settings: Settings, cache: ModelCache) -> None:
+    (settings.paths.models / "0.2" / MODEL_FILE).unlink()
+    states = {s.version: s for s in cache.states()}
+    assert states["0.2"].status == "unavailable"
+    with pytest.raises(VersionUnavailableError, match="missing"):
+        cache.get("0.2")
+
+
+def test_a_file_removed_after_loading_evicts_the_version(
+    settings: Settings, cache: ModelCache
+) -> None:
+    cache.get("0.2")
+    (settings.paths.models / "0.2" / MODEL_FILE).unlink()
+    cache.check_files()
+    assert "0.2" not in cache.loaded_versions
+    with pytest.raises(VersionUnavailableError):
+        cache.get("0.2")
+    assert cache.get("0.1").version == "0.1"
+
+
+def test_a_file_that_is_not_a_model_is_refused(settings: Settings, cache: ModelCache) -> None:
+    import joblib
+
+    joblib.dump({"not": "a model"}, settings.paths.models / "0.2" / MODEL_FILE)
+    with pytest.raises(VersionUnavailableError, match="not a model"):
+        cache.get("0.2")
+
+
+def test_states_list_every_version_and_flag_the_champion(
+    cache: ModelCache, champion: Champion
+) -> None:
+    champion.label = "0.2"
+    cache.refresh_champion()
+    states = {s.version: s for s in cache.states()}
+    assert set(states) == {"0.1", "0.2"}
+    assert states["0.2"].champion
+    assert not states["0.1"].champion
+    assert states["0.1"].model_name == "LinearRegression"
+    assert states["0.1"].metrics == {"mae": 1.0}
+
+
+def test_a_champion_missing_from_this_store_is_listed_as_unavailable(
+    cache: ModelCache, champion: Champion
+) -> None:
+    champion.label = "7.0"
+    cache.refresh_champion()
+    states = {s.version: s for s in cache.states()}
+    assert states["7.0"].status == "unavailable"
+    assert states["7.0"].champion
+    with pytest.raises(UnknownVersionError):
+        cache.get(None)
+
+
+@pytest.mark.slow
+def test_the_registry_resolver_follows_mlflow_aliases(settings: Settings, tmp_path: Path) -> None:
+    """The real resolver against an embedded MLflow registry (no model store needed)."""
+    from permeability.io.model_cache import registry_champion_resolver
+    from permeability.io.registry import CHAMPION_ALIAS, LABEL_TAG, REGISTERED_MODEL_NAME, Registry
+
+    registry = Registry.from_settings(settings)
+    registry.setup()
+    client = registry.client
+    versions = []
+    for label in ("0.1", "0.2"):
+        created = client.create_model_version(
+            REGISTERED_MODEL_NAME, source=str(tmp_path), tags={LABEL_TAG: label}
+        )
+        versions.append(created.version)
+    resolve = registry_champion_resolver(settings)
+    assert resolve() is None
+    client.set_registered_model_alias(REGISTERED_MODEL_NAME, CHAMPION_ALIAS, versions[0])
+    assert resolve() == "0.1"
+    client.set_registered_model_alias(REGISTERED_MODEL_NAME, CHAMPION_ALIAS, versions[1])
+    assert resolve() == "0.2"

@@ -1,0 +1,205 @@
+"""The prediction log: buffered rows land in the Delta table in few commits, and none are lost."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from deltalake import DeltaTable
+
+from permeability.io.prediction_log import (
+    COLUMNS,
+    PredictionLog,
+    predictions_uri,
+    read_predictions,
+)
+
+
+def _row(i: int, **overrides: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "timestamp": 1_767_225_600.0 + i,  # 2026-01-01T00:00:00Z + i s
+        "request_id": f"r-{i}",
+        "endpoint": "single",
+        "version": "0.1",
+        "Muestra": i,
+        "Grados_C": 38.0,
+        "Porc_Humedad": 90.0,
+        "Estructura": "bopp ",
+        "structure": "BOPP",
+        "Calibre1": 21.0,
+        "Calibre2": 21.0,
+        "Calibre3": 21.0,
+        "Calibre4": 21.0,
+        "Calibre5": 21.0,
+        "CalibreProm": 21.0,
+        "prediction": 5.5,
+        "lower": 4.5,
+        "upper": 6.5,
+        "level": 0.9,
+        "spec_limit": 6.0,
+        "p_exceed": 0.2,
+        "decision": "retest",
+        "latency_ms": 0.3,
+    }
+    row.update(overrides)
+    return row
+
+
+def _commits(root: Path) -> int:
+    return len(DeltaTable(predictions_uri(str(root))).history())
+
+
+def test_rows_wait_in_memory_until_one_commit_writes_them_all(tmp_path: Path) -> None:
+    log = PredictionLog(predictions_uri(str(tmp_path)), flush_interval_s=3600)
+    for i in range(250):
+        log.append(_row(i, decision=None if i % 2 else "approve", p_exceed=None if i % 2 else 0.01))
+    assert read_predictions(str(tmp_path)).empty
+    assert log.pending_rows == 250
+    assert log.flush() == 250
+    assert log.pending_rows == 0
+    assert _commits(tmp_path) == 1
+    frame = read_predictions(str(tmp_path)).sort_values("Muestra").reset_index(drop=True)
+    assert list(frame.columns) == list(COLUMNS)
+    assert frame["Muestra"].tolist() == list(range(250))
+    assert str(frame["timestamp"].dt.tz) == "UTC"
+    assert frame["timestamp"].iloc[0].isoformat() == "2026-01-01T00:00:00+00:00"
+    assert frame["Estructura"].iloc[0] == "bopp "
+    assert frame["structure"].iloc[0] == "BOPP"
+    assert frame["decision"].iloc[0] == "approve"
+    assert frame["decision"].isna().sum() == 125
+    assert frame["p_exceed"].isna().sum() == 125
+
+
+def test_background_flusher_batches_many_requests_into_few_commits(tmp_path: Path) -> None:
+    log = PredictionLog(predictions_uri(str(tmp_path)), flush_interval_s=0.2)
+    log.start()
+    try:
+        for i in range(2000):
+            log.append(_row(i))
+        deadline = time.monotonic() + 10
+        while log.rows_written < 2000 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        log.close()
+    assert log.rows_written == 2000
+    assert len(read_predictions(str(tmp_path))) == 2000
+    assert _commits(tmp_path) <= 5
+
+
+def test_close_writes_what_is_still_buffered(tmp_path: Path) -> None:
+    log = PredictionLog(predictions_uri(str(tmp_path)), flush_interval_s=3600)
+    log.start()
+    for i in range(7):
+        log.append(_row(i))
+    log.close()
+    assert len(read_predictions(str(tmp_path))) == 7
+
+
+def test_a_full_buffer_wakes_the_flusher_early(tmp_path: Path) -> None:
+    log = PredictionLog(predictions_uri(str(tmp_path)), flush_interval_s=3600, max_buffer_rows=50)
+    log.start()
+    try:
+        for i in range(60):
+            log.append(_row(i))
+        deadline = time.monotonic() + 10
+        while log.rows_written < 50 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert log.rows_written >= 50
+    finally:
+        log.close()
+
+
+def test_column_batches_accept_arrays_and_constants(tmp_path: Path) -> None:
+    log = PredictionLog(predictions_uri(str(tmp_path)), flush_interval_s=3600)
+    n = 1000
+    columns = {name: value for name, value in _row(0).items()}
+    columns.update(
+        {
+            "timestamp": 1_767_225_600.0,
+            "request_id": "batch-1",
+            "endpoint": "batch",
+            "Muestra": np.arange(n),
+            "prediction": np.linspace(1, 2, n),
+            "decision": np.array(["approve", None] * (n // 2), dtype=object),
+            "spec_limit": None,
+        }
+    )
+    log.append_columns(columns, n)
+    log.append(_row(5000))
+    assert log.flush() == n + 1
+    frame = read_predictions(str(tmp_path))
+    batch = frame[frame["endpoint"] == "batch"].sort_values("Muestra")
+    assert len(batch) == n
+    assert batch["request_id"].unique().tolist() == ["batch-1"]
+    np.testing.assert_allclose(batch["prediction"], np.linspace(1, 2, n))
+    assert batch["spec_limit"].isna().all()
+    assert (batch["decision"] == "approve").sum() == n // 2
+    assert _commits(tmp_path) == 1
+
+
+def test_column_batch_without_a_column_is_refused(tmp_path: Path) -> None:
+    log = PredictionLog(predictions_uri(str(tmp_path)))
+    columns = _row(0)
+    del columns["latency_ms"]
+    with pytest.raises(ValueError, match="latency_ms"):
+        log.append_columns(columns, 1)
+
+
+def test_failed_write_keeps_the_rows_and_retries(tmp_path: Path) -> None:
+    blocker = tmp_path / "store"
+    blocker.write_text("a file where the store folder should be", encoding="utf-8")
+    log = PredictionLog(predictions_uri(str(blocker)), flush_interval_s=3600)
+    for i in range(3):
+        log.append(_row(i))
+    assert log.flush() == 0
+    assert log.pending_rows == 3
+    assert log.last_error is not None
+    blocker.unlink()
+    blocker.mkdir()
+    assert log.flush() == 3
+    assert log.last_error is None
+    assert len(read_predictions(str(blocker))) == 3
+
+
+def test_beyond_the_pending_cap_the_oldest_rows_are_dropped_and_counted(tmp_path: Path) -> None:
+    blocker = tmp_path / "store"
+    blocker.write_text("not a folder", encoding="utf-8")
+    log = PredictionLog(predictions_uri(str(blocker)), flush_interval_s=3600, max_pending_rows=5)
+    for i in range(8):
+        log.append(_row(i))
+    log.flush()
+    assert log.pending_rows == 5
+    assert log.rows_dropped == 3
+    blocker.unlink()
+    blocker.mkdir()
+    log.flush()
+    assert sorted(read_predictions(str(blocker))["Muestra"]) == [3, 4, 5, 6, 7]
+
+
+def test_two_writers_append_to_the_same_table(tmp_path: Path) -> None:
+    """Two uvicorn workers each have a log; neither loses rows to the other's commits."""
+    logs = [PredictionLog(predictions_uri(str(tmp_path)), flush_interval_s=3600) for _ in range(2)]
+
+    def write(log: PredictionLog, offset: int) -> None:
+        for chunk in range(5):
+            for i in range(20):
+                log.append(_row(offset + chunk * 20 + i))
+            log.flush()
+
+    threads = [threading.Thread(target=write, args=(log, k * 1000)) for k, log in enumerate(logs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(log.pending_rows == 0 for log in logs)
+    assert len(read_predictions(str(tmp_path))) == 200
+
+
+def test_reading_a_log_that_does_not_exist_yet_gives_the_columns(tmp_path: Path) -> None:
+    frame = read_predictions(str(tmp_path))
+    assert frame.empty
+    assert list(frame.columns) == list(COLUMNS)
