@@ -132,5 +132,38 @@ def schedule(
     run_scheduler(get_settings(), once=once)
 
 
+@app.command()
+@reports_errors
+def predict(
+    input_path: Annotated[
+        Path, typer.Option("--input", help="Lab file to score: .csv or .xlsx (seed's columns).")
+    ],
+    output_path: Annotated[
+        Path,
+        typer.Option("--output", help="Where to write every row plus its outputs (.csv/.xlsx)."),
+    ],
+    version: Annotated[
+        str | None, typer.Option(help="Version label (default: the champion).")
+    ] = None,
+    level: Annotated[
+        float | None, typer.Option(help="Prediction-interval level (default from config).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Score a whole file: prediction, interval, decision (and an error per bad row)."""
+    from permeability.jobs.predict import predict_file
+
+    result = predict_file(
+        get_settings(), input_path=input_path, output_path=output_path, version=version, level=level
+    )
+    decisions = ", ".join(f"{k}={v}" for k, v in sorted(result.decisions.items())) or "none"
+    emit(
+        result,
+        as_json,
+        f"scored {result.rows} rows with version {result.version} ({result.failed} failed; "
+        f"decisions: {decisions}) -> {result.output}",
+    )
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()
