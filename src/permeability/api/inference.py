@@ -602,7 +602,7 @@ def _score_batch(
         missing_columns=batch.missing_columns,
     )
     if batch.not_objects is not None and batch.not_objects.any():
-        errors = scored.frame["error"].to_numpy(dtype=object)
+        errors = scored.frame["error"].to_numpy(dtype=object).copy()
         errors[batch.not_objects] = "record is not a JSON object with the sample's fields"
         scored.frame["error"] = pd.Series(errors, index=scored.frame.index, dtype=object)
     columns, count = scored.log_columns()
