@@ -722,6 +722,10 @@ async def versions(request: Request) -> VersionsResponse:
                 model=s.model_name,
                 created_at=s.created_at,
                 metrics=dict(s.metrics),
+                n_train=s.n_train,
+                run_id=s.run_id,
+                known_structures=list(s.known_structures),
+                interval_level=s.interval_level,
             )
             for s in states
         ],

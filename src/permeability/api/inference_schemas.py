@@ -256,6 +256,14 @@ class VersionOut(BaseModel):
     model: str | None = None
     created_at: str | None = None
     metrics: dict[str, Any] = Field(default_factory=dict)
+    n_train: int | None = Field(default=None, description="Samples the model was fitted on.")
+    run_id: str | None = Field(default=None, description="MLflow run of the training.")
+    known_structures: list[str] = Field(
+        default_factory=list, description="Structures this version accepts (canonical names)."
+    )
+    interval_level: float | None = Field(
+        default=None, description="Interval level the version was calibrated for by default."
+    )
 
 
 class VersionsResponse(BaseModel):

@@ -99,6 +99,10 @@ class VersionState:
     model_name: str | None = None
     metrics: Mapping[str, Any] = field(default_factory=dict)
     created_at: str | None = None
+    n_train: int | None = None
+    run_id: str | None = None
+    known_structures: tuple[str, ...] = ()
+    interval_level: float | None = None
 
 
 def registry_champion_resolver(settings: Settings) -> ChampionResolver:
@@ -355,7 +359,25 @@ def _state_of(
         model_name=_text_or_none(metadata.get("chosen_model") or metadata.get("model")),
         metrics=dict(metrics) if isinstance(metrics, Mapping) else {},
         created_at=_text_or_none(metadata.get("created_at")),
+        n_train=_int_or_none(metadata.get("n_train")),
+        run_id=_text_or_none(_lineage(metadata).get("run_id")),
+        known_structures=tuple(sorted(map(str, metadata.get("known_structures") or ()))),
+        interval_level=_float_or_none(metadata.get("interval_level")),
     )
+
+
+def _lineage(metadata: Mapping[str, Any]) -> Mapping[str, Any]:
+    lineage = metadata.get("lineage")
+    return lineage if isinstance(lineage, Mapping) else {}
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _float_or_none(value: Any) -> float | None:
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if is_number else None
 
 
 def _text_or_none(value: Any) -> str | None:
