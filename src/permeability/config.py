@@ -46,10 +46,14 @@ class AcquisitionParams(_Params):
 
 
 class ScheduledJob(_Params):
-    """One entry of the scheduler: what to run and when (a 5-field cron expression)."""
+    """One entry of the scheduler: what to run and when (a 5-field cron expression).
+
+    ``args`` of an ``evaluate`` job: ``version`` (a label; default the champion), ``all``,
+    ``compare``, ``promote_if_better`` (a margin), ``since`` (YYYY-MM-DD) or ``since_days``.
+    """
 
     name: str = Field(min_length=1, max_length=64)
-    kind: Literal["acquire"]
+    kind: Literal["acquire", "evaluate"]
     cron: str = Field(min_length=9, description="Cron expression, e.g. '0 2 * * *'.")
     args: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
@@ -92,11 +96,45 @@ class InferenceParams(_Params):
     )
 
 
+class EvaluationParams(_Params):
+    """How versions are judged on data that arrived after their training (docs/evaluation.md)."""
+
+    drift_psi: float = Field(
+        default=0.2, gt=0.0, description="Smallest population stability index that is drift."
+    )
+    drift_alpha: float = Field(
+        default=0.01,
+        gt=0.0,
+        lt=1.0,
+        description="Chance of any false drift alarm in one report (Bonferroni-corrected).",
+    )
+    drift_min_rows: int = Field(
+        default=30, ge=5, description="Rows a structure needs on each side for its own tests."
+    )
+    drift_bins: int = Field(default=10, ge=2, le=50, description="PSI bins (reference deciles).")
+    compare_metric: Literal["mae", "mse", "rmse", "mape", "r2", "r2_log"] = Field(
+        default="mae", description="What champion and challengers are compared on."
+    )
+    compare_margin: float = Field(
+        default=0.05,
+        ge=0.0,
+        lt=1.0,
+        description="Win margin reported by --compare without --promote-if-better.",
+    )
+    coverage_tolerance: float = Field(
+        default=0.05,
+        ge=0.0,
+        lt=0.5,
+        description="A challenger whose interval coverage is further below its level cannot win.",
+    )
+
+
 class ProjectConfig(_Params):
     acquisition: AcquisitionParams = AcquisitionParams()
     schedule: ScheduleParams = ScheduleParams()
     training: TrainingParams = TrainingParams()
     inference: InferenceParams = InferenceParams()
+    evaluation: EvaluationParams = EvaluationParams()
 
 
 def load_config(path: Path | None) -> ProjectConfig:

@@ -1,0 +1,505 @@
+"""How good a version's guide values are on data that arrived after its training.
+
+Two kinds of evidence are scored the same way, from one table of scored rows
+(:data:`SCORED_COLUMNS`: the measured value next to the guide value, its interval, the limit
+that applied and the decision taken):
+
+* **recent labelled rows** - the version predicts samples that reached the feature store
+  after its training (:func:`score_labelled`), with the intervals and decisions the inference
+  service would have given;
+* **served predictions** - what the inference service actually answered, from the prediction
+  log, joined with the lab's later result: the real-world quality of the guide value.
+
+:func:`evaluate_scored` turns such a table into R², MAE, MSE, RMSE, MAPE, per-structure
+errors, interval coverage per structure and decision quality (approve / reject / retest counts,
+wrong approvals, wrong rejections). :func:`compare_versions` is the champion/challenger rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final, Literal
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict
+
+from permeability.domain import metrics as m
+from permeability.domain.drift import RecentResiduals, ResidualReference
+from permeability.domain.intervals import decide_many
+from permeability.domain.model import PermeabilityModel
+from permeability.domain.schema import (
+    CALIBRE_PROM,
+    CALIBRES,
+    ESTRUCTURA,
+    FECHA,
+    GRADOS_C,
+    MUESTRA,
+    PERMEABILIDAD,
+    PORC_HUMEDAD,
+)
+from permeability.domain.specs import SpecificationSet
+from permeability.errors import InvalidInputError
+
+FloatArray = NDArray[np.float64]
+
+#: One row per evaluated sample; ``structure`` is the canonical name, ``when`` a naive UTC
+#: timestamp (test date for labelled rows, request time for served ones) for plots over time.
+SCORED_COLUMNS: Final = (
+    MUESTRA,
+    "structure",
+    "measured",
+    "predicted",
+    "lower",
+    "upper",
+    "level",
+    "limit",
+    "p_exceed",
+    "decision",
+    "when",
+)
+#: Metrics where less is better (compared by relative improvement) and more is better
+#: (compared by absolute improvement).
+LOWER_IS_BETTER: Final = ("mae", "mse", "rmse", "mape")
+HIGHER_IS_BETTER: Final = ("r2", "r2_log")
+ComparisonMetric = Literal["mae", "mse", "rmse", "mape", "r2", "r2_log"]
+
+
+@dataclass(frozen=True)
+class DecisionRule:
+    """Interval level and the approve/reject probability thresholds the service uses."""
+
+    level: float
+    approve_below: float
+    reject_above: float
+
+
+# -- which rows ---------------------------------------------------------------------------
+
+#: What identifies a lab result: a sample whose inputs or measured value changed since a
+#: version's training is new evidence for that version (a re-measurement, a corrected typo).
+RECORD_FIELDS: Final = (
+    GRADOS_C,
+    PORC_HUMEDAD,
+    ESTRUCTURA,
+    *CALIBRES,
+    CALIBRE_PROM,
+    PERMEABILIDAD,
+)
+
+
+def new_since_training(current: pd.DataFrame, training: pd.DataFrame) -> NDArray[np.bool_]:
+    """Rows of ``current`` the version never trained on: a Muestra absent from its training
+    feature set, or present with a different record."""
+    fields = [c for c in RECORD_FIELDS if c in current.columns and c in training.columns]
+    before = training[[MUESTRA, *fields]].drop_duplicates(MUESTRA, keep="last")
+    joined = current[[MUESTRA, *fields]].merge(
+        before, on=MUESTRA, how="left", suffixes=("", "_before"), indicator=True
+    )
+    fresh = (joined["_merge"] == "left_only").to_numpy(dtype=bool, copy=True)
+    for name in fields:
+        now, then = joined[name], joined[f"{name}_before"]
+        differs = (now != then) & ~(now.isna() & then.isna())
+        fresh |= differs.fillna(True).to_numpy(dtype=bool)
+    return np.asarray(fresh, dtype=bool)
+
+
+def on_or_after(when: pd.Series, since: pd.Timestamp | None) -> NDArray[np.bool_]:
+    """Rows dated at or after ``since`` (all rows when ``since`` is None; undated rows never)."""
+    if since is None:
+        return np.ones(len(when), dtype=bool)
+    stamps = pd.to_datetime(when, errors="coerce")
+    return np.asarray((stamps >= since).fillna(False).to_numpy(dtype=bool))
+
+
+def labelled_when(frame: pd.DataFrame) -> pd.Series:
+    """When a labelled row happened: its test date, else when it was loaded (naive UTC)."""
+    return _when(frame)
+
+
+def served_scored(predictions: pd.DataFrame, labelled: pd.DataFrame, version: str) -> pd.DataFrame:
+    """The version's logged predictions next to the lab's later result, as they were served.
+
+    ``predictions`` is the prediction log (timestamp, version, Muestra, structure, prediction,
+    lower, upper, level, spec_limit, p_exceed, decision); ``labelled`` the rows with measured
+    values to match (already restricted to what the version did not train on). A sample
+    predicted several times counts once, with its latest guide value.
+    """
+    if predictions.empty or labelled.empty:
+        return pd.DataFrame(columns=list(SCORED_COLUMNS))
+    own = predictions.loc[
+        (predictions["version"] == version) & predictions[MUESTRA].notna()
+    ].sort_values("timestamp", kind="stable")
+    own = own.drop_duplicates(MUESTRA, keep="last")
+    measured = labelled[[MUESTRA, PERMEABILIDAD]].drop_duplicates(MUESTRA, keep="last")
+    joined = own.merge(measured, on=MUESTRA, how="inner")
+    stamps = pd.to_datetime(joined["timestamp"], errors="coerce", utc=True).dt.tz_convert(None)
+    return pd.DataFrame(
+        {
+            MUESTRA: joined[MUESTRA].to_numpy(dtype=np.int64),
+            "structure": joined["structure"].astype(str).to_numpy(dtype=object),
+            "measured": joined[PERMEABILIDAD].to_numpy(dtype=np.float64),
+            "predicted": joined["prediction"].to_numpy(dtype=np.float64),
+            "lower": joined["lower"].to_numpy(dtype=np.float64),
+            "upper": joined["upper"].to_numpy(dtype=np.float64),
+            "level": joined["level"].to_numpy(dtype=np.float64),
+            "limit": joined["spec_limit"].to_numpy(dtype=np.float64),
+            "p_exceed": joined["p_exceed"].to_numpy(dtype=np.float64),
+            "decision": joined["decision"].astype(object).where(joined["decision"].notna(), ""),
+            "when": stamps.to_numpy(),
+        }
+    )
+
+
+# -- scoring ------------------------------------------------------------------------------
+
+
+def _when(frame: pd.DataFrame) -> pd.Series:
+    """The test date where the lab gave one, else when the row was loaded (naive UTC)."""
+    index = frame.index
+    fecha = (
+        pd.to_datetime(frame[FECHA], errors="coerce")
+        if FECHA in frame.columns
+        else pd.Series(pd.NaT, index=index, dtype="datetime64[ns]")
+    )
+    if "ingested_at" in frame.columns:
+        loaded = pd.to_datetime(frame["ingested_at"], errors="coerce", utc=True)
+        fecha = fecha.fillna(loaded.dt.tz_convert(None))
+    return fecha.astype("datetime64[ns]")
+
+
+def score_labelled(
+    model: PermeabilityModel,
+    frame: pd.DataFrame,
+    specs: SpecificationSet,
+    rule: DecisionRule,
+) -> pd.DataFrame:
+    """Guide values, intervals and decisions for labelled rows, as the service would give them.
+
+    Structures the version never saw are routed to its pooled ``OTHER`` category and its
+    pooled calibration residuals (``strict=False``): evaluation must score every recent row,
+    and how badly a new film is served is exactly what it should show.
+    """
+    if frame.empty:
+        raise InvalidInputError("there are no labelled rows to score")
+    predicted = model.predict_frame(frame, strict=False)
+    names = model.canonical_structures(frame)
+    lower, upper = model.calibration.intervals(predicted, names, rule.level)
+    matched = specs.match_many(
+        names,
+        frame[GRADOS_C].to_numpy(dtype=np.float64),
+        frame[PORC_HUMEDAD].to_numpy(dtype=np.float64),
+        frame[CALIBRE_PROM].to_numpy(dtype=np.float64),
+    )
+    limit_values = np.array([lim.max_permeability for lim in specs.limits] + [np.nan])
+    limits = limit_values[matched.limit_index]  # -1 (no limit) picks the trailing NaN
+    has_limit = np.isfinite(limits)
+    p_exceed = np.full(len(frame), np.nan)
+    decision = np.full(len(frame), "", dtype=object)
+    if has_limit.any():
+        p_exceed[has_limit] = model.calibration.p_exceed_many(
+            predicted[has_limit], names[has_limit], limits[has_limit]
+        )
+        decision[has_limit] = decide_many(
+            p_exceed[has_limit], rule.approve_below, rule.reject_above
+        ).astype(object)
+    return pd.DataFrame(
+        {
+            MUESTRA: frame[MUESTRA].to_numpy(dtype=np.int64),
+            "structure": names,
+            "measured": frame[PERMEABILIDAD].to_numpy(dtype=np.float64),
+            "predicted": predicted,
+            "lower": lower,
+            "upper": upper,
+            "level": np.full(len(frame), rule.level),
+            "limit": limits,
+            "p_exceed": p_exceed,
+            "decision": decision,
+            "when": _when(frame).to_numpy(),
+        }
+    )
+
+
+def calibration_reference(model: PermeabilityModel) -> ResidualReference:
+    """The version's calibration residuals (what its intervals were built from)."""
+    calibration = model.calibration
+    return ResidualReference(pooled=calibration.pooled, by_structure=calibration.by_structure)
+
+
+def recent_residuals(scored: pd.DataFrame) -> RecentResiduals:
+    """Signed log residuals log(measured / predicted) of scored rows, for drift detection."""
+    _require_scored(scored)
+    residuals = np.log(scored["measured"].to_numpy(dtype=np.float64)) - np.log(
+        scored["predicted"].to_numpy(dtype=np.float64)
+    )
+    return RecentResiduals(residuals, scored["structure"].to_numpy(dtype=object))
+
+
+# -- evaluation ---------------------------------------------------------------------------
+
+
+class StructureScore(BaseModel):
+    """Errors, coverage and decisions of one structure."""
+
+    model_config = ConfigDict(frozen=True)
+
+    structure: str
+    n: int
+    mae: float
+    mape: float
+    rmse: float
+    bias_log: float
+    coverage: float
+    mean_width: float
+    wrong_approvals: int
+    wrong_rejections: int
+
+
+class EvaluationMetrics(BaseModel):
+    """Everything the evaluation of one version on one set of rows found."""
+
+    model_config = ConfigDict(frozen=True)
+
+    n: int
+    level: float
+    metrics: dict[str, float]
+    per_structure: list[StructureScore]
+    decisions: dict[str, int]
+    first: str | None
+    last: str | None
+
+    def structure_table(self) -> pd.DataFrame:
+        columns = list(StructureScore.model_fields)
+        return pd.DataFrame([s.model_dump() for s in self.per_structure], columns=columns)
+
+
+def _require_scored(scored: pd.DataFrame) -> None:
+    missing = [c for c in SCORED_COLUMNS if c not in scored.columns]
+    if missing:
+        raise InvalidInputError(f"scored rows lack column(s) {', '.join(missing)}")
+
+
+def usable_rows(scored: pd.DataFrame) -> pd.DataFrame:
+    """Rows with a positive measured value and a positive prediction (others cannot be scored)."""
+    _require_scored(scored)
+    measured = scored["measured"].to_numpy(dtype=np.float64)
+    predicted = scored["predicted"].to_numpy(dtype=np.float64)
+    keep = np.isfinite(measured) & (measured > 0) & np.isfinite(predicted) & (predicted > 0)
+    return scored.loc[keep].reset_index(drop=True)
+
+
+def _decisions(scored: pd.DataFrame) -> tuple[NDArray[np.object_], FloatArray]:
+    """Decisions as text ('' where none) and limits (NaN where none or no decision was taken)."""
+    decisions = scored["decision"].astype(object).where(scored["decision"].notna(), "")
+    text = decisions.astype(str).to_numpy(dtype=object)
+    limits = scored["limit"].to_numpy(dtype=np.float64).copy()
+    limits[text == ""] = np.nan
+    return text, limits
+
+
+def _structure_scores(scored: pd.DataFrame) -> list[StructureScore]:
+    decisions, limits = _decisions(scored)
+    measured = scored["measured"].to_numpy(dtype=np.float64)
+    predicted = scored["predicted"].to_numpy(dtype=np.float64)
+    lower = scored["lower"].to_numpy(dtype=np.float64)
+    upper = scored["upper"].to_numpy(dtype=np.float64)
+    names = scored["structure"].astype(str).to_numpy(dtype=object)
+    scores = []
+    for name in sorted(set(names)):
+        rows = names == name
+        y, p = measured[rows], predicted[rows]
+        quality = m.decision_quality(y, decisions[rows], limits[rows])
+        scores.append(
+            StructureScore(
+                structure=str(name),
+                n=int(rows.sum()),
+                mae=m.mae(y, p),
+                mape=m.mape(y, p),
+                rmse=m.rmse(y, p),
+                bias_log=float(np.mean(np.log(y) - np.log(p))),
+                coverage=m.coverage(y, lower[rows], upper[rows]),
+                mean_width=_finite_mean(upper[rows] - lower[rows]),
+                wrong_approvals=quality["wrong_approvals"],
+                wrong_rejections=quality["wrong_rejections"],
+            )
+        )
+    return scores
+
+
+def _finite_mean(values: FloatArray) -> float:
+    """Mean of the finite widths (an interval of a tiny calibration set may be unbounded)."""
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if len(finite) else float("inf")
+
+
+def evaluate_scored(scored: pd.DataFrame) -> EvaluationMetrics:
+    """Metrics of scored rows (see :data:`SCORED_COLUMNS`); unusable rows are left out."""
+    rows = usable_rows(scored)
+    if rows.empty:
+        raise InvalidInputError("no scored row has a positive measured value and prediction")
+    measured = rows["measured"].to_numpy(dtype=np.float64)
+    predicted = rows["predicted"].to_numpy(dtype=np.float64)
+    lower = rows["lower"].to_numpy(dtype=np.float64)
+    upper = rows["upper"].to_numpy(dtype=np.float64)
+    metrics = m.regression_metrics(measured, predicted)
+    metrics["median_ape"] = float(np.median(np.abs(measured - predicted) / measured) * 100.0)
+    metrics["coverage"] = m.coverage(measured, lower, upper)
+    metrics["mean_width"] = _finite_mean(upper - lower)
+    decisions, limits = _decisions(rows)
+    quality = m.decision_quality(measured, decisions, limits)
+    when = pd.to_datetime(rows["when"], errors="coerce").dropna()
+    return EvaluationMetrics(
+        n=len(rows),
+        level=float(rows["level"].to_numpy(dtype=np.float64).mean()),
+        metrics={k: float(v) for k, v in metrics.items()},
+        per_structure=_structure_scores(rows),
+        decisions={k: int(v) for k, v in quality.items()},
+        first=when.min().isoformat() if len(when) else None,
+        last=when.max().isoformat() if len(when) else None,
+    )
+
+
+# -- champion / challenger ------------------------------------------------------------------
+
+
+class Contender(BaseModel):
+    """One version's score on the shared recent rows."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: str
+    value: float
+    coverage: float
+    eligible: bool
+    note: str
+
+
+class ComparisonOutcome(BaseModel):
+    """The champion/challenger verdict and, in words, why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    metric: str
+    margin: float
+    n: int
+    champion: str | None
+    contenders: list[Contender]
+    best_challenger: str | None
+    improvement: float | None
+    winner: str | None
+    challenger_wins: bool
+    reason: str
+
+
+def improvement_over(metric: str, champion: float, challenger: float) -> float:
+    """How much better the challenger is: relative for error metrics, absolute for R²."""
+    if metric in HIGHER_IS_BETTER:
+        return challenger - champion
+    if champion == 0.0:
+        return 0.0 if challenger == 0.0 else -np.inf
+    return (champion - challenger) / champion
+
+
+def _check_comparison(metric: str, margin: float, scores: Mapping[str, EvaluationMetrics]) -> None:
+    if metric not in (*LOWER_IS_BETTER, *HIGHER_IS_BETTER):
+        valid = ", ".join((*LOWER_IS_BETTER, *HIGHER_IS_BETTER))
+        raise InvalidInputError(f"comparison metric '{metric}' is unknown; valid: {valid}")
+    if not (np.isfinite(margin) and 0.0 <= margin < 1.0):
+        raise InvalidInputError(f"margin must be at least 0 and below 1, got {margin}")
+    if len({s.n for s in scores.values()}) > 1:
+        raise InvalidInputError("versions must be compared on the same rows (their counts differ)")
+
+
+def _contender(
+    version: str, score: EvaluationMetrics, metric: str, coverage_tolerance: float
+) -> Contender:
+    coverage = score.metrics["coverage"]
+    value = score.metrics.get(metric, float("nan"))
+    least = score.level - coverage_tolerance
+    if not np.isfinite(value):
+        return Contender(
+            version=version,
+            value=value,
+            coverage=coverage,
+            eligible=False,
+            note=f"{metric} undefined",
+        )
+    if coverage < least:
+        note = f"interval coverage {coverage:.3f} is below {score.level:.2f} - {coverage_tolerance:.2f}"
+        return Contender(version=version, value=value, coverage=coverage, eligible=False, note=note)
+    return Contender(version=version, value=value, coverage=coverage, eligible=True, note="")
+
+
+def compare_versions(
+    scores: Mapping[str, EvaluationMetrics],
+    champion: str | None,
+    *,
+    metric: str = "mae",
+    margin: float = 0.05,
+    coverage_tolerance: float = 0.05,
+) -> ComparisonOutcome:
+    """The champion/challenger rule, scored on the same recent rows.
+
+    A challenger wins when (1) its intervals stay honest - coverage at least the nominal level
+    minus ``coverage_tolerance`` (a sharper guide value whose intervals lie would approve
+    films it should not) - and (2) it beats the champion on ``metric`` by at least ``margin``:
+    a relative reduction for error metrics (0.05 = 5 % lower MAE), an absolute gain for R².
+    The best eligible challenger is the one considered; the reason says what decided it.
+    """
+    _check_comparison(metric, margin, scores)
+    n = next(iter(scores.values())).n if scores else 0
+    contenders = [_contender(v, s, metric, coverage_tolerance) for v, s in sorted(scores.items())]
+    outcome = {"metric": metric, "margin": margin, "n": n, "contenders": contenders}
+    by_version = {c.version: c for c in contenders}
+    if champion is None or champion not in by_version:
+        why = "no champion is set" if champion is None else f"champion {champion} was not scored"
+        return ComparisonOutcome(
+            **outcome,  # type: ignore[arg-type]
+            champion=champion,
+            best_challenger=None,
+            improvement=None,
+            winner=None,
+            challenger_wins=False,
+            reason=f"{why}: nothing to compare against; no promotion",
+        )
+    held = by_version[champion]
+    eligible = [c for c in contenders if c.version != champion and c.eligible]
+    if not eligible:
+        others = [c for c in contenders if c.version != champion]
+        detail = "; ".join(f"{c.version}: {c.note}" for c in others) or "no other version"
+        return ComparisonOutcome(
+            **outcome,  # type: ignore[arg-type]
+            champion=champion,
+            best_challenger=None,
+            improvement=None,
+            winner=champion,
+            challenger_wins=False,
+            reason=f"champion {champion} stays: no eligible challenger ({detail})",
+        )
+    lower_better = metric in LOWER_IS_BETTER
+    best = min(eligible, key=lambda c: c.value if lower_better else -c.value)
+    gain = improvement_over(metric, held.value, best.value)
+    wins = gain > 0.0 and gain >= margin
+    unit = "relative" if lower_better else "absolute"
+    figures = (
+        f"{metric} {best.value:.4g} vs {held.value:.4g} on {n} recent rows "
+        f"({unit} improvement {gain:+.2%} vs margin {margin:.2%})"
+        if lower_better
+        else f"{metric} {best.value:.4f} vs {held.value:.4f} on {n} recent rows "
+        f"(improvement {gain:+.4f} vs margin {margin:.4f})"
+    )
+    if wins:
+        reason = f"challenger {best.version} beats champion {champion}: {figures}"
+    else:
+        reason = f"champion {champion} stays: best challenger {best.version} has {figures}"
+    return ComparisonOutcome(
+        **outcome,  # type: ignore[arg-type]
+        champion=champion,
+        best_challenger=best.version,
+        improvement=float(gain),
+        winner=best.version if wins else champion,
+        challenger_wins=wins,
+        reason=reason,
+    )
