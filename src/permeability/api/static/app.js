@@ -9,8 +9,7 @@
   // Same tolerance as domain/schema.py caliper_mean_consistent (the API applies it too).
   const MEAN_REL_TOL = 0.03;
   const MEAN_ABS_TOL_UM = 0.2;
-  const UNIT = "g/m²·day";
-  const BATCH_COLUMNS = ["Muestra", "Estructura", "Grados_C", "Porc_Humedad", "CalibreProm"];
+  const BATCH_COLUMNS = ["Muestra", "Estructura", "col.conditions", "CalibreProm"];
 
   const state = {
     lang: "en",
@@ -207,11 +206,11 @@
       ? created.toLocaleString(state.lang, { dateStyle: "medium", timeStyle: "short" })
       : "–";
     byId("fact-n-train").textContent = version?.n_train != null ? t("model.n_train_value", { n: fmt(version.n_train, 9) }) : "–";
-    byId("fact-mae").textContent = metrics.mae != null ? `${fmt(metrics.mae)} ${UNIT}` : "–";
+    byId("fact-mae").textContent = metrics.mae != null ? `${fmt(metrics.mae)} ${t("unit.wvtr")}` : "–";
     byId("fact-coverage").textContent = metrics.coverage != null
       ? t("model.coverage_value", { coverage: percent(metrics.coverage) })
       : "–";
-    byId("fact-model").textContent = version?.model_name || "–";
+    byId("fact-model").textContent = version?.model || "–";
     const run = byId("fact-run");
     const url = mlflowRunUrl(version?.run_id);
     if (url) {
@@ -238,11 +237,13 @@
 
   // -- one sample -----------------------------------------------------------------------------
 
+  // Empty fields are left out, so the API names them as missing (not as "not a number").
   function sampleFromForm() {
     const data = {};
     for (const name of FIELDS) {
       const raw = byId(`f-${name}`).value;
-      data[name] = name === "Estructura" ? (raw || null) : parseField(raw);
+      const value = name === "Estructura" ? raw || null : parseField(raw);
+      if (value !== null) data[name] = value;
     }
     return data;
   }
@@ -313,22 +314,48 @@
     }
   }
 
+  // pydantic's error types (and the service's own: number_type, caliper_mean_inconsistent,
+  // unknown_structure) -> a sentence a technician understands, in the page's language.
   function plainMessage(field, problem) {
     const type = String(problem.type || "");
-    const message = String(problem.msg || "").replace(/^Value error, /, "");
-    if (type === "missing" || /required|is missing/i.test(message)) return t("error.required");
+    if (type === "missing") return t("error.required");
     if (field === "Muestra") return t("error.whole");
-    if (field === "Estructura") return t("error.structure");
-    if (/parsing|_type$/.test(type) || /must be a number|valid number/i.test(message)) return t("error.number");
-    if (field === "CalibreProm" && /mean|inconsistent/i.test(message)) {
-      const mean = readingsMean();
-      return mean === null ? message : t("error.mean", { mean: fmt(mean, 4) });
+    if (field === "Estructura") return type === "unknown_structure" ? t("error.structure") : t("error.required");
+    if (type === "caliper_mean_inconsistent") {
+      const mean = problem.ctx?.mean ?? readingsMean();
+      return t("error.mean", { mean: fmt(Number(mean), 4) });
     }
-    if (/greater|less|range|between|must be in/i.test(type + " " + message)) {
-      if (field === "Grados_C" || field === "Porc_Humedad") return t(`error.range.${field}`);
-      if (CALIBRES.includes(field) || field === "CalibreProm") return t("error.range.caliper");
+    if (/^(greater|less)_than/.test(type)) {
+      return CALIBRES.includes(field) || field === "CalibreProm" ? t("error.range.caliper") : t(`error.range.${field}`);
     }
-    return message;
+    if (/_type$|_parsing$|finite_number/.test(type)) return t("error.number");
+    return String(problem.msg || type);
+  }
+
+  // The service's row errors ("Porc_Humedad must be in (0, 100] % RH, got 150; ...") in the
+  // page's words; the downloaded CSV keeps the service's own text.
+  const ROW_PROBLEMS = [
+    [/^(\w+) is missing/, () => ({ type: "missing" })],
+    [/^Muestra /, () => ({ type: "integer_type" })],
+    [/^CalibreProm \S+ is inconsistent with the mean of the readings ([\d.]+)/, (m) => ({ type: "caliper_mean_inconsistent", ctx: { mean: m[1] } })],
+    [/^Estructura .* is not known/, () => ({ type: "unknown_structure_row" })],
+    [/^(\w+) must be in /, () => ({ type: "greater_than" })],
+    [/^(\w+) /, () => ({ type: "number_type" })],
+  ];
+
+  function plainRowError(text) {
+    return String(text).split("; ").map((part) => {
+      const field = FIELDS.find((name) => part.startsWith(`${name} `));
+      if (!field) return part;
+      for (const [pattern, problem] of ROW_PROBLEMS) {
+        const match = part.match(pattern);
+        if (match) {
+          const words = problem(match).type === "unknown_structure_row" ? t("error.structure_row") : plainMessage(field, problem(match));
+          return `${field}: ${words}`;
+        }
+      }
+      return part;
+    }).join(" ");
   }
 
   function hideAnswer() {
@@ -341,9 +368,17 @@
     return ["approve", "reject", "retest"].includes(answer.decision) ? answer.decision : "none";
   }
 
+  function conditionsText(c) {
+    return `${fmt(c.temperature_c)} ± ${fmt(c.temperature_tolerance_c)} °C / ${fmt(c.humidity_pct)} ± ${fmt(c.humidity_tolerance_pct)} ${t("unit.rh")}`;
+  }
+
   function limitText(spec) {
-    const conditions = `${fmt(spec.temperature_c)} °C / ${fmt(spec.humidity_pct)} % RH`;
-    return t("result.limit_value", { limit: fmt(spec.limit ?? spec.max_permeability), unit: spec.unit || UNIT, conditions });
+    return t("result.limit_value", { limit: fmt(spec.limit), unit: t("unit.wvtr"), conditions: conditionsText(spec.conditions) });
+  }
+
+  function intervalText(interval, unit) {
+    if (interval.upper == null) return t("result.unbounded", { lower: fmt(interval.lower), unit });
+    return `${fmt(interval.lower)} – ${fmt(interval.upper)} ${unit}`;
   }
 
   function renderAnswer(answer, sample) {
@@ -359,10 +394,10 @@
     byId("decision-text").textContent = decision === "none"
       ? noDecisionText(answer, sample)
       : t(`decision.${decision}.text`, { p: percent(answer.p_exceed) });
-    byId("r-prediction").textContent = `${fmt(answer.prediction.value)} ${answer.prediction.unit || UNIT}`;
+    byId("r-prediction").textContent = `${fmt(answer.prediction.value)} ${t("unit.wvtr")}`;
     const interval = answer.interval;
     byId("r-interval-label").textContent = t("result.interval", { level: percent(interval.level) });
-    byId("r-interval").textContent = `${fmt(interval.lower)} – ${fmt(interval.upper)} ${answer.prediction.unit || UNIT}`;
+    byId("r-interval").textContent = intervalText(interval, t("unit.wvtr"));
     byId("r-limit").textContent = spec ? limitText(spec) : t("result.no_limit");
     byId("r-p-exceed").textContent = answer.p_exceed == null ? "–" : percent(answer.p_exceed);
     byId("r-meta").textContent = t("result.meta", {
@@ -387,8 +422,8 @@
       const bands = limits.map((s) => `${s.min_thickness_um ?? 0}–${s.max_thickness_um ?? "∞"} µm`).join(", ");
       return t("decision.none.thickness", { structure, bands, thickness: fmt(thickness, 4) });
     }
-    const stated = [...new Set(inBand.map((s) => `${fmt(s.temperature_c)} °C / ${fmt(s.humidity_pct)} % RH`))].join("; ");
-    const tested = `${fmt(sample?.Grados_C)} °C / ${fmt(sample?.Porc_Humedad)} % RH`;
+    const stated = [...new Set(inBand.map(conditionsText))].join("; ");
+    const tested = `${fmt(sample?.Grados_C)} °C / ${fmt(sample?.Porc_Humedad)} ${t("unit.rh")}`;
     return t("decision.none.conditions", { structure, stated, tested });
   }
 
@@ -412,30 +447,62 @@
     return ticks;
   }
 
+  function logTicks(low, high) {
+    const ticks = [];
+    const decades = Math.log10(high / low);
+    const steps = decades > 3 ? [1] : decades > 1.5 ? [1, 3] : [1, 2, 5];
+    for (let power = Math.floor(Math.log10(low)); power <= Math.ceil(Math.log10(high)); power += 1) {
+      for (const m of steps) {
+        const v = m * 10 ** power;
+        if (v >= low && v <= high) ticks.push(Number(v.toPrecision(6)));
+      }
+    }
+    return ticks;
+  }
+
+  // Linear while the numbers are of one size; logarithmic when they span more than 20x (a
+  // limit far from the estimate, a wide interval), so the bar never shrinks to a sliver.
+  function scaleFor(points, left, right) {
+    const min = Math.min(...points);
+    const max = Math.max(...points);
+    if (min > 0 && max / min > 20) {
+      const low = min / 1.3;
+      const high = max * 1.3;
+      const at = (v) => left + (Math.log(v / low) / Math.log(high / low)) * (right - left);
+      return { at, ticks: logTicks(low, high), log: true };
+    }
+    const span = max - min || Math.abs(max) || 1;
+    const low = Math.max(0, min - 0.12 * span);
+    const high = max + 0.12 * span;
+    return { at: (v) => left + ((v - low) / (high - low)) * (right - left), ticks: niceTicks(low, high), log: false };
+  }
+
   function drawChart(answer, decision) {
     const chart = byId("chart");
-    const { lower, upper } = answer.interval;
+    const { lower } = answer.interval;
     const value = answer.prediction.value;
-    const limit = answer.specification ? answer.specification.limit ?? answer.specification.max_permeability : null;
-    const points = [lower, upper, value, ...(limit == null ? [] : [limit])];
-    const span = Math.max(...points) - Math.min(...points) || Math.abs(value) || 1;
-    const low = Math.max(0, Math.min(...points) - 0.12 * span);
-    const high = Math.max(...points) + 0.12 * span;
+    const limit = answer.specification ? answer.specification.limit : null;
+    const unbounded = answer.interval.upper == null;
+    const known = [lower, value, ...(unbounded ? [] : [answer.interval.upper]), ...(limit == null ? [] : [limit])];
+    // An interval with no upper bound is drawn running off the right edge.
+    const upper = unbounded ? Math.max(...known) * 1.5 : answer.interval.upper;
     const left = 24;
     const right = 456;
-    const x = (v) => left + ((v - low) / (high - low)) * (right - left);
-    const unit = answer.prediction.unit || UNIT;
+    const scale = scaleFor([...known, upper], left, right);
+    const x = scale.at;
+    const unit = t("unit.wvtr");
     chart.replaceChildren();
     chart.setAttribute("aria-label", t("chart.title", {
-      prediction: fmt(value), lower: fmt(lower), upper: fmt(upper), limit: limit == null ? "–" : fmt(limit), unit,
+      prediction: fmt(value), lower: fmt(lower), upper: unbounded ? "∞" : fmt(upper), limit: limit == null ? "–" : fmt(limit), unit,
     }));
     const axis = svg("g", { class: "axis" });
     axis.append(svg("line", { x1: left, x2: right, y1: 84, y2: 84 }));
-    for (const tick of niceTicks(low, high)) {
+    for (const tick of scale.ticks) {
       axis.append(svg("line", { x1: x(tick), x2: x(tick), y1: 84, y2: 89 }));
       axis.append(svg("text", { x: x(tick), y: 101, "text-anchor": "middle" }, fmt(tick)));
     }
-    axis.append(svg("text", { x: right, y: 116, "text-anchor": "end" }, `WVTR (${unit})`));
+    const title = `WVTR (${unit})${scale.log ? ` · ${t("chart.log")}` : ""}`;
+    axis.append(svg("text", { x: right, y: 116, "text-anchor": "end" }, title));
     chart.append(axis);
     chart.append(svg("rect", {
       class: `band ${decision}`, x: x(lower), y: 48, width: Math.max(2, x(upper) - x(lower)), height: 20,
@@ -472,14 +539,14 @@
       form.append("file", file, file.name);
       const version = byId("version").value;
       if (version) form.append("version", version);
-      const answer = await api("inference/batch", { method: "POST", body: form });
+      const answer = await api("inference/batch?format=json", { method: "POST", body: form });
       if (!answer.ok) {
         const detail = answer.body?.detail;
         const text = Array.isArray(detail) ? detail.map((d) => d.msg).join("; ") : detail;
         error.textContent = t("error.service", { message: text || answer.status });
         return;
       }
-      state.batchRows = answer.body.rows;
+      state.batchRows = answer.body.records;
       state.batchVersion = answer.body.version;
       state.batchName = file.name.replace(/\.[^.]+$/, "") || "results";
       renderBatch();
@@ -522,9 +589,12 @@
   function batchRow(row) {
     const tr = document.createElement("tr");
     if (row.error) tr.className = "failed";
-    for (const name of BATCH_COLUMNS) tr.append(cell(row[name] == null ? "" : String(row[name])));
+    const text = (value) => (value == null ? "" : String(value));
+    tr.append(cell(text(row.Muestra)), cell(text(row.Estructura)));
+    tr.append(cell(`${text(row.Grados_C)} °C / ${text(row.Porc_Humedad)} ${t("unit.rh")}`));
+    tr.append(cell(text(row.CalibreProm), "num"));
     tr.append(cell(fmt(row.prediction), "num"));
-    tr.append(cell(row.lower == null ? "–" : `${fmt(row.lower)} – ${fmt(row.upper)}`, "num"));
+    tr.append(cell(row.lower == null ? "–" : intervalText(row, ""), "num"));
     tr.append(cell(row.limit == null ? "–" : fmt(row.limit), "num"));
     tr.append(cell(row.p_exceed == null ? "–" : percent(row.p_exceed), "num"));
     const decision = row.error ? null : ["approve", "reject", "retest"].includes(row.decision) ? row.decision : "none";
@@ -536,7 +606,9 @@
       td.append(badge);
     }
     tr.append(td);
-    tr.append(cell(row.error || "", "row-error"));
+    const problem = cell(row.error ? plainRowError(row.error) : "", "row-error");
+    if (row.error) problem.title = row.error;
+    tr.append(problem);
     return tr;
   }
 
@@ -601,5 +673,5 @@
     document.body.dataset.ready = "true";
   }
 
-  start().catch((error) => showPageError(String(error)));
+  start().catch((error) => showPageError(t("error.network", { status: error.message })));
 })();
