@@ -396,8 +396,9 @@ def _fit(
     limit = max_rows(name)
     if limit is not None and len(frame) > limit:
         raise InvalidInputError(
-            f"{name} fits in O(n²) and accepts at most {limit} fitting rows, got {len(frame)}; "
-            "choose another model (e.g. HistGradientBoostingRegressor) or a smaller feature set"
+            f"{name} fits in O(n²) and accepts at most {limit} fitting rows (the training split "
+            f"minus its calibration part), got {len(frame)}; choose another model "
+            "(e.g. HistGradientBoostingRegressor) or train on a smaller feature set"
         )
     builder = FeatureBuilder(
         pca, interactions=uses_interactions(name), min_structure_samples=min_structure_samples
