@@ -259,6 +259,30 @@ def test_a_whole_file_is_scored_shown_and_downloaded(
     assert float(str(result.loc[0, "prediction"])) > 0
 
 
+def test_a_long_file_shows_its_first_rows_and_downloads_them_all(
+    open_page: Any, lab_service: LabService, tmp_path: Path
+) -> None:
+    frame = pd.concat([_lab_file(lab_service)] * 300, ignore_index=True)
+    frame["Muestra"] = range(10_000, 10_000 + len(frame))
+    upload = tmp_path / "back_catalogue.csv"
+    frame.to_csv(upload, index=False)
+    page = open_page()
+    page.set_input_files("#batch-file", str(upload))
+    page.click("#batch-submit")
+    page.wait_for_selector("#batch-table:not([hidden])", timeout=60_000)
+    assert page.locator("#batch-table tbody tr").count() == 1000
+    assert page.text_content("#batch-truncated") == (
+        "Showing the first 1,000 of 1,200 rows; the download has them all."
+    )
+    assert "1,200 rows scored" in (page.text_content("#batch-summary") or "")
+    with page.expect_download() as download_info:
+        page.click("#batch-download")
+    saved = tmp_path / "all.csv"
+    download_info.value.save_as(str(saved))
+    result = pd.read_csv(saved, encoding="utf-8-sig", keep_default_na=False)
+    assert list(result["Muestra"]) == list(frame["Muestra"])
+
+
 def test_the_file_section_says_what_is_missing(open_page: Any, lab_service: LabService) -> None:
     page = open_page()
     page.click("#batch-submit")

@@ -10,6 +10,8 @@
   const MEAN_REL_TOL = 0.03;
   const MEAN_ABS_TOL_UM = 0.2;
   const BATCH_COLUMNS = ["Muestra", "Estructura", "col.conditions", "CalibreProm"];
+  // A browser table of a whole back-catalogue would freeze the page; the download has every row.
+  const TABLE_ROWS = 1000;
 
   const state = {
     lang: "en",
@@ -573,7 +575,8 @@
       if (row.error) counts.errors += 1;
       else counts[["approve", "reject", "retest"].includes(row.decision) ? row.decision : "none"] += 1;
     }
-    byId("batch-summary").textContent = t("batch.summary", { rows: rows.length, version: state.batchVersion, ...counts });
+    const shown = Object.fromEntries(Object.entries(counts).map(([key, n]) => [key, fmt(n, 9)]));
+    byId("batch-summary").textContent = t("batch.summary", { rows: fmt(rows.length, 9), version: state.batchVersion, ...shown });
     const table = byId("batch-table");
     const head = document.createElement("tr");
     for (const name of [...BATCH_COLUMNS, "col.prediction", "col.interval", "col.limit", "col.p_exceed", "col.decision", "col.error"]) {
@@ -582,8 +585,11 @@
       head.append(th);
     }
     table.tHead.replaceChildren(head);
-    table.tBodies[0].replaceChildren(...rows.map(batchRow));
+    table.tBodies[0].replaceChildren(...rows.slice(0, TABLE_ROWS).map(batchRow));
     table.hidden = false;
+    const note = byId("batch-truncated");
+    note.hidden = rows.length <= TABLE_ROWS;
+    note.textContent = t("batch.truncated", { shown: fmt(TABLE_ROWS, 9), rows: fmt(rows.length, 9) });
   }
 
   function batchRow(row) {
