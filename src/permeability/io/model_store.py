@@ -8,7 +8,7 @@ Writers never expose a half-written version:
 1. :meth:`ModelStore.reserve` takes an exclusive, non-blocking ``flock`` on
    ``.reservations/<label>.lock``. A second writer for the same label (thread or process)
    gets :class:`ConflictError` at once; the kernel drops the lock if the writer dies, so a
-   crash never leaves the label blocked.
+   crash never leaves the label blocked. The file is deleted on release.
 2. The writer fills ``.staging/<label>/`` (same file system as the store).
 3. :meth:`Reservation.publish` writes ``metadata.json`` last and renames the folder into
    place: readers see all of a version or none of it.
@@ -130,7 +130,8 @@ class ModelStore:
         lock_dir = self.root / ".reservations"
         (self.root / ".staging").mkdir(parents=True, exist_ok=True)
         lock_dir.mkdir(parents=True, exist_ok=True)
-        handle = _lock_exclusively(lock_dir / f"{label}.lock", label)
+        lock_file = lock_dir / f"{label}.lock"
+        handle = _lock_exclusively(lock_file, label)
         reservation = Reservation(self, label)
         try:
             # Checked again under the lock: an earlier holder may have published meanwhile.
@@ -140,8 +141,7 @@ class ModelStore:
         finally:
             if not reservation.published:
                 reservation.discard()
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-            handle.close()
+            _release(handle, lock_file)
 
     def labels(self) -> list[str]:
         """Published labels, oldest folder first (ties by name)."""
@@ -175,17 +175,37 @@ class ModelStore:
 
 
 def _lock_exclusively(path: Path, label: str) -> Any:
-    """Open and ``flock`` the reservation file without waiting; a held lock is a conflict."""
-    handle = open(path, "a+b")  # noqa: SIM115 - held for the reservation's lifetime
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError as exc:
+    """Open and ``flock`` the reservation file without waiting; a held lock is a conflict.
+
+    The holder deletes the file when done, so a waiter may have locked a file that no longer
+    is the one at ``path``: then it tries again with the current one (the usual lock-file
+    dance; without it two writers could each hold "the" lock).
+    """
+    while True:
+        handle = open(path, "a+b")  # noqa: SIM115 - held for the reservation's lifetime
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            handle.close()
+            raise ConflictError(
+                f"version label '{label}' is being trained by another request; labels are "
+                "immutable, choose another"
+            ) from exc
+        try:
+            current = os.stat(path).st_ino
+        except FileNotFoundError:
+            current = None
+        if current == os.fstat(handle.fileno()).st_ino:
+            return handle
         handle.close()
-        raise ConflictError(
-            f"version label '{label}' is being trained by another request; labels are "
-            "immutable, choose another"
-        ) from exc
-    return handle
+
+
+def _release(handle: Any, path: Path) -> None:
+    """Delete the reservation file while still holding it, then let go."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    handle.close()
 
 
 def _integrity_problem(path: Path, label: str, metadata: Mapping[str, Any]) -> str | None:

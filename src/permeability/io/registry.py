@@ -56,6 +56,30 @@ def import_mlflow() -> ModuleType:
     return mlflow
 
 
+_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+def point_mlflow_at(uri: str) -> None:
+    """Set MLflow's process-global tracking and registry URI, but not the environment.
+
+    ``mlflow.set_tracking_uri`` also exports ``MLFLOW_TRACKING_URI``, which
+    :class:`~permeability.settings.Settings` reads as the user's override: left in place, it
+    would silently point every later ``Settings()`` of the process (another home, a test) at
+    this store. The variables are restored to what the user had set.
+    """
+    mlflow = import_mlflow()
+    saved = {name: os.environ.get(name) for name in _URI_VARIABLES}
+    try:
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def is_remote_tracking(uri: str) -> bool:
     """A tracking server (it decides where artifacts go) rather than a database we own."""
     return urlsplit(uri).scheme in _REMOTE_SCHEMES
@@ -170,9 +194,7 @@ class Registry:
         resolves against the same store; the first call on a fresh SQLite file creates its
         schema, which is why it runs under the write lock.
         """
-        mlflow = import_mlflow()
-        mlflow.set_tracking_uri(self.config.tracking_uri)
-        mlflow.set_registry_uri(self.config.tracking_uri)
+        point_mlflow_at(self.config.tracking_uri)
         with self.write_lock():
             experiment = self.client.get_experiment_by_name(self.config.experiment_name)
             if experiment is None:
@@ -247,6 +269,14 @@ class Registry:
         with self.write_lock():
             self.client.set_terminated(run_id, status="FAILED" if failed else "FINISHED")
 
+    def link_model_input(self, run_id: str, model_id: str) -> None:
+        """Record a logged model as an input of a run (an evaluation run uses the model a
+        training run produced; MLflow 3's UI links the two through the model)."""
+        from mlflow.entities import LoggedModelInput
+
+        with self.write_lock():
+            self.client.log_inputs(run_id, models=[LoggedModelInput(model_id)])
+
     def get_run(self, run_id: str) -> RunRecord:
         run = self.client.get_run(run_id)
         return RunRecord(
@@ -301,11 +331,15 @@ class Registry:
     def register(self, *, model_id: str, run_id: str, tags: Mapping[str, str]) -> RegistryVersion:
         """A new version of the registered model, tagged with the version label.
 
-        The label check and the creation happen under one lock, so two writers can never
-        both register the same label.
+        The source is MLflow 3's ``models:/<model_id>`` (the UI links version and logged
+        model). A SQL registry resolves that URI through the process-global tracking URI,
+        not this client's (MLflow's own TODO), so the global URI is pointed at this store
+        under the lock first. The label check and the creation happen under the same lock,
+        so two writers can never both register one label.
         """
         label = tags.get(LABEL_TAG)
         with self.write_lock():
+            point_mlflow_at(self.config.tracking_uri)
             if label is not None and self.find_label(label) is not None:
                 raise ConflictError(
                     f"version label '{label}' is already registered in model "

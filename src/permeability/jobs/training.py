@@ -55,7 +55,10 @@ class TrainingSpec(BaseModel):
     @field_validator("version")
     @classmethod
     def _safe_label(cls, value: str) -> str:
-        return validate_label(value)
+        try:
+            return validate_label(value)
+        except InvalidInputError as exc:  # a ValueError is reported with the field's name
+            raise ValueError(str(exc)) from exc
 
     @field_validator("model")
     @classmethod
@@ -64,7 +67,7 @@ class TrainingSpec(BaseModel):
 
         valid = model_names()
         if value not in valid:
-            raise UnknownModelError(value, valid)
+            raise ValueError(str(UnknownModelError(value, valid)))
         return value
 
     @classmethod
