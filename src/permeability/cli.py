@@ -10,6 +10,7 @@ import functools
 import json
 from collections.abc import Callable
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
@@ -130,6 +131,186 @@ def schedule(
     from permeability.jobs.scheduler import run_scheduler
 
     run_scheduler(get_settings(), once=once)
+
+
+class Service(StrEnum):
+    """The HTTP services ``serve`` can start."""
+
+    training = "training"
+    inference = "inference"
+
+
+#: Seed ports: training on 8000, inference on 8001.
+DEFAULT_PORTS = {Service.training: 8000, Service.inference: 8001}
+#: Where each service's app factory lives (inference arrives with a later issue).
+SERVICE_FACTORIES = {
+    Service.training: ("permeability.api.training", "create_training_app"),
+    Service.inference: ("permeability.api.inference", "create_inference_app"),
+}
+
+
+def _parse_params(text: str | None) -> dict[str, Any] | None:
+    from permeability.errors import InvalidInputError
+
+    if text is None:
+        return None
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"--params is not valid JSON ({exc.msg})") from exc
+    if not isinstance(parsed, dict):
+        raise InvalidInputError("--params must be a JSON object of hyperparameters")
+    return parsed
+
+
+@app.command()
+@reports_errors
+def train(
+    model: Annotated[str, typer.Option(help="Catalogue name (see GET /models) or 'auto'.")],
+    version: Annotated[str, typer.Option(help="Immutable version label, e.g. 0.1.")],
+    test_size: Annotated[float, typer.Option(help="Share of rows held out, in (0, 1).")],
+    params: Annotated[
+        str | None, typer.Option(help="Hyperparameters as JSON, e.g. '{\"alpha\": 0.1}'.")
+    ] = None,
+    cv: Annotated[int | None, typer.Option(help="Cross-validation folds (2-20).")] = None,
+    description: Annotated[str | None, typer.Option(help="A note kept with the run.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Train a model on the feature store; track it in MLflow, register and store it."""
+    from permeability.jobs.training import TrainingSpec
+    from permeability.jobs.training import train as run
+
+    spec = TrainingSpec.parse(
+        model=model,
+        version=version,
+        test_size=test_size,
+        params=_parse_params(params),
+        cv=cv,
+        description=description,
+    )
+    result = run(get_settings(), spec)
+    metrics = ", ".join(f"{k}={v:.4g}" for k, v in result.metrics.items())
+    emit(
+        result,
+        as_json,
+        f"version {result.version}: {result.chosen_model} on feature set "
+        f"v{result.feature_set_version}, run {result.run_id}, registry "
+        f"v{result.registry_version}; {metrics}",
+    )
+
+
+@app.command()
+@reports_errors
+def promote(
+    version: Annotated[str, typer.Argument(help="Version label to make the champion.")],
+    reason: Annotated[str | None, typer.Option(help="Why (kept as a registry tag).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Move the 'champion' alias of registered model 'permeability' to VERSION."""
+    from permeability.jobs.promotion import promote as run
+
+    result = run(get_settings(), version, reason=reason)
+    previous = result.previous_champion or "none"
+    emit(
+        result,
+        as_json,
+        f"version {result.version} (registry v{result.registry_version}) is now "
+        f"{result.alias}; previous: {previous}",
+    )
+
+
+@app.command()
+@reports_errors
+def versions(as_json: JsonFlag = False) -> None:
+    """List trained versions with status, metrics and lineage."""
+    from permeability.jobs.promotion import list_versions
+
+    report = list_versions(get_settings())
+    lines = [
+        f"{v.version:<16} {v.status:<12} registry={v.registry_version or '-':<4} "
+        f"model={v.chosen_model or '-'} feature_set={v.lineage.get('feature_set_version', '-')} "
+        + " ".join(f"{k}={v.metrics[k]:.4g}" for k in ("r2", "mae") if k in v.metrics)
+        for v in report.versions
+    ]
+    if report.registry_error:
+        lines.append(f"(registry unreachable: {report.registry_error})")
+    emit(report, as_json, "\n".join(lines) or "no versions trained yet")
+
+
+@app.command()
+@reports_errors
+def serve(
+    service: Annotated[Service, typer.Argument(help="Which service to run.")],
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int | None, typer.Option(help="Port (default: 8000 training, 8001 inference).")
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, max=32, help="uvicorn worker processes (one per core).")
+    ] = 1,
+    access_log: Annotated[
+        bool, typer.Option(help="Log every request to the console (costs throughput).")
+    ] = True,
+) -> None:
+    """Run an HTTP service (uvicorn; one worker unless --workers)."""
+    import importlib
+    import os
+    import tempfile
+
+    import uvicorn
+
+    # One BLAS/OpenMP thread per worker: several workers would otherwise oversubscribe the
+    # cores (HistGradientBoosting with default threads collapses under concurrent requests).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+    module_name, factory_name = SERVICE_FACTORIES[service]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        raise PermeabilityError(
+            f"the {service.value} service is not available: module {module_name} does not exist yet"
+        ) from exc
+    factory = getattr(module, factory_name)
+    bound_port = port or DEFAULT_PORTS[service]
+    if workers == 1:
+        uvicorn.run(factory(get_settings()), host=host, port=bound_port, access_log=access_log)
+        return
+    # Worker processes import the app themselves (each reads the same environment); their
+    # Prometheus counters are merged through a shared folder (prometheus_client multiprocess).
+    os.environ.setdefault(
+        "PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="permeability-metrics-")
+    )
+    uvicorn.run(
+        f"{module_name}:{factory_name}",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=bound_port,
+        access_log=access_log,
+    )
+
+
+@app.command()
+@reports_errors
+def ui(
+    port: Annotated[int, typer.Option(help="Port of the MLflow UI.")] = 5000,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+) -> None:
+    """Open the MLflow UI on the embedded tracking store (one worker, no job runner)."""
+    import os
+    import subprocess
+    import sys
+
+    from permeability.io.registry import mlflow_ui_command
+
+    command = mlflow_ui_command(get_settings(), host=host, port=port)
+    environment = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    typer.echo(f"MLflow UI on http://{host}:{port} (Ctrl+C stops it)", err=True)
+    completed = subprocess.run([sys.executable, "-m", *command], env=environment, check=False)  # noqa: S603
+    if completed.returncode not in (0, -2, 130):
+        raise typer.Exit(completed.returncode)
 
 
 @app.command()
