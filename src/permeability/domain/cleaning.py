@@ -593,7 +593,10 @@ def deduplicate_batch(clean: pd.DataFrame) -> BatchDeduplication:
     That is the rule the store applies between loads, so a file gives the same result whether
     it is loaded at once or split in two.
     """
-    ordered = clean.sort_values(SOURCE_ROW, kind="stable").reset_index(drop=True)
+    if clean[SOURCE_ROW].is_monotonic_increasing:  # chunks arrive in source order
+        ordered = clean.reset_index(drop=True)
+    else:
+        ordered = clean.sort_values(SOURCE_ROW, kind="stable").reset_index(drop=True)
     ids = ordered[MUESTRA].to_numpy()
     repeated = np.asarray(pd.Series(ids).duplicated(keep=False), dtype=bool)
     if not repeated.any():

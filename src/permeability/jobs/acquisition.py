@@ -18,7 +18,9 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +35,7 @@ from permeability.domain.cleaning import (
     REASON,
     SOURCE_ROW,
     BatchDeduplication,
+    CleanResult,
     UpsertPlan,
     clean_records,
     deduplicate_batch,
@@ -45,7 +48,13 @@ from permeability.domain.structures import build_alias_map
 from permeability.domain.validation import INGESTED_AT, validate_samples
 from permeability.errors import ConflictError, InvalidInputError
 from permeability.io.feature_store import FeatureStore
-from permeability.io.sources import mask_secrets, mask_source, open_source, source_secrets
+from permeability.io.sources import (
+    RawChunk,
+    mask_secrets,
+    mask_source,
+    open_source,
+    source_secrets,
+)
 from permeability.jobs.base import JobContext, job_context
 from permeability.settings import Settings
 
@@ -198,12 +207,19 @@ def acquire(
 
 
 def _extract(ctx: JobContext, source: str, table: str | None, query: str | None) -> _Extracted:
+    """Read and clean chunk by chunk; chunks are cleaned on worker threads while the next is read.
+
+    The cleaning is whole-column Arrow/NumPy work that releases the GIL, so two cores clean two
+    chunks at once; at most ``workers`` chunks wait in memory, in source order.
+    """
     params = ctx.config.acquisition
     aliases = build_alias_map(params.structure_aliases)
-    clean_parts: list[pd.DataFrame] = []
-    rejected_parts: list[pd.DataFrame] = []
-    rows_read = imputed = 0
-    with open_source(source, table=table, query=query, chunk_rows=params.chunk_rows) as raw:
+    progress = _Progress(ctx)
+    workers = max(1, min(2, os.cpu_count() or 1))
+    with (
+        open_source(source, table=table, query=query, chunk_rows=params.chunk_rows) as raw,
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clean") as pool,
+    ):
         columns = resolve_columns(
             raw.headers,
             params.column_map,
@@ -213,32 +229,60 @@ def _extract(ctx: JobContext, source: str, table: str | None, query: str | None)
         ignored = [h for h in raw.headers if h not in columns]
         if ignored:
             ctx.logger.info("ignoring columns the record does not use: %s", ", ".join(ignored))
-        for number, chunk in enumerate(raw.chunks(columns), start=1):
-            result = clean_records(
+        pending: deque[tuple[RawChunk, Future[CleanResult]]] = deque()
+        for chunk in raw.chunks(columns):
+            cleaning = pool.submit(
+                clean_records,
                 chunk.records,
                 aliases=aliases,
                 min_caliper_readings=params.min_caliper_readings,
             )
-            rows_read += len(chunk.records) + len(chunk.malformed)
-            imputed += result.calipers_imputed
-            clean_parts.append(result.clean)
-            rejected_parts.extend(p for p in (result.rejected, chunk.malformed) if len(p))
-            rejected_so_far = sum(len(p) for p in rejected_parts)
-            ctx.logger.info(
-                "chunk %d: %d rows read so far, %d rejected so far",
-                number,
-                rows_read,
-                rejected_so_far,
-            )
-            if result.dates_with_time:
-                ctx.logger.warning(
-                    "chunk %d: %d Fecha values had a time of day; only the date is kept",
-                    number,
-                    result.dates_with_time,
-                )
+            pending.append((chunk, cleaning))
+            if len(pending) > workers:
+                progress.add(*_settled(pending.popleft()))
+        while pending:
+            progress.add(*_settled(pending.popleft()))
         original_names = {seed: header for header, seed in columns.items()}
-    rejected = _rejected_frame(rejected_parts, original_names)
-    return _Extracted(pd.concat(clean_parts, ignore_index=True), rejected, rows_read, imputed)
+    return _Extracted(
+        pd.concat(progress.clean, ignore_index=True),
+        _rejected_frame(progress.rejected, original_names),
+        progress.rows_read,
+        progress.imputed,
+    )
+
+
+def _settled(item: tuple[RawChunk, Future[CleanResult]]) -> tuple[RawChunk, CleanResult]:
+    return item[0], item[1].result()
+
+
+class _Progress:
+    """Accumulates cleaned chunks and logs one line per chunk."""
+
+    def __init__(self, ctx: JobContext) -> None:
+        self.logger = ctx.logger
+        self.clean: list[pd.DataFrame] = []
+        self.rejected: list[pd.DataFrame] = []
+        self.rows_read = 0
+        self.imputed = 0
+
+    def add(self, chunk: RawChunk, result: CleanResult) -> None:
+        self.rows_read += len(chunk.records) + len(chunk.malformed)
+        self.imputed += result.calipers_imputed
+        self.clean.append(result.clean)
+        self.rejected.extend(p for p in (result.rejected, chunk.malformed) if len(p))
+        number = len(self.clean)
+        self.logger.info(
+            "chunk %d: %d rows read so far, %d rejected so far",
+            number,
+            self.rows_read,
+            sum(len(p) for p in self.rejected),
+        )
+        if result.dates_with_time:
+            self.logger.warning(
+                "chunk %d: %d Fecha values had a time of day; only the date is kept",
+                number,
+                result.dates_with_time,
+            )
 
 
 def _rejected_frame(

@@ -62,7 +62,23 @@ def run_acquire_job(settings: Settings, args: JobArgs) -> Any:
     return acquire(settings, source, table=table, query=query)
 
 
-JOB_KINDS: dict[str, JobRunner] = {"acquire": run_acquire_job}
+def run_evaluate_job(settings: Settings, args: JobArgs) -> Any:
+    """Evaluate as ``args`` say (version / all / compare / promote_if_better / since /
+    since_days); with nothing new to evaluate, say so and succeed (a quiet night is no failure)."""
+    from permeability.jobs.evaluation import (
+        NothingToEvaluateError,
+        evaluation_request_from_args,
+        run_evaluation,
+    )
+
+    request = evaluation_request_from_args(args)
+    try:
+        return run_evaluation(settings, request)
+    except NothingToEvaluateError as exc:
+        return f"nothing to evaluate: {exc}"
+
+
+JOB_KINDS: dict[str, JobRunner] = {"acquire": run_acquire_job, "evaluate": run_evaluate_job}
 
 
 def run_job(ctx: JobContext, job: ScheduledJob) -> bool:
