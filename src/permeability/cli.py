@@ -315,6 +315,48 @@ def ui(
 
 @app.command()
 @reports_errors
+def evaluate(
+    version: Annotated[
+        str | None, typer.Option(help="Version label to evaluate (default: the champion).")
+    ] = None,
+    all_versions: Annotated[
+        bool, typer.Option("--all", help="Evaluate every available version.")
+    ] = False,
+    since: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"],
+            help="Only lab results dated (and predictions made) on or after this (UTC).",
+        ),
+    ] = None,
+    compare: Annotated[
+        bool, typer.Option(help="Score the champion and every other version on the same rows.")
+    ] = False,
+    promote_if_better: Annotated[
+        float | None,
+        typer.Option(
+            help="Move 'champion' to a challenger that wins by this margin "
+            "(0.05 = 5 % lower MAE); implies --compare."
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Evaluate versions on lab results that arrived after their training; log to MLflow."""
+    from permeability.jobs.evaluation import evaluate as run
+
+    report = run(
+        get_settings(),
+        version=version,
+        all_versions=all_versions,
+        since=since,
+        compare=compare,
+        promote_if_better=promote_if_better,
+    )
+    emit(report, as_json, report.summary())
+
+
+@app.command()
+@reports_errors
 def predict(
     input_path: Annotated[
         Path, typer.Option("--input", help="Lab file to score: .csv or .xlsx (seed's columns).")

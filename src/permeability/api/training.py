@@ -26,6 +26,7 @@ from permeability.api.deps import (
     configured_token,
 )
 from permeability.api.errors import install_error_handlers
+from permeability.api.evaluation import evaluation_router
 from permeability.api.schemas import (
     HealthResponse,
     ModelOut,
@@ -189,6 +190,7 @@ def create_training_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in (train_router, models_router, versions_router, health_router):
         app.include_router(router)
+    app.include_router(evaluation_router)
     return app
 
 
