@@ -19,6 +19,7 @@ uvicorn workers on a small machine would otherwise fight over the cores).
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import math
@@ -37,6 +38,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
+from pydantic_core import to_json
 
 from permeability.api import page
 from permeability.api.errors import install_error_handlers
@@ -48,8 +50,6 @@ from permeability.api.inference_schemas import (
     HealthResponse,
     InferenceRequest,
     InferenceResponse,
-    IntervalOut,
-    Quantity,
     ReadyResponse,
     SampleInput,
     SpecificationOut,
@@ -59,7 +59,7 @@ from permeability.api.inference_schemas import (
 )
 from permeability.config import ProjectConfig, load_config
 from permeability.domain.intervals import decide
-from permeability.domain.specs import SpecificationSet, SpecLimit
+from permeability.domain.specs import PERMEABILITY_UNIT, SpecificationSet, SpecLimit
 from permeability.errors import InvalidInputError
 from permeability.io.model_cache import (
     LoadedModel,
@@ -302,7 +302,13 @@ def _unknown_structure(raw: str, canonical: str, loaded: LoadedModel, loc: tuple
     )
 
 
-def _specification(limit: SpecLimit) -> SpecificationOut:
+@functools.lru_cache(maxsize=512)
+def _specification(limit: SpecLimit) -> dict[str, Any]:
+    """The response's view of a limit (limits are immutable: built once per limit)."""
+    return _specification_model(limit).model_dump(mode="json")
+
+
+def _specification_model(limit: SpecLimit) -> SpecificationOut:
     return SpecificationOut(
         structure=limit.structure,
         limit=limit.max_permeability,
@@ -343,8 +349,9 @@ def answer_sample(
     level: float,
     champion: str | None,
     request_id: str,
-) -> tuple[InferenceResponse, dict[str, Any]]:
-    """The answer for one validated sample, and its prediction-log row (without time fields).
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The answer (shaped as InferenceResponse) for one validated sample, and its
+    prediction-log row (without time fields).
 
     Pure CPU work of a few microseconds for linear models: no DataFrame, no I/O.
     """
@@ -371,27 +378,29 @@ def answer_sample(
         p_exceed = model.p_exceed(prediction, structure, match.limit.max_permeability)
         decision = decide(p_exceed, policy.approve_below, policy.reject_above)
         reason = _decision_reason(decision, p_exceed, match.limit, policy)
-    response = InferenceResponse(
-        version=loaded.version,
-        champion=loaded.version == champion,
-        model=loaded.model_name,
-        request_id=request_id,
-        Muestra=sample.Muestra,
-        structure=structure,
-        prediction=Quantity(value=prediction),
-        interval=IntervalOut(
-            level=level,
-            lower=lower,
-            upper=upper if upper < math.inf else None,
-            calibration="structure"
-            if model.calibration.source(structure) == "structure"
-            else "pooled",
-        ),
-        specification=None if match.limit is None else _specification(match.limit),
-        decision=decision,
-        p_exceed=p_exceed,
-        decision_reason=reason,
-    )
+    # A plain dict, serialised by pydantic-core: building pydantic models here would cost
+    # more than the prediction. Its shape is InferenceResponse (checked by the tests).
+    response: dict[str, Any] = {
+        "version": loaded.version,
+        "champion": loaded.version == champion,
+        "model": loaded.model_name,
+        "request_id": request_id,
+        "Muestra": sample.Muestra,
+        "structure": structure,
+        "prediction": {"value": prediction, "unit": PERMEABILITY_UNIT},
+        "interval": {
+            "level": level,
+            "lower": lower,
+            "upper": upper if upper < math.inf else None,
+            "unit": PERMEABILITY_UNIT,
+            "method": "split-conformal",
+            "calibration": model.calibration.source(structure),
+        },
+        "specification": None if match.limit is None else _specification(match.limit),
+        "decision": decision,
+        "p_exceed": p_exceed,
+        "decision_reason": reason,
+    }
     log_row = {
         "request_id": request_id,
         "endpoint": "single",
@@ -416,7 +425,7 @@ def answer_sample(
     responses=_SINGLE_ERRORS,
     summary="Guide value, interval and decision for one sample (the seed's body)",
 )
-async def infer(body: InferenceRequest, request: Request) -> InferenceResponse:
+async def infer(body: InferenceRequest, request: Request) -> Response:
     started = time.perf_counter()
     state = _state(request)
     loaded = await _model_for(state, body.version)
@@ -429,11 +438,12 @@ async def infer(body: InferenceRequest, request: Request) -> InferenceResponse:
         champion=state.cache.champion,
         request_id=state.request_ids(),
     )
-    state.metrics.count_decision(response.decision)
+    state.metrics.count_decision(response["decision"])
     log_row["timestamp"] = time.time()
     log_row["latency_ms"] = (time.perf_counter() - started) * 1000.0
     state.log.append(log_row)
-    return response
+    # Serialised here: FastAPI would validate the finished response model a second time.
+    return Response(to_json(response), media_type="application/json")
 
 
 # -- batches ---------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Final
 
 import numpy as np
@@ -135,12 +136,25 @@ class SpecificationSet:
     def from_limits(cls, limits: Iterable[SpecLimit], source: str) -> SpecificationSet:
         return cls(tuple(sorted(limits, key=_priority)), source)
 
+    @cached_property
+    def _by_structure(self) -> dict[str, tuple[SpecLimit, ...]]:
+        """Limits per structure, most specific first: a dictionary lookup per request."""
+        grouped: dict[str, list[SpecLimit]] = {}
+        for limit in self.limits:
+            grouped.setdefault(limit.structure, []).append(limit)
+        return {name: tuple(limits) for name, limits in grouped.items()}
+
+    @cached_property
+    def _applies(self) -> dict[int, str]:
+        """The "limit ... applies" sentence of each limit, worded once."""
+        return {id(limit): _applies_reason(limit) for limit in self.limits}
+
     @property
     def structures(self) -> list[str]:
-        return sorted({limit.structure for limit in self.limits})
+        return sorted(self._by_structure)
 
     def for_structure(self, structure: str) -> tuple[SpecLimit, ...]:
-        return tuple(limit for limit in self.limits if limit.structure == structure)
+        return self._by_structure.get(structure, ())
 
     def match(
         self, structure: str, temperature_c: float, humidity_pct: float, thickness_um: float
@@ -154,7 +168,7 @@ class SpecificationSet:
             return SpecMatch(None, _thickness_reason(structure, thickness_um, candidates))
         for limit in in_band:
             if _conditions_match(limit, temperature_c, humidity_pct):
-                return SpecMatch(limit, _applies_reason(limit))
+                return SpecMatch(limit, self._applies[id(limit)])
         return SpecMatch(None, _conditions_reason(temperature_c, humidity_pct, in_band))
 
     def match_many(

@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from permeability.api.inference import create_inference_app
+from permeability.api.inference_schemas import InferenceResponse
 from permeability.domain.schema import CALIBRES
 from permeability.io.model_cache import MODEL_FILE
 from permeability.io.prediction_log import read_predictions
@@ -65,6 +66,7 @@ def test_the_seed_body_gets_a_guide_value_with_its_interval(client: TestClient) 
     response = client.post("/inference", json=SEED_BODY)
     assert response.status_code == 200, response.text
     body = response.json()
+    InferenceResponse.model_validate(body)  # the documented response model, exactly
     assert body["version"] == "0.1"
     assert body["champion"] is True
     assert body["Muestra"] == 1
@@ -85,6 +87,7 @@ def test_the_seed_body_gets_a_guide_value_with_its_interval(client: TestClient) 
 
 def test_a_sample_at_the_limit_conditions_gets_a_decision(client: TestClient) -> None:
     body = client.post("/inference", json={"data_test": AT_LIMIT_CONDITIONS}).json()
+    InferenceResponse.model_validate(body)
     assert body["version"] == "0.1"  # the champion
     assert body["specification"]["limit"] == 6.0
     assert body["specification"]["conditions"]["temperature_c"] == 38.0

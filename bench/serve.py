@@ -1,0 +1,489 @@
+"""Benchmark the inference service against ``mlflow models serve``, plus batch speed and quality.
+
+What it does, in a fresh temporary home (nothing of yours is touched):
+
+1. generates a clean lab export, acquires it into the feature store, trains a linear version and
+   a tree version with the project's own jobs, and promotes one of them to ``champion``;
+2. for each champion (linear, then tree): starts ``permeability serve inference`` (1 and 2
+   uvicorn workers) and ``mlflow models serve --env-manager local -m
+   models:/permeability@champion``, each on a free loopback port, and drives every server with
+   ``wrk`` POSTing the seed's single record (MLflow gets the same record in its own
+   ``{"dataframe_records": [...]}`` format) at 8 and 32 connections for a fixed duration;
+3. scores 1,000,000 generated rows in process with the batch scorer (``jobs/predict.py``);
+4. measures interval coverage per structure and decision quality (approve / reject / retest,
+   wrong approvals, wrong rejections) of the champion on a large generated hold-out set.
+
+Prints a table and one JSON line. Targets: ≥ 30× the req/s of mlflow models serve, p99 ≤ 10 ms
+at 32 connections, batch ≥ 500,000 rows/s, coverage within ±3 points of the level per structure.
+
+    uv run python bench/serve.py                 # full run (about 6 minutes)
+    uv run python bench/serve.py --duration 3 --batch-rows 200000 --skip-tree   # quicker
+
+Needs ``wrk`` (Debian: ``apt-get install -y wrk``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+SEED_RECORD: dict[str, Any] = {
+    "Muestra": 1,
+    "Grados_C": 25.6,
+    "Porc_Humedad": 23,
+    "Estructura": "BOPP",
+    "Calibre1": 16.4,
+    "Calibre2": 16.4,
+    "Calibre3": 16.4,
+    "Calibre4": 16.4,
+    "Calibre5": 16.4,
+    "CalibreProm": 16.4,
+}
+VENV_BIN = Path(sys.executable).parent
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before {url} answered")
+        try:
+            if httpx.get(url, timeout=2.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"{url} did not answer 200 within {timeout_s:.0f}s")
+
+
+@contextmanager
+def running(command: list[str], env: dict[str, str], ready_url: str, log: Path) -> Iterator[None]:
+    """Start a server in its own process group; always stop it (and its workers)."""
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            wait_until_ready(ready_url, process)
+            yield
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text.strip()).groups()  # type: ignore[union-attr]
+    return float(number) * _UNITS[unit]
+
+
+def run_wrk(
+    url: str, body: str, connections: int, duration_s: int, workdir: Path
+) -> dict[str, Any]:
+    script = workdir / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(body)}\n"
+        'wrk.headers["Content-Type"] = "application/json"\n',
+        encoding="utf-8",
+    )
+    threads = min(2, connections)
+    completed = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{duration_s}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=duration_s + 60,
+    )
+    out = completed.stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"\n\s+50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"\n\s+99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    return {
+        "connections": connections,
+        "rps": round(rps, 1),
+        "p50_ms": round(p50, 3),
+        "p99_ms": round(p99, 3),
+        "non_2xx": int(bad.group(1)) if bad else 0,
+        "socket_errors": errors.group(0) if errors else "",
+    }
+
+
+# -- set-up: data, versions, champion ----------------------------------------------------------
+
+
+def prepare_home(home: Path, rows: int, tree_model: str, skip_tree: bool) -> dict[str, str]:
+    """Acquire generated data and train the benchmark's versions with the project's own jobs."""
+    from permeability.domain.synthetic import generate_lab_data
+    from permeability.io.exports import write_lab_export
+    from permeability.jobs.acquisition import acquire
+    from permeability.jobs.training import TrainingSpec, train
+    from permeability.settings import Settings
+
+    settings = Settings(home=home)
+    source = write_lab_export(generate_lab_data(rows, 42, mess=None), home / "lab.csv")
+    acquire(settings, str(source))
+    labels = {"linear": "bench-linear"}
+    train(
+        settings,
+        TrainingSpec.parse(model="LinearRegression", version="bench-linear", test_size=0.25),
+    )
+    if not skip_tree:
+        labels["tree"] = "bench-tree"
+        train(settings, TrainingSpec.parse(model=tree_model, version="bench-tree", test_size=0.25))
+    return labels
+
+
+def promote(home: Path, label: str) -> None:
+    from permeability.jobs.promotion import promote as run
+    from permeability.settings import Settings
+
+    run(Settings(home=home), label, reason="benchmark")
+
+
+# -- HTTP load ---------------------------------------------------------------------------------
+
+
+def base_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PERMEABILITY_")}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.update(
+        {
+            "PERMEABILITY_HOME": str(home),
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "OMP_NUM_THREADS": "1",
+            "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+        }
+    )
+    return env
+
+
+def load_ours(
+    home: Path, workers: int, connections: list[int], duration: int, workdir: Path
+) -> list[dict[str, Any]]:
+    port = free_port()
+    command = [
+        str(VENV_BIN / "permeability"),
+        "serve",
+        "inference",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+    ]
+    body = json.dumps({"data_test": SEED_RECORD})
+    url = f"http://127.0.0.1:{port}"
+    results = []
+    with running(command, base_env(home), f"{url}/ready", workdir / f"ours-{workers}.log"):
+        check = httpx.post(
+            f"{url}/inference", content=body, headers={"Content-Type": "application/json"}
+        )
+        check.raise_for_status()
+        run_wrk(f"{url}/inference", body, 8, 2, workdir)  # warm-up
+        for c in connections:
+            results.append(
+                {
+                    "server": f"ours ({workers} worker{'s' if workers > 1 else ''})",
+                    **run_wrk(f"{url}/inference", body, c, duration, workdir),
+                }
+            )
+    return results
+
+
+def load_mlflow(
+    home: Path, connections: list[int], duration: int, workdir: Path
+) -> list[dict[str, Any]]:
+    port = free_port()
+    env = base_env(home)
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
+    command = [
+        str(VENV_BIN / "mlflow"),
+        "models",
+        "serve",
+        "-m",
+        "models:/permeability@champion",
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ]
+    record = {
+        k: (float(v) if k != "Estructura" else v) for k, v in SEED_RECORD.items() if k != "Muestra"
+    }
+    body = json.dumps({"dataframe_records": [record]})
+    url = f"http://127.0.0.1:{port}"
+    results = []
+    with running(command, env, f"{url}/ping", workdir / "mlflow.log"):
+        check = httpx.post(
+            f"{url}/invocations", content=body, headers={"Content-Type": "application/json"}
+        )
+        check.raise_for_status()
+        run_wrk(f"{url}/invocations", body, 8, 2, workdir)  # warm-up
+        for c in connections:
+            results.append(
+                {
+                    "server": "mlflow models serve",
+                    **run_wrk(f"{url}/invocations", body, c, duration, workdir),
+                }
+            )
+    return results
+
+
+# -- in process: batch speed and quality -------------------------------------------------------
+
+
+def batch_speed(home: Path, label: str, rows: int, repeats: int) -> dict[str, Any]:
+    from permeability.config import InferenceParams
+    from permeability.domain.synthetic import generate_lab_data
+    from permeability.io.model_cache import ModelCache
+    from permeability.io.specs import load_specs
+    from permeability.jobs.predict import DecisionPolicy, score_frame
+    from permeability.settings import Settings
+
+    loaded = ModelCache.from_settings(Settings(home=home)).get(label)
+    frame = generate_lab_data(rows, 7, mess=None)
+    specs = load_specs(None)
+    policy = DecisionPolicy.from_params(InferenceParams())
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        scored = score_frame(frame, loaded, specs, policy)
+        timings.append(time.perf_counter() - started)
+    assert scored.failed == 0
+    best = min(timings)
+    return {
+        "version": label,
+        "model": loaded.model_name,
+        "rows": rows,
+        "seconds_best": round(best, 3),
+        "seconds_median": round(float(np.median(timings)), 3),
+        "rows_per_s": round(rows / best),
+    }
+
+
+def quality(home: Path, label: str, rows: int) -> dict[str, Any]:
+    """Coverage per structure and decision quality on generated data the model never saw."""
+    from permeability.config import InferenceParams
+    from permeability.domain.metrics import decision_quality, per_structure
+    from permeability.domain.synthetic import generate_lab_data
+    from permeability.io.model_cache import ModelCache
+    from permeability.io.specs import load_specs
+    from permeability.jobs.predict import DecisionPolicy, score_frame
+    from permeability.settings import Settings
+
+    loaded = ModelCache.from_settings(Settings(home=home)).get(label)
+    holdout = generate_lab_data(rows, 2027, start_id=10_000_000, mess=None)
+    policy = DecisionPolicy.from_params(InferenceParams())
+    scored = score_frame(holdout, loaded, load_specs(None), policy).frame
+    measured = holdout["Permeabilidad"].to_numpy(dtype=float)
+    table = per_structure(
+        measured,
+        scored["prediction"].to_numpy(dtype=float),
+        scored["structure"].astype(str).to_numpy(),
+        scored["lower"].to_numpy(dtype=float),
+        scored["upper"].to_numpy(dtype=float),
+    )
+    covered = (measured >= scored["lower"]) & (measured <= scored["upper"])
+    decisions = scored["decision"].astype(object).where(scored["decision"].notna(), "").to_numpy()
+    limits = scored["limit"].to_numpy(dtype=float)
+    return {
+        "version": label,
+        "rows": rows,
+        "level": policy.level,
+        "coverage": round(float(covered.mean()), 4),
+        "coverage_per_structure": {
+            str(name): round(float(value), 4)
+            for name, value in zip(table["Estructura"], table["coverage"], strict=True)
+        },
+        "worst_gap_points": round(float(np.max(np.abs(table["coverage"] - policy.level))) * 100, 2),
+        "decisions": decision_quality(measured, decisions, limits),
+        "thresholds": {"approve_below": policy.approve_below, "reject_above": policy.reject_above},
+    }
+
+
+# -- report ------------------------------------------------------------------------------------
+
+
+def print_table(
+    http: list[dict[str, Any]], batch: list[dict[str, Any]], qualities: list[dict[str, Any]]
+) -> None:
+    print("\nHTTP, single record (wrk, loopback)")
+    print(
+        f"{'champion':<8} {'server':<22} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}"
+    )
+    for row in http:
+        print(
+            f"{row['champion']:<8} {row['server']:<22} {row['connections']:>5} {row['rps']:>9.0f} "
+            f"{row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {row['non_2xx']:>8}"
+        )
+    print("\nratio ours (best worker count) / mlflow models serve")
+    for champion in sorted({r["champion"] for r in http}):
+        for c in sorted({r["connections"] for r in http}):
+            ours = [
+                r["rps"]
+                for r in http
+                if r["champion"] == champion
+                and r["connections"] == c
+                and r["server"].startswith("ours")
+            ]
+            theirs = [
+                r["rps"]
+                for r in http
+                if r["champion"] == champion
+                and r["connections"] == c
+                and r["server"].startswith("mlflow")
+            ]
+            if ours and theirs and theirs[0] > 0:
+                print(f"  {champion:<8} {c:>3} connections: {max(ours) / theirs[0]:6.1f}x")
+    print("\nbatch scoring in process")
+    for row in batch:
+        print(
+            f"  {row['model']:<32} {row['rows']:>9} rows  {row['seconds_best']:>7.3f} s  {row['rows_per_s']:>10,} rows/s"
+        )
+    for q in qualities:
+        print(
+            f"\nquality of {q['version']} on {q['rows']:,} generated hold-out rows (level {q['level']})"
+        )
+        print(
+            f"  coverage overall {q['coverage']:.4f}; worst structure off by {q['worst_gap_points']} points"
+        )
+        for name, value in q["coverage_per_structure"].items():
+            print(f"    {name:<16} {value:.4f}")
+        print(f"  decisions {q['decisions']}")
+
+
+def summarise(http: list[dict[str, Any]]) -> dict[str, Any]:
+    summary: dict[str, Any] = {}
+    for champion in sorted({r["champion"] for r in http}):
+        mine = [r for r in http if r["champion"] == champion and r["server"].startswith("ours")]
+        theirs = [r for r in http if r["champion"] == champion and r["server"].startswith("mlflow")]
+        at32 = [r for r in mine if r["connections"] == 32]
+        best_ratio = None
+        if theirs:
+            best_ratio = round(max(r["rps"] for r in mine) / max(t["rps"] for t in theirs), 1)
+        summary[champion] = {
+            "best_rps": max(r["rps"] for r in mine),
+            "best_p99_ms_at_32": min(r["p99_ms"] for r in at32) if at32 else None,
+            "mlflow_best_rps": max(t["rps"] for t in theirs) if theirs else None,
+            "ratio": best_ratio,
+        }
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=int, default=10, help="Seconds per wrk run.")
+    parser.add_argument("--connections", type=int, nargs="+", default=[8, 32])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--train-rows", type=int, default=20_000)
+    parser.add_argument("--batch-rows", type=int, default=1_000_000)
+    parser.add_argument("--quality-rows", type=int, default=200_000)
+    parser.add_argument("--tree-model", default="HistGradientBoostingRegressor")
+    parser.add_argument("--skip-tree", action="store_true", help="Only the linear champion.")
+    parser.add_argument("--skip-http", action="store_true", help="Only the in-process parts.")
+    parser.add_argument("--keep", action="store_true", help="Keep the temporary home.")
+    args = parser.parse_args()
+    if not args.skip_http and shutil.which("wrk") is None:
+        sys.exit(
+            "wrk is not installed: apt-get update && apt-get install -y wrk (or pass --skip-http)"
+        )
+
+    home = Path(tempfile.mkdtemp(prefix="permeability-bench-"))
+    workdir = home / "bench"
+    workdir.mkdir()
+    os.environ["PERMEABILITY_HOME"] = str(home)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    try:
+        labels = prepare_home(home, args.train_rows, args.tree_model, args.skip_tree)
+        http: list[dict[str, Any]] = []
+        batch: list[dict[str, Any]] = []
+        qualities: list[dict[str, Any]] = []
+        for kind, label in labels.items():
+            promote(home, label)
+            if not args.skip_http:
+                for workers in args.workers:
+                    http += [
+                        {"champion": kind, **r}
+                        for r in load_ours(home, workers, args.connections, args.duration, workdir)
+                    ]
+                http += [
+                    {"champion": kind, **r}
+                    for r in load_mlflow(home, args.connections, args.duration, workdir)
+                ]
+            batch.append(batch_speed(home, label, args.batch_rows, repeats=3))
+            qualities.append(quality(home, label, args.quality_rows))
+        print_table(http, batch, qualities)
+        print(
+            json.dumps(
+                {
+                    "bench": "serve",
+                    "cpus": os.cpu_count(),
+                    "duration_s": args.duration,
+                    "http": http,
+                    "summary": summarise(http) if http else {},
+                    "batch": batch,
+                    "quality": qualities,
+                },
+                ensure_ascii=False,
+            )
+        )
+    finally:
+        if args.keep:
+            print(f"kept {home}", file=sys.stderr)
+        else:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
