@@ -369,7 +369,7 @@ def _to_arrow(frame: pd.DataFrame) -> pa.Table:
             arrays.append(pa.array(stamps, type=field.type, from_pandas=True))
         else:
             arrays.append(pa.array(values, type=field.type, from_pandas=True))
-    return pa.Table.from_arrays(arrays, schema=STORE_SCHEMA).sort_by(MUESTRA)
+    return pa.Table.from_arrays(arrays, schema=STORE_SCHEMA)
 
 
 def _records_frame(table: pa.Table) -> pd.DataFrame:

@@ -220,6 +220,8 @@ class CsvSource:
             raise _empty(self.label)
         self.encoding = sniff_encoding(path)
         header_line, self.lines_before_data = self._header_line()
+        # A BOM read as latin-1 (a UTF-8 export with one stray latin-1 byte) is not a header.
+        header_line = header_line.lstrip("\ufeff").removeprefix("\u00ef\u00bb\u00bf")
         self.delimiter = sniff_delimiter(header_line)
         self.headers = tuple(next(csv.reader([header_line], delimiter=self.delimiter)))
 

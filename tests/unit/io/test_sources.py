@@ -149,6 +149,16 @@ def test_semicolon_latin1_file_with_decimal_commas(tmp_path: Path) -> None:
     assert malformed.empty
 
 
+def test_a_bom_before_a_latin1_byte_does_not_spoil_the_header(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.csv"
+    body = ",".join(HEADER) + "\n" + row(1, Calibre1="20 µm") + "\n"
+    path.write_bytes(b"\xef\xbb\xbf" + body.encode("latin-1"))
+    with open_source(str(path)) as source:
+        assert source.headers[0] == "Muestra"
+        records, _ = read_all(source)
+    assert records["Calibre1"].tolist() == ["20 µm"]
+
+
 def test_everything_is_read_as_text(tmp_path: Path) -> None:
     path = write_text(tmp_path / "lab.csv", [",".join(HEADER), row(1, Muestra="007")])
     with open_source(str(path)) as source:
