@@ -388,5 +388,29 @@ def predict(
     )
 
 
+@app.command()
+@reports_errors
+def up(
+    serve: Annotated[
+        bool, typer.Option(help="Start the APIs, the MLflow UI and the scheduler afterwards.")
+    ] = True,
+    rows: Annotated[
+        int, typer.Option(min=100, help="Rows to generate when there is no source.")
+    ] = 5000,
+    model: Annotated[str, typer.Option(help="Model of the first version.")] = "auto",
+    host: Annotated[str, typer.Option(help="Interface the services listen on.")] = "127.0.0.1",
+    as_json: JsonFlag = False,
+) -> None:
+    """The whole loop on the embedded defaults: data, feature store, model, champion, evaluation, services."""
+    from permeability.jobs.main import UpOptions, prepare, serve_forever
+
+    settings = get_settings()
+    options = UpOptions(rows=rows, model=model, host=host)
+    report = prepare(settings, options)
+    emit(report, as_json, report.summary())
+    if serve:
+        raise typer.Exit(serve_forever(settings, options, report.source, typer.echo))
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()
