@@ -5,8 +5,8 @@ configured timezone. Jobs run one at a time (a single worker thread): two loads 
 feature store must not overlap. A failing job is logged and the scheduler keeps going.
 ``--once`` runs every job now, once, and exits (non-zero if any failed).
 
-Job kinds are a mapping kind -> callable (:data:`JOB_KINDS`), so a new kind (e.g. evaluation)
-is one entry here and one literal in :class:`permeability.config.ScheduledJob`.
+Job kinds are a mapping kind -> callable (:data:`JOB_KINDS`): ``acquire`` and ``evaluate``
+today; a new kind is one entry here and one literal in :class:`permeability.config.ScheduledJob`.
 """
 
 from __future__ import annotations

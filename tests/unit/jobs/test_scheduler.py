@@ -188,3 +188,13 @@ def test_a_started_scheduler_fires_jobs_through_its_worker(tmp_path: Path, lab_c
             running.shutdown(wait=True)
     assert store.current_version() == 0
     assert scheduler.JOB_KINDS["acquire"] is scheduler.run_acquire_job
+
+
+def test_evaluate_jobs_are_scheduled_and_their_args_checked(settings: Settings) -> None:
+    jobs = (ScheduledJob(name="weekly-eval", kind="evaluate", cron="0 6 * * 1", args={"bogus": 1}),)
+    with job_context("schedule", settings, config=config_with(jobs)) as ctx:
+        built = build_scheduler(ctx, BackgroundScheduler)
+        assert built.get_job("weekly-eval") is not None
+        assert run_job(ctx, jobs[0]) is False
+    log = (settings.paths.logs / "schedule.log").read_text(encoding="utf-8")
+    assert "job weekly-eval failed: scheduled evaluation: unknown args ['bogus']" in log
