@@ -15,7 +15,7 @@ ambiguous specification never approves more than the strictest reading of it wou
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Final
@@ -180,30 +180,46 @@ class SpecificationSet:
     ) -> BatchSpecMatch:
         """Vectorised :meth:`match`: per limit, numpy work on the rows of its structure only."""
         codes, uniques = pd.factorize(np.asarray(structures, dtype=object))
+        return self.match_coded(
+            np.asarray(codes, dtype=np.intp),
+            [str(u) for u in uniques],
+            temperature_c,
+            humidity_pct,
+            thickness_um,
+        )
+
+    def match_coded(
+        self,
+        codes: NDArray[np.intp],
+        names: Sequence[str],
+        temperature_c: ArrayLike,
+        humidity_pct: ArrayLike,
+        thickness_um: ArrayLike,
+    ) -> BatchSpecMatch:
+        """:meth:`match_many` for structures already factorised (``names[codes[i]]``)."""
+        uniques = names
         temperature = np.asarray(temperature_c, dtype=np.float64)
         humidity = np.asarray(humidity_pct, dtype=np.float64)
         thickness = np.asarray(thickness_um, dtype=np.float64)
         index = np.full(len(codes), -1, dtype=np.int64)
         code = np.full(len(codes), REASON_NO_LIMIT, dtype=np.int8)
-        position_of = {str(name): i for i, name in enumerate(uniques)}
-        rows_of: dict[str, NDArray[np.intp]] = {}
-        for structure in self.structures:
-            if structure in position_of:
-                rows_of[structure] = np.flatnonzero(codes == position_of[structure])
-        for position, limit in enumerate(self.limits):
-            rows = rows_of.get(limit.structure)
-            if rows is None or len(rows) == 0:
+        position = {id(limit): i for i, limit in enumerate(self.limits)}
+        for code_of_structure, name in enumerate(uniques):
+            limits = self._by_structure.get(str(name))
+            if not limits:
                 continue
-            band = _in_band_many(limit, thickness[rows])
-            matched = band & _conditions_match_many(limit, temperature[rows], humidity[rows])
-            # A row first reaches "conditions" once some band fits it; "thickness" if none does.
-            current = code[rows]
-            current[current == REASON_NO_LIMIT] = REASON_THICKNESS
-            current[band & (current == REASON_THICKNESS)] = REASON_CONDITIONS
-            newly = matched & (index[rows] < 0)
-            current[newly] = REASON_MATCHED
-            code[rows] = current
-            index[rows[newly]] = position
+            rows = np.flatnonzero(codes == code_of_structure)
+            temp, hum, thick = temperature[rows], humidity[rows], thickness[rows]
+            chosen = np.full(len(rows), -1, dtype=np.int64)
+            reason = np.full(len(rows), REASON_THICKNESS, dtype=np.int8)
+            for limit in limits:  # most specific first: the first match wins
+                band = _in_band_many(limit, thick)
+                reason[band & (reason == REASON_THICKNESS)] = REASON_CONDITIONS
+                newly = band & (chosen < 0) & _conditions_match_many(limit, temp, hum)
+                chosen[newly] = position[id(limit)]
+            reason[chosen >= 0] = REASON_MATCHED
+            index[rows] = chosen
+            code[rows] = reason
         return BatchSpecMatch(index, code)
 
     def reason_for_row(

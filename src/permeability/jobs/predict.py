@@ -88,6 +88,7 @@ UNITS_TEXT: Final = {
 }
 _SUPPORTED_FILES: Final = (".csv", ".xlsx")
 STAGE: Final = "predict"
+PREDICT_CHUNK_ROWS: Final = 131_072
 
 
 @dataclass(frozen=True)
@@ -550,12 +551,20 @@ def _score_valid_rows(
     policy: DecisionPolicy,
 ) -> dict[str, Any]:
     """Prediction, interval, limit, P(exceed), decision and reason for the valid rows."""
-    prediction = loaded.model.predict_frame(_clean_frame(checked, rows), strict=True)
+    # In chunks: the model matrix of a million rows is ~600 MB; 128k rows fit in memory
+    # bandwidth better and bound the peak.
+    prediction = np.concatenate(
+        [
+            loaded.model.predict_frame(_clean_frame(checked, chunk), strict=True)
+            for chunk in np.array_split(rows, max(1, math.ceil(len(rows) / PREDICT_CHUNK_ROWS)))
+        ]
+    )
     group_codes = checked.structure_codes[rows]
     group_names = np.asarray(checked.structure_categories, dtype=object)
     low, high = _interval_factors(loaded, group_names, group_codes, policy.level)
-    matched = specs.match_many(
-        group_names[group_codes],
+    matched = specs.match_coded(
+        group_codes,
+        [str(n) for n in group_names],
         checked.numbers[GRADOS_C][rows],
         checked.numbers[PORC_HUMEDAD][rows],
         checked.numbers[CALIBRE_PROM][rows],
