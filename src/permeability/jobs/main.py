@@ -232,7 +232,7 @@ class Supervisor:
         self._children.append((service, process))
         self._logger.info("started %s (pid %d): %s", service.name, process.pid, " ".join(command))
 
-    def wait_ready(self, timeout_s: float = 60.0) -> None:
+    def wait_ready(self, timeout_s: float = 180.0) -> None:
         """Poll each service's health URL; a child that exits meanwhile is an error."""
         deadline = time.monotonic() + timeout_s
         for service, process in self._children:
