@@ -425,7 +425,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="Seconds per wrk run.")
     parser.add_argument("--connections", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--train-rows", type=int, default=20_000)
+    parser.add_argument("--train-rows", type=int, default=100_000)
     parser.add_argument("--batch-rows", type=int, default=1_000_000)
     parser.add_argument("--quality-rows", type=int, default=200_000)
     parser.add_argument("--tree-model", default="HistGradientBoostingRegressor")
