@@ -189,8 +189,8 @@ def test_serve_training_builds_the_service_on_the_seed_port(
 
     served: dict[str, Any] = {}
 
-    def fake_run(application: FastAPI, *, host: str, port: int) -> None:
-        served.update(app=application, host=host, port=port)
+    def fake_run(application: FastAPI, **options: Any) -> None:
+        served.update(app=application, **options)
 
     monkeypatch.setattr(uvicorn, "run", fake_run)
 
