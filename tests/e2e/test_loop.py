@@ -97,7 +97,7 @@ def _process(args: list[str], environment: Mapping[str, str], ready_url: str) ->
             process.wait(timeout=10)
 
 
-def _record(row: Mapping[str, Any]) -> dict[str, Any]:
+def _record(row: Mapping[Any, Any]) -> dict[str, Any]:
     return {MUESTRA: int(row[MUESTRA]), **{c: row[c] for c in INPUT_COLUMNS}}
 
 

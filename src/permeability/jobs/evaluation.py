@@ -104,7 +104,7 @@ class EvaluationRequest(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> EvaluationRequest:
         if self.version is not None and self.all_versions:
-            raise ValueError("give either a version or all_versions, not both")
+            raise ValueError("give either a version or all versions, not both")
         return self
 
     @property
@@ -517,8 +517,10 @@ def _shared_window(
     base = unseen[str(champion)] if has_champion else np.logical_or.reduce(masks)
     kept = {label: mask for label, mask in unseen.items() if (mask & base).any()}
     dropped = {
-        label: "it trained on every labelled row the others have not seen; nothing newer "
-        "to compare it on yet"
+        label: "no labelled data arrived after its training"
+        if not unseen[label].any()
+        else "it trained on every labelled row the champion has not seen; nothing newer to "
+        "compare it on yet"
         for label in unseen
         if label not in kept
     }

@@ -113,7 +113,7 @@ def test_bad_bodies_get_422_naming_the_field_and_write_nothing(
 def test_contradictory_and_hostile_requests_get_422(client: TestClient) -> None:
     both = client.post("/evaluate", json={"version": "0.1", "all": True}, headers=AUTH)
     assert both.status_code == 422
-    assert "either a version or all_versions" in both.json()["detail"]
+    assert "either a version or all versions" in both.json()["detail"]
     hostile = client.post("/evaluate", json={"version": "../../etc"}, headers=AUTH)
     assert hostile.status_code == 422
     assert ".." in hostile.json()["detail"]

@@ -236,7 +236,7 @@ def test_a_version_without_newer_labelled_data_is_refused_and_writes_nothing(loo
 
 def test_contradictory_or_bad_arguments_are_refused() -> None:
     settings = Settings(home=Path("/nonexistent-never-created"))
-    with pytest.raises(InvalidInputError, match="either a version or all_versions"):
+    with pytest.raises(InvalidInputError, match="either a version or all versions"):
         evaluate(settings, version="0.1", all_versions=True)
     with pytest.raises(InvalidInputError, match="promote_if_better"):
         evaluate(settings, promote_if_better=1.5)
@@ -347,3 +347,48 @@ def test_scheduled_evaluation_runs_and_a_quiet_night_is_not_a_failure(loop: Home
     assert loop.evaluation_runs() == before + 1
     log = (loop.settings.paths.logs / "schedule.log").read_text(encoding="utf-8")
     assert "job quiet done: nothing to evaluate" in log
+
+
+# -- the command line -------------------------------------------------------------------------
+
+
+def test_cli_prints_the_report_as_json_on_the_last_line(
+    loop: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from permeability.cli import app
+
+    monkeypatch.setenv("PERMEABILITY_HOME", str(loop.settings.home))
+    result = CliRunner().invoke(app, ["evaluate", "--version", "0.2", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["evaluated"][0]["version"] == "0.2"
+    assert report["evaluated"][0]["recent_rows"] == NEXT_ROWS
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--version", "9.9"], "error: version '9.9' does not exist; available versions: 0.1"),
+        (["--version", "0.1", "--all"], "error: request: give either a version or all versions"),
+        (["--since", "2030-01-01"], "error: nothing to evaluate: version 0.1: no labelled data"),
+        (["--promote-if-better", "2"], "error: promote_if_better: Input should be less than 1"),
+    ],
+)
+def test_cli_refusals_exit_non_zero_with_a_one_line_reason(
+    loop: Home, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from permeability.cli import app
+
+    monkeypatch.setenv("PERMEABILITY_HOME", str(loop.settings.home))
+    before = loop.evaluation_runs()
+    result = CliRunner().invoke(app, ["evaluate", *args])
+    assert result.exit_code == 1
+    reason = result.stderr.strip().splitlines()[-1]  # earlier lines are the job's log events
+    assert reason.startswith(message), result.stderr
+    assert loop.evaluation_runs() == before
