@@ -183,7 +183,7 @@ def test_versions_on_an_empty_home(settings: Settings) -> None:
 
 
 def test_serve_training_builds_the_service_on_the_seed_port(
-    monkeypatch: pytest.MonkeyPatch, settings: Settings
+    monkeypatch: pytest.MonkeyPatch, stocked: Settings
 ) -> None:
     import uvicorn
 
@@ -201,7 +201,7 @@ def test_serve_training_builds_the_service_on_the_seed_port(
     with TestClient(served["app"]) as client:
         health = client.get("/health")
     assert health.status_code == 200
-    assert health.json()["models_dir"] == str(settings.paths.models)
+    assert health.json()["models_dir"] == str(stocked.paths.models)
 
 
 def test_serve_inference_without_its_module_names_it(monkeypatch: pytest.MonkeyPatch) -> None:

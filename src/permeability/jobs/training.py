@@ -3,7 +3,8 @@
 The order is chosen so that a request that is refused (bad input, taken label, empty store)
 writes nothing, and a training that fails midway leaves nothing half-done:
 
-1. validate the request (label, model, hyperparameters, split) - nothing touched yet;
+1. validate the request (label, model, hyperparameters, split) and check the feature store
+   has data - nothing touched yet;
 2. reserve the label in the model store (exclusive; a second writer gets 409 at once) and
    check the registry does not carry it either;
 3. read the feature store and train (CPU-bound; holds no lock but the label's);
@@ -139,12 +140,29 @@ def _train(context: JobContext, spec: TrainingSpec, registry: Any) -> TrainingRe
         raise InvalidInputError("params: 'auto' chooses its own hyperparameters; omit params")
     store = ModelStore(context.paths.models)
     store.ensure_available(spec.version)
+    feature_store = _feature_store_with_data(context.settings)
     if registry is None:
         registry = Registry.from_settings(context.settings)
         registry.setup()
     with store.reserve(spec.version) as reservation:
         _ensure_label_unregistered(registry, spec.version)
-        return _train_reserved(context, spec, registry, reservation, started)
+        return _train_reserved(context, spec, registry, reservation, feature_store, started)
+
+
+def _feature_store_with_data(settings: Settings) -> Any:
+    """The feature store, refused while empty: cheaply, before MLflow is even set up."""
+    from permeability.errors import EmptyFeatureStoreError
+    from permeability.io.feature_store import FeatureStore
+    from permeability.io.registry import describe_uri
+
+    uri = settings.resolved_feature_store_uri
+    feature_store = FeatureStore(uri)
+    if feature_store.current_version() is None:
+        raise EmptyFeatureStoreError(
+            f"the feature store at {describe_uri(uri)} is empty; load lab data with "
+            "`permeability acquire` before training"
+        )
+    return feature_store
 
 
 def _ensure_label_unregistered(registry: Any, label: str) -> None:
@@ -162,15 +180,14 @@ def _train_reserved(
     spec: TrainingSpec,
     registry: Any,
     reservation: Reservation,
+    feature_store: Any,
     started: float,
 ) -> TrainingResult:
     from permeability.domain.model import train_model
     from permeability.domain.models import AUTO
-    from permeability.io.feature_store import FeatureStore
 
     log = context.logger
-    uri = context.settings.resolved_feature_store_uri
-    features = FeatureStore(uri).read()
+    features = feature_store.read()
     log.info(
         "training %s as version %s on feature set v%s (%d rows)",
         spec.model,

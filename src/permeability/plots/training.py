@@ -24,7 +24,7 @@ from permeability.domain.pca import CaliperPCA
 from permeability.domain.schema import ESTRUCTURA, UNITS
 
 WVTR_UNIT = UNITS["Permeabilidad"]
-_DPI = 110
+_DPI = 90
 _MAX_LEGEND_ENTRIES = 12
 
 

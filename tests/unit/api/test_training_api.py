@@ -368,33 +368,36 @@ def test_health_answers(service: Service) -> None:
     assert response.json()["auth_required"] is False
 
 
-def test_an_empty_feature_store_is_a_clear_409_that_writes_nothing(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path / "empty")
+def test_an_empty_feature_store_is_a_clear_409_that_writes_nothing(
+    service: Service, tmp_path: Path
+) -> None:
+    # Same home and tracking store as the module's service, but a feature store with no data.
+    settings = Settings(home=service.settings.home, feature_store_uri=str(tmp_path / "empty"))
     with TestClient(create_training_app(settings)) as client:
-        service = Service(settings, client)
         before = service.snapshot()
-        response = client.post("/train", json=SEED_BODY)
+        response = client.post("/train", json={**SEED_BODY, "version": "no-data"})
         after = service.snapshot()
 
     assert response.status_code == 409
     assert response.json()["error"] == "EmptyFeatureStoreError"
-    assert "acquire" in response.json()["detail"] or "empty" in response.json()["detail"]
-    assert after == before == {"folders": [], "hidden": [], "versions": [], "runs": 0}
+    assert "permeability acquire" in response.json()["detail"]
+    assert after == before
 
 
-def test_state_changing_endpoints_need_the_token_when_set(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path / "guarded", api_token=SecretStr("s3cret-token"))
+def test_state_changing_endpoints_need_the_token_when_set(service: Service) -> None:
+    settings = Settings(home=service.settings.home, api_token=SecretStr("s3cret-token"))
+    body = {**SEED_BODY, "version": "guarded"}
     with TestClient(create_training_app(settings)) as client:
-        service = Service(settings, client)
         before = service.snapshot()
         refusals = [
-            client.post("/train", json=SEED_BODY),
-            client.post("/train", json=SEED_BODY, headers={"Authorization": "Bearer wrong"}),
-            client.post("/train", json=SEED_BODY, headers={"Authorization": "Basic s3cret-token"}),
+            client.post("/train", json=body),
+            client.post("/train", json=body, headers={"Authorization": "Bearer wrong"}),
+            client.post("/train", json=body, headers={"Authorization": "Basic s3cret-token"}),
+            client.post("/train", json=body, headers={"Authorization": "Bearer "}),
             client.post("/versions/0.1/promote"),
             client.post("/versions/0.1/promote", headers={"Authorization": "Bearer nope"}),
         ]
-        assert [r.status_code for r in refusals] == [401] * 5
+        assert [r.status_code for r in refusals] == [401] * 6
         assert all(r.headers["www-authenticate"] == "Bearer" for r in refusals)
         assert "Bearer" in refusals[0].json()["detail"]
         assert service.snapshot() == before
@@ -402,7 +405,7 @@ def test_state_changing_endpoints_need_the_token_when_set(tmp_path: Path) -> Non
         assert client.get("/versions").status_code == 200
         assert client.get("/health").json()["auth_required"] is True
         authorised = client.post(
-            "/train", json=SEED_BODY, headers={"Authorization": "Bearer s3cret-token"}
+            "/train", json=body, headers={"Authorization": "Bearer s3cret-token"}
         )
-    # the token is right, the store is empty: past the guard, refused for the data
-    assert authorised.status_code == 409
+    assert authorised.status_code == 201, authorised.text
+    assert "guarded" in service.snapshot()["folders"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -163,13 +164,12 @@ def test_promoting_an_unknown_label_is_not_found(registry: Registry) -> None:
         registry.promote("nope", tags={})
 
 
-def test_no_champion_before_any_promotion(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path / "fresh")
-    settings.paths.ensure()
-    registry = Registry.from_settings(settings)
-    registry.setup()
-    assert registry.champion() is None
-    assert registry.list_versions() == []
+def test_no_champion_before_any_promotion(registry: Registry) -> None:
+    other_model = replace(registry.config, model_name="permeability-untouched")
+    fresh = Registry(other_model)  # same store, a registered model nobody trained yet
+    fresh.setup()
+    assert fresh.champion() is None
+    assert fresh.list_versions() == []
 
 
 def test_listing_a_never_created_store_creates_nothing(settings: Settings) -> None:
@@ -263,11 +263,9 @@ def test_the_ui_command_refuses_a_remote_tracking_server(
         mlflow_ui_command(settings, host="127.0.0.1", port=5000)
 
 
-def test_setup_leaves_the_users_tracking_variable_alone(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path / "one")
-    settings.paths.ensure()
-    Registry.from_settings(settings).setup()
+def test_setup_leaves_the_users_tracking_variable_alone(registry: Registry, tmp_path: Path) -> None:
+    registry.setup()
 
     assert "MLFLOW_TRACKING_URI" not in os.environ
     assert Settings(home=tmp_path / "two").resolved_tracking_uri.endswith("two/mlflow/mlflow.db")
-    assert import_mlflow().get_tracking_uri() == settings.resolved_tracking_uri
+    assert import_mlflow().get_tracking_uri() == registry.config.tracking_uri

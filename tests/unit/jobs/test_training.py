@@ -59,7 +59,7 @@ def snapshot(settings: Settings, registry: Registry) -> dict[str, Any]:
         "folders": ModelStore(models).labels(),
         "hidden": sorted(hidden),
         "versions": [v.version for v in registry.list_versions()],
-        "runs": registry.count_runs(),
+        "runs": registry.count_runs() if registry.has_store() else 0,
     }
 
 
@@ -261,6 +261,7 @@ def test_an_empty_feature_store_is_refused_before_anything_is_written(settings: 
         "versions": [],
         "runs": 0,
     }
+    assert not settings.paths.mlflow_db.exists()  # refused before MLflow was even set up
 
 
 def test_a_failure_while_recording_is_rolled_back(
