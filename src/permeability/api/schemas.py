@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from permeability.jobs.promotion import PromotionResult, VersionInfo, VersionsReport
 from permeability.jobs.training import TrainingResult, TrainingSpec
@@ -56,6 +56,24 @@ class TrainRequest(_Request):
         valid = model_names()
         if value not in valid:
             raise ValueError(f"model {value!r} is not in the catalogue; valid: {', '.join(valid)}")
+        return value
+
+    @field_validator("params")
+    @classmethod
+    def _params(cls, value: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
+        """Hyperparameters checked against the estimator now, so the 422 points at ``params``."""
+        from permeability.domain.models import AUTO, resolve_params
+        from permeability.errors import InvalidInputError
+
+        model = info.data.get("model")
+        if not value or model is None:
+            return value
+        if model == AUTO:
+            raise ValueError("'auto' chooses its own hyperparameters; omit params")
+        try:
+            resolve_params(model, value)
+        except InvalidInputError as exc:
+            raise ValueError(str(exc)) from exc
         return value
 
     def to_spec(self) -> TrainingSpec:
