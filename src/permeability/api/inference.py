@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import itertools
 import logging
 import math
@@ -419,14 +420,40 @@ def answer_sample(
     return response, log_row
 
 
+def parse_inference_request(raw: bytes) -> InferenceRequest:
+    """Parse and validate in one pass (pydantic-core reads the JSON itself); errors come back
+    as FastAPI's 422 body, each ``loc`` starting with ``body``."""
+    try:
+        return InferenceRequest.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [_json_safe({**e, "loc": ("body", *e["loc"])}) for e in exc.errors(include_url=False)]
+        ) from None
+
+
+def _json_safe(error: dict[str, Any]) -> dict[str, Any]:
+    """A body that is not UTF-8 comes back as bytes in ``input``; show it, do not crash on it."""
+    if isinstance(error.get("input"), bytes):
+        error["input"] = error["input"].decode("utf-8", errors="replace")
+    return error
+
+
+_INFERENCE_BODY: Final[dict[str, Any]] = {
+    "required": True,
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/InferenceRequest"}}},
+}
+
+
 @inference_router.post(
     "/inference",
     response_model=InferenceResponse,
     responses=_SINGLE_ERRORS,
+    openapi_extra={"requestBody": _INFERENCE_BODY},
     summary="Guide value, interval and decision for one sample (the seed's body)",
 )
-async def infer(body: InferenceRequest, request: Request) -> Response:
+async def infer(request: Request) -> Response:
     started = time.perf_counter()
+    body = parse_inference_request(await request.body())
     state = _state(request)
     loaded = await _model_for(state, body.version)
     response, log_row = answer_sample(
@@ -826,6 +853,10 @@ def create_inference_app(settings: Settings | None = None) -> FastAPI:
             policy=DecisionPolicy.from_params(config.inference),
             request_ids=_request_id_source(),
         )
+        # Everything built so far lives as long as the process: keep it out of the garbage
+        # collector's way, so collections during requests stay short.
+        gc.collect()
+        gc.freeze()
         service_logger.info(
             "inference service ready; champion %s, loaded %s, specs %s",
             cache.champion,
@@ -862,7 +893,28 @@ def create_inference_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(service_router)
     app.include_router(page.router)  # the lab page at / (api/page.py)
     app.add_middleware(MetricsMiddleware, metrics=metrics_registry)
+    _document_request_models(app)
     return app
+
+
+def _document_request_models(app: FastAPI) -> None:
+    """Bodies read by hand (for speed) still appear in the OpenAPI schema with their models."""
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = default_openapi()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        request_schema = InferenceRequest.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+        components.update(request_schema.pop("$defs", {}))
+        components["InferenceRequest"] = request_schema
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _package_version() -> str:

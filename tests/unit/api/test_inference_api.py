@@ -174,6 +174,15 @@ def test_malformed_bodies_get_422(client: TestClient, body: Any) -> None:
     assert client.post("/inference", json=body).status_code == 422
 
 
+def test_a_body_that_is_not_json_gets_422(client: TestClient) -> None:
+    for raw in (b"\x80\xff", b"", b'{"data_test": '):
+        response = client.post(
+            "/inference", content=raw, headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code == 422
+        assert response.json()["detail"][0]["loc"][0] == "body"
+
+
 def test_an_unknown_structure_gets_422_listing_the_known_ones(client: TestClient) -> None:
     response = client.post("/inference", json={"data_test": {**SEED_SAMPLE, "Estructura": "EVOH"}})
     assert response.status_code == 422
