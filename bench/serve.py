@@ -277,6 +277,56 @@ def load_mlflow(
     return results
 
 
+_EMPTY_APP = """
+import sys
+import uvicorn
+from fastapi import FastAPI
+from pydantic import BaseModel
+
+app = FastAPI()
+
+
+class Body(BaseModel):
+    data_test: dict
+
+
+@app.post("/inference")
+async def inference(body: Body) -> dict:
+    return {"ok": True}
+
+
+@app.get("/ready")
+async def ready() -> dict:
+    return {"ok": True}
+
+
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=False)
+"""
+
+
+def load_ceiling(connections: list[int], duration: int, workdir: Path) -> list[dict[str, Any]]:
+    """The same stack with an endpoint that does nothing: the ceiling any endpoint can reach."""
+    script = workdir / "empty_app.py"
+    script.write_text(_EMPTY_APP, encoding="utf-8")
+    port = free_port()
+    body = json.dumps({"data_test": SEED_RECORD})
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    results = []
+    with running(
+        [sys.executable, str(script), str(port)], env, f"{url}/ready", workdir / "empty.log"
+    ):
+        run_wrk(f"{url}/inference", body, 8, 2, workdir)  # warm-up
+        for c in connections:
+            results.append(
+                {
+                    "server": "empty FastAPI endpoint",
+                    **run_wrk(f"{url}/inference", body, c, duration, workdir),
+                }
+            )
+    return results
+
+
 # -- in process: batch speed and quality -------------------------------------------------------
 
 
@@ -365,7 +415,7 @@ def print_table(
             f"{row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {row['non_2xx']:>8}"
         )
     print("\nratio ours (best worker count) / mlflow models serve")
-    for champion in sorted({r["champion"] for r in http}):
+    for champion in sorted({r["champion"] for r in http} - {"-"}):
         for c in sorted({r["connections"] for r in http}):
             ours = [
                 r["rps"]
@@ -402,7 +452,15 @@ def print_table(
 
 def summarise(http: list[dict[str, Any]]) -> dict[str, Any]:
     summary: dict[str, Any] = {}
-    for champion in sorted({r["champion"] for r in http}):
+    ceiling = [r for r in http if r["champion"] == "-"]
+    if ceiling:
+        summary["empty_endpoint"] = {
+            "best_rps": max(r["rps"] for r in ceiling),
+            "best_p99_ms_at_32": min(
+                (r["p99_ms"] for r in ceiling if r["connections"] == 32), default=None
+            ),
+        }
+    for champion in sorted({r["champion"] for r in http} - {"-"}):
         mine = [r for r in http if r["champion"] == champion and r["server"].startswith("ours")]
         theirs = [r for r in http if r["champion"] == champion and r["server"].startswith("mlflow")]
         at32 = [r for r in mine if r["connections"] == 32]
@@ -447,6 +505,11 @@ def main() -> None:
     try:
         labels = prepare_home(home, args.train_rows, args.tree_model, args.skip_tree)
         http: list[dict[str, Any]] = []
+        if not args.skip_http:
+            http += [
+                {"champion": "-", **r}
+                for r in load_ceiling(args.connections, args.duration, workdir)
+            ]
         batch: list[dict[str, Any]] = []
         qualities: list[dict[str, Any]] = []
         for kind, label in labels.items():
