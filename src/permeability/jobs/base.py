@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from permeability.config import ProjectConfig, load_config
+from permeability.errors import PermeabilityError
 from permeability.io.logs import close_logging, configure_logging
 from permeability.settings import Settings, StoragePaths
 
@@ -40,6 +41,10 @@ def job_context(
     logger.info("start home=%s", paths.root)
     try:
         yield JobContext(settings, resolved, paths, run_id, logger)
+    except PermeabilityError as exc:
+        # A refusal the user can act on: its one sentence is the whole story.
+        logger.error("refused after %.2fs: %s", time.perf_counter() - started, exc)
+        raise
     except Exception as exc:
         logger.exception("failed after %.2fs: %s", time.perf_counter() - started, exc)
         raise
