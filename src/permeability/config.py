@@ -12,7 +12,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from permeability.errors import InvalidInputError
+from permeability.errors import InvalidInputError, invalid_input_from
 
 
 class _Params(BaseModel):
@@ -152,6 +152,4 @@ def load_config(path: Path | None) -> ProjectConfig:
     try:
         return ProjectConfig.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InvalidInputError(f"config file {path}: {where}: {first['msg']}") from exc
+        raise invalid_input_from(exc, prefix=f"config file {path}: ") from exc

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 
 class PermeabilityError(Exception):
     """Base class: a problem with input, state or configuration, explained in one sentence."""
@@ -21,3 +23,11 @@ class ConflictError(PermeabilityError):
 
 class EmptyFeatureStoreError(PermeabilityError):
     """There is no labelled data to work on yet."""
+
+
+def invalid_input_from(exc: ValidationError, *, prefix: str = "") -> InvalidInputError:
+    """One sentence naming the first bad field of a pydantic report (users fix one at a time)."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "request"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return InvalidInputError(f"{prefix}{where}: {message}")

@@ -52,7 +52,12 @@ from permeability.domain.evaluation import (
     ComparisonOutcome,
     EvaluationMetrics,
 )
-from permeability.errors import EmptyFeatureStoreError, InvalidInputError, NotFoundError
+from permeability.errors import (
+    EmptyFeatureStoreError,
+    InvalidInputError,
+    NotFoundError,
+    invalid_input_from,
+)
 from permeability.jobs.base import JobContext, job_context, new_run_id
 from permeability.settings import Settings
 
@@ -120,10 +125,7 @@ class EvaluationRequest(BaseModel):
         try:
             return cls(**fields)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "request"
-            message = str(first["msg"]).removeprefix("Value error, ")
-            raise InvalidInputError(f"{where}: {message}") from exc
+            raise invalid_input_from(exc) from exc
 
 
 class VersionEvaluation(BaseModel):

@@ -32,7 +32,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from permeability.config import ProjectConfig, load_config
-from permeability.errors import InvalidInputError
+from permeability.errors import InvalidInputError, invalid_input_from
 from permeability.io.model_store import METADATA_FILE, ModelStore, Reservation, validate_label
 from permeability.jobs.base import JobContext, job_context, new_run_id
 from permeability.settings import Settings
@@ -77,10 +77,7 @@ class TrainingSpec(BaseModel):
         try:
             return cls(**fields)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "request"
-            message = str(first["msg"]).removeprefix("Value error, ")
-            raise InvalidInputError(f"{where}: {message}") from exc
+            raise invalid_input_from(exc) from exc
 
 
 class TrainingResult(BaseModel):
