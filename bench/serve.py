@@ -81,6 +81,21 @@ def wait_until_ready(url: str, process: subprocess.Popen[bytes], timeout_s: floa
     raise RuntimeError(f"{url} did not answer 200 within {timeout_s:.0f}s")
 
 
+def wait_for_workers(url: str, workers: int, timeout_s: float = 600.0) -> None:
+    """Until every uvicorn worker has finished starting (each answers /health with its pid):
+    a worker still importing would otherwise share the cores with the measurement."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + timeout_s
+    while len(seen) < workers and time.monotonic() < deadline:
+        with httpx.Client() as client:  # a new connection each round reaches any worker
+            seen.add(int(client.get(f"{url}/health", timeout=5.0).json()["pid"]))
+        time.sleep(0.1)
+    if len(seen) < workers:
+        raise RuntimeError(
+            f"only {len(seen)} of {workers} workers answered within {timeout_s:.0f}s"
+        )
+
+
 @contextmanager
 def running(command: list[str], env: dict[str, str], ready_url: str, log: Path) -> Iterator[None]:
     """Start a server in its own process group; always stop it (and its workers)."""
@@ -221,6 +236,7 @@ def load_ours(
     url = f"http://127.0.0.1:{port}"
     results = []
     with running(command, base_env(home), f"{url}/ready", workdir / f"ours-{workers}.log"):
+        wait_for_workers(url, workers)
         check = httpx.post(
             f"{url}/inference", content=body, headers={"Content-Type": "application/json"}
         )

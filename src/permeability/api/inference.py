@@ -711,7 +711,7 @@ service_router = APIRouter(tags=["service"])
 
 @service_router.get("/health", response_model=HealthResponse, summary="The process is alive")
 async def health() -> HealthResponse:
-    return HealthResponse()
+    return HealthResponse(pid=os.getpid())
 
 
 @service_router.get(

@@ -238,6 +238,7 @@ class BatchResponse(BaseModel):
 
 class HealthResponse(BaseModel):
     status: Literal["ok"] = "ok"
+    pid: int = Field(description="Process that answered (one per uvicorn worker).")
 
 
 class ReadyResponse(BaseModel):

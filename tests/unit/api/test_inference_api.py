@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -380,7 +381,7 @@ def test_batch_unknown_version_is_404(client: TestClient) -> None:
 
 
 def test_health_and_ready(client: TestClient) -> None:
-    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/health").json() == {"status": "ok", "pid": os.getpid()}
     ready = client.get("/ready")
     assert ready.status_code == 200
     assert ready.json()["champion"] == "0.1"
