@@ -241,7 +241,7 @@ def load_ours(
             f"{url}/inference", content=body, headers={"Content-Type": "application/json"}
         )
         check.raise_for_status()
-        run_wrk(f"{url}/inference", body, 8, 2, workdir)  # warm-up
+        run_wrk(f"{url}/inference", body, 8, 5, workdir)  # warm-up
         for c in connections:
             results.append(
                 {
