@@ -399,13 +399,23 @@ def up(
     ] = 5000,
     model: Annotated[str, typer.Option(help="Model of the first version.")] = "auto",
     host: Annotated[str, typer.Option(help="Interface the services listen on.")] = "127.0.0.1",
+    training_port: Annotated[int, typer.Option(help="Port of the training API.")] = 8000,
+    inference_port: Annotated[int, typer.Option(help="Port of the inference API.")] = 8001,
+    ui_port: Annotated[int, typer.Option(help="Port of the MLflow UI.")] = 5000,
     as_json: JsonFlag = False,
 ) -> None:
     """The whole loop on the embedded defaults: data, feature store, model, champion, evaluation, services."""
     from permeability.jobs.main import UpOptions, prepare, serve_forever
 
     settings = get_settings()
-    options = UpOptions(rows=rows, model=model, host=host)
+    options = UpOptions(
+        rows=rows,
+        model=model,
+        host=host,
+        training_port=training_port,
+        inference_port=inference_port,
+        ui_port=ui_port,
+    )
     report = prepare(settings, options)
     emit(report, as_json, report.summary())
     if serve:

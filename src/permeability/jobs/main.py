@@ -290,6 +290,7 @@ def serve_forever(
     ensure_ports_free(
         options.host, [options.training_port, options.inference_port, options.ui_port]
     )
+    signal.signal(signal.SIGTERM, _interrupt)
     with job_context(STAGE, settings, console=True) as context:
         supervisor = Supervisor(settings, context.logger)
         try:
@@ -313,6 +314,11 @@ def serve_forever(
             return 0
         finally:
             supervisor.stop()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM (a service manager, ``kill``) stops everything as cleanly as Ctrl-C does."""
+    raise KeyboardInterrupt
 
 
 def _cron_note(context: JobContext) -> str:

@@ -1,0 +1,106 @@
+"""`permeability up` as a user runs it: builds the loop, serves everything, Ctrl-C stops it all."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+SEED_BODY = {
+    "version": "0.1",
+    "data_test": {
+        "Muestra": 1,
+        "Grados_C": 25.6,
+        "Porc_Humedad": 23,
+        "Estructura": "BOPP",
+        "Calibre1": 16.4,
+        "Calibre2": 16.4,
+        "Calibre3": 16.4,
+        "Calibre4": 16.4,
+        "Calibre5": 16.4,
+        "CalibreProm": 16.4,
+    },
+}
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _wait_for_line(process: subprocess.Popen[str], fragment: str, timeout_s: float) -> list[str]:
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout_s
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            if process.poll() is not None:
+                break
+            continue
+        seen.append(line.rstrip())
+        if fragment in line:
+            return seen
+    raise AssertionError(f"never printed {fragment!r}; stdout was:\n" + "\n".join(seen))
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+@pytest.mark.e2e
+def test_up_serves_every_part_and_ctrl_c_stops_them_all(tmp_path: Path) -> None:
+    training, inference, ui = _free_ports(3)
+    environment = {
+        **os.environ,
+        "PERMEABILITY_HOME": str(tmp_path / "storage"),
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+    command = [sys.executable, "-m", "permeability", "up", "--rows", "600"]
+    command += ["--model", "LinearRegression", "--training-port", str(training)]
+    command += ["--inference-port", str(inference), "--ui-port", str(ui)]
+    process = subprocess.Popen(
+        command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        printed = _wait_for_line(process, "Ctrl-C stops them all", timeout_s=420)
+        assert any(f"http://127.0.0.1:{inference}/" in line for line in printed)
+        assert any("champion: 0.1" in line for line in printed)
+        children = _children(process.pid)
+        assert len(children) == 4  # training API, inference API, MLflow UI, scheduler
+
+        answer = httpx.post(f"http://127.0.0.1:{inference}/inference", json=SEED_BODY, timeout=30)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["version"] == "0.1"
+        assert httpx.get(f"http://127.0.0.1:{training}/versions", timeout=30).status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{ui}/", timeout=30).status_code == 200
+
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+        for child in children:
+            assert not Path(f"/proc/{child}").exists() or _is_zombie(child)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return True
