@@ -5,7 +5,10 @@ The law the features linearise (docs/data.md, domain/physics.py):
     log WVTR = a_s − n_s·log L − (Ep_s/R)·(1/T) + log(RH·p_sat(T)) + h_s·f(RH)
 
 so a linear model on these columns can represent it exactly, with per-structure slopes coming
-from structure × (log L, 1/T, log RH, RH) interaction columns. Every continuous feature is
+from structure × (log L, 1/T, RH) interaction columns. log RH has no per-structure slope: its
+exponent is the driving force's, 1 for every film (Δp = RH·p_sat), and within one structure's
+few rows log RH and RH are nearly collinear, so a slope on each fitted opposite giant
+coefficients that exploded at a test RH outside the fitted range. Every continuous feature is
 centred on the tropical reference condition (38 °C, 90 % RH, 25 µm): the structure one-hot
 coefficients of a linear model are then the log WVTR of each film at the data-sheet condition,
 and the columns are well conditioned without a fitted scaler.
@@ -16,11 +19,32 @@ points, :meth:`FeatureBuilder.transform_frame` and :meth:`FeatureBuilder.transfo
 evaluate the same scalar formulas in the same order, so a record gives the same numbers as its
 row in a frame (what the model was trained on is exactly what inference computes).
 
-Structures: canonical names (see :mod:`permeability.domain.structures`; raw spellings are
-normalised with the alias map). A structure with fewer than ``min_structure_samples`` fitting
-rows has no column of its own: it pools into the ``OTHER`` category, as does the literal name
-``OTHER``. A structure never seen when fitting is routed to ``OTHER`` by ``strict=False`` (held-out
-metrics, evaluation) and raises :class:`UnknownStructureError` with ``strict=True`` (inference).
+Structures form a two-level hierarchy, because a lab may hold only a few hundred rows spread
+over a dozen films whose WVTR differs by 1000×:
+
+* Intercepts are cheap: every structure with at least ``min_structure_samples`` (default 3)
+  fitting rows gets its own indicator column, i.e. its own level. Only structures below that,
+  and the literal name ``OTHER``, pool into the ``OTHER`` category (pooling a metallized film
+  with BOPA would miss both by orders of magnitude).
+* Slopes need data: a structure × variable interaction column exists only when the category has
+  at least ``min_interaction_samples`` (default 10) fitting rows AND the variable varies within
+  it: within-category standard deviation ≥ ``min_interaction_spread`` (default 0.25) × the
+  standard deviation over all fitting rows, and no single row carrying more than
+  :data:`MAX_SLOPE_ROW_SHARE` (half) of the category's sum of squared deviations. Otherwise
+  that category uses the shared slope of the base column. A slope fitted on a structure tested
+  only at 38 °C / 90 % RH, or only at 12 µm, or set by its one sample at 43 °C, is
+  unidentified, and a test row at other conditions extrapolated it into an absurd value (exp
+  of a huge log: 1e33 g/m²·day on 400 generated rows before this rule).
+
+  The defaults were measured on the project's generator (clean data, 200–1000 rows, 40 seeds,
+  LinearRegression and Ridge): 10 rows gave the lowest held-out MAE; 8–9 rows let a laminate's
+  slope be set by one or two off-condition samples (|log error| up to 8 at corner conditions);
+  50 rows left most films on shared slopes at a few hundred rows (MAE ≈ 2× the noise floor).
+
+Canonical names come from :mod:`permeability.domain.structures` (raw spellings are normalised
+with the alias map). A structure never seen when fitting is routed to ``OTHER`` by
+``strict=False`` (held-out metrics, evaluation) and raises :class:`UnknownStructureError` with
+``strict=True`` (inference).
 """
 
 from __future__ import annotations
@@ -52,7 +76,15 @@ from permeability.errors import InvalidInputError
 FloatArray = NDArray[np.float64]
 
 OTHER: Final = "OTHER"
-DEFAULT_MIN_STRUCTURE_SAMPLES: Final = 20
+#: Fitting rows a structure needs for its own indicator (intercept); fewer pool into OTHER.
+DEFAULT_MIN_STRUCTURE_SAMPLES: Final = 3
+#: Fitting rows a category needs before any structure × variable slope of its own.
+DEFAULT_MIN_INTERACTION_SAMPLES: Final = 10
+#: Within-category std of a variable, as a share of its overall std, needed for its own slope.
+DEFAULT_MIN_INTERACTION_SPREAD: Final = 0.25
+#: Largest share of a category's spread (sum of squared deviations) of a variable that one row
+#: may carry for the category to get its own slope: a slope no single sample decides.
+MAX_SLOPE_ROW_SHARE: Final = 0.5
 
 REFERENCE_TEMPERATURE_C: Final = 38.0
 REFERENCE_HUMIDITY_PCT: Final = 90.0
@@ -62,15 +94,16 @@ _MAGNUS_EXPONENT_REF: Final = (
     MAGNUS_B * REFERENCE_TEMPERATURE_C / (MAGNUS_C_C + REFERENCE_TEMPERATURE_C)
 )
 
-#: Continuous physics columns, in matrix order. The first four get structure interactions.
+#: Continuous physics columns, in matrix order. INTERACTED_FEATURES get structure interactions.
 PHYSICS_FEATURES: Final = (
     "log_thickness",  # log(L / 25 µm): thickness exponent n_s
     "inverse_temperature",  # 1000/T − 1000/T_ref (1/kK): activation energy Ep_s / R
-    "log_humidity",  # log(RH / 90 %): driving force RH, its exponent per structure
+    "log_humidity",  # log(RH / 90 %): driving force RH (exponent 1 for every film: shared)
     "humidity",  # RH/100 − 0.9: swelling of hygroscopic films, h_s · f(RH)
     "log_saturation_pressure",  # log(p_sat(T) / p_sat(38 °C)): driving force p_sat(T)
 )
-INTERACTED_FEATURES: Final = PHYSICS_FEATURES[:4]
+INTERACTED_FEATURES: Final = ("log_thickness", "inverse_temperature", "humidity")
+_INTERACTED_POSITIONS: Final = tuple(PHYSICS_FEATURES.index(f) for f in INTERACTED_FEATURES)
 #: Numeric inputs a record must carry, with the physical range each must respect.
 NUMERIC_INPUTS: Final = (GRADOS_C, PORC_HUMEDAD, *CALIBRES, CALIBRE_PROM)
 _LOWER_EXCLUSIVE: Final = frozenset({PORC_HUMEDAD, CALIBRE_PROM, *CALIBRES})
@@ -156,8 +189,11 @@ class FeatureBuilder:
 
     Layout of a row: the physics columns, the caliper principal components, one indicator per
     structure category (the kept structures, sorted, then ``OTHER``), and, when
-    ``interactions`` is on (linear models), each category's copy of the interacted physics
-    columns. Tree models find interactions themselves and get no interaction columns.
+    ``interactions`` is on (linear models), the interaction columns the fitting rows can
+    support (category order, then :data:`INTERACTED_FEATURES` order; see the module docstring
+    for the rule). An interaction column is a deviation from the shared slope of its base
+    column, so a category without one simply uses the shared slope. Tree models find
+    interactions themselves and get no interaction columns.
     """
 
     def __init__(
@@ -166,27 +202,44 @@ class FeatureBuilder:
         *,
         interactions: bool,
         min_structure_samples: int = DEFAULT_MIN_STRUCTURE_SAMPLES,
+        min_interaction_samples: int = DEFAULT_MIN_INTERACTION_SAMPLES,
+        min_interaction_spread: float = DEFAULT_MIN_INTERACTION_SPREAD,
         aliases: Mapping[str, str] | None = None,
     ) -> None:
-        if min_structure_samples < 1:
+        for name, value in (
+            ("min_structure_samples", min_structure_samples),
+            ("min_interaction_samples", min_interaction_samples),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidInputError(f"{name} must be an integer of at least 1, got {value!r}")
+        if not (math.isfinite(min_interaction_spread) and min_interaction_spread >= 0.0):
             raise InvalidInputError(
-                f"min_structure_samples must be at least 1, got {min_structure_samples}"
+                "min_interaction_spread must be a finite number of at least 0, "
+                f"got {min_interaction_spread!r}"
             )
         self.pca = pca
         self.interactions = interactions
         self.min_structure_samples = min_structure_samples
+        self.min_interaction_samples = min_interaction_samples
+        self.min_interaction_spread = float(min_interaction_spread)
         self.aliases: dict[str, str] = build_alias_map(aliases)
         self._pca_mean = tuple(float(v) for v in pca.mean)
         self._pca_components = tuple(tuple(float(v) for v in row) for row in pca.components)
         self.structure_counts: dict[str, int] = {}
         self.categories: tuple[str, ...] = ()
         self._category_index: dict[str, int] = {}
+        # Interaction columns as (category, interacted feature) in matrix order, and per
+        # category the matrix column of each interacted feature (-1: shared slope only).
+        self._interaction_columns: tuple[tuple[int, int], ...] = ()
+        self._interaction_slots: tuple[tuple[int, ...], ...] = ()
+        self._slot_table: NDArray[np.intp] = np.empty((0, len(INTERACTED_FEATURES)), np.intp)
         self._fitted = False
 
     # -- fitting -----------------------------------------------------------------------------
 
     def fit(self, frame: pd.DataFrame) -> FeatureBuilder:
-        """Learn the structure categories from the rows the estimator will be fitted on."""
+        """Learn the structure categories, and which of them earn their own slopes, from the
+        rows the estimator will be fitted on."""
         if len(frame) == 0:
             raise InvalidInputError("cannot fit features on an empty frame")
         names = self.canonical_structures(frame)
@@ -201,8 +254,52 @@ class FeatureBuilder:
         self._category_index = {name: i for i, name in enumerate(kept)}
         for name in counts:
             self._category_index.setdefault(name, len(kept))
+        codes, uniques = pd.factorize(names)
+        lookup = np.array([self._category_index[str(u)] for u in uniques], dtype=np.intp)
+        self._choose_interactions(frame, lookup[codes])
         self._fitted = True
         return self
+
+    def _choose_interactions(self, frame: pd.DataFrame, category: NDArray[np.intp]) -> None:
+        """Keep a category × variable slope only where the fitting rows identify it.
+
+        Needs ``min_interaction_samples`` rows in the category and a within-category standard
+        deviation of the variable of at least ``min_interaction_spread`` × its overall one (and
+        above zero), not concentrated in one row: a slope of a variable that barely moves is
+        noise, and extrapolating it to a test row at other conditions exploded predictions to
+        1e33 on a few hundred rows.
+        """
+        width = len(INTERACTED_FEATURES)
+        slots = np.full((len(self.categories), width), -1, dtype=np.intp)
+        columns: list[tuple[int, int]] = []
+        if self.interactions:
+            inputs = {column: _numeric_column(frame, column) for column in NUMERIC_INPUTS}
+            base = self._base_columns(inputs)
+            physics = np.vstack([base[i] for i in _INTERACTED_POSITIONS])
+            overall = physics.std(axis=1)
+            sizes = np.bincount(category, minlength=len(self.categories))
+            start = self.n_base + len(self.categories)
+            for index in range(len(self.categories)):
+                if sizes[index] < self.min_interaction_samples:
+                    continue
+                members = physics[:, category == index]
+                for offset in range(width):
+                    if self._earns_slope(members[offset], float(overall[offset])):
+                        slots[index, offset] = start + len(columns)
+                        columns.append((index, offset))
+        self._interaction_columns = tuple(columns)
+        self._slot_table = slots
+        self._interaction_slots = tuple(tuple(int(c) for c in row) for row in slots)
+
+    def _earns_slope(self, values: FloatArray, overall: float) -> bool:
+        """Whether one category's values of a variable identify a slope of its own."""
+        deviations = values - values.mean()
+        squares = deviations * deviations
+        total = float(squares.sum())
+        within = math.sqrt(total / len(values))
+        if within <= 0.0 or within < self.min_interaction_spread * overall:
+            return False
+        return float(squares.max()) <= MAX_SLOPE_ROW_SHARE * total
 
     # -- introspection -----------------------------------------------------------------------
 
@@ -218,20 +315,29 @@ class FeatureBuilder:
         return sorted(n for n in self.structure_counts if self._category_index[n] == other)
 
     @property
+    def own_slopes(self) -> dict[str, list[str]]:
+        """Per category, the interacted variables it has its own slope for (others: shared)."""
+        slopes: dict[str, list[str]] = {name: [] for name in self.categories}
+        for index, offset in self._interaction_columns:
+            slopes[self.categories[index]].append(INTERACTED_FEATURES[offset])
+        return slopes
+
+    @property
     def n_base(self) -> int:
         return len(PHYSICS_FEATURES) + self.pca.n_components
 
     @property
     def n_features(self) -> int:
-        per_category = 1 + (len(INTERACTED_FEATURES) if self.interactions else 0)
-        return self.n_base + per_category * len(self.categories)
+        return self.n_base + len(self.categories) + len(self._interaction_columns)
 
     @property
     def feature_names(self) -> list[str]:
         names = [*PHYSICS_FEATURES, *self.pca.output_columns]
         names += [f"structure={c}" for c in self.categories]
-        if self.interactions:
-            names += [f"structure={c}:{f}" for c in self.categories for f in INTERACTED_FEATURES]
+        names += [
+            f"structure={self.categories[index]}:{INTERACTED_FEATURES[offset]}"
+            for index, offset in self._interaction_columns
+        ]
         return names
 
     # -- structures --------------------------------------------------------------------------
@@ -293,11 +399,12 @@ class FeatureBuilder:
         flat = matrix.reshape(-1)
         row_start = np.arange(n, dtype=np.intp) * width_total
         flat[row_start + self.n_base + category] = 1.0
-        if self.interactions:
-            width = len(INTERACTED_FEATURES)
-            start = row_start + self.n_base + len(self.categories) + category * width
-            for offset in range(width):
-                flat[start + offset] = base[offset]
+        if self._interaction_columns:
+            slots = self._slot_table[category]
+            for offset in range(slots.shape[1]):
+                column = slots[:, offset]
+                has = column >= 0
+                flat[row_start[has] + column[has]] = base[_INTERACTED_POSITIONS[offset]][has]
         return matrix
 
     def transform_record(self, record: Mapping[str, Any], *, strict: bool = True) -> FloatArray:
@@ -310,10 +417,10 @@ class FeatureBuilder:
         row = np.zeros(self.n_features, dtype=np.float64)
         row[: self.n_base] = base
         row[self.n_base + category] = 1.0
-        if self.interactions:
-            width = len(INTERACTED_FEATURES)
-            start = self.n_base + len(self.categories) + category * width
-            row[start : start + width] = base[:width]
+        if self._interaction_columns:
+            for offset, column in enumerate(self._interaction_slots[category]):
+                if column >= 0:
+                    row[column] = base[_INTERACTED_POSITIONS[offset]]
         return row
 
     def _base_columns(self, inputs: Mapping[str, Any]) -> list[Any]:

@@ -9,6 +9,14 @@ no closures), so joblib/cloudpickle can store it inside an MLflow pyfunc.
 Predictions are medians: the estimator learns log WVTR, and exp of the predicted log is the
 median of a log-symmetric noise distribution (the mean would be biased up by the noise).
 
+Safety net: every prediction path (frame, record, batch of records, and the calibration and
+cross-validation predictions inside training) clips the predicted log WVTR to the range of log
+WVTR over the fitting rows widened by :data:`LOG_CLIP_MARGIN` (ln 20) on each side, i.e. at
+most 20× below the lowest and 20× above the highest measured value. On data like the training
+data this never binds; it stops a far extrapolation (conditions, thickness or a structure the
+fit barely covered) from returning 1e33 g/m²·day. The structure hierarchy of
+:mod:`permeability.domain.features` is the actual fix for small data; the clip is the last line.
+
 Unseen structures: :meth:`PermeabilityModel.predict_frame` defaults to ``strict=False`` (held-out
 metrics, evaluation) and routes a structure never seen in training to the pooled ``OTHER``
 category; :meth:`PermeabilityModel.predict_record` defaults to ``strict=True`` (the inference
@@ -44,7 +52,10 @@ from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from permeability.domain import metrics as m
 from permeability.domain.features import (
+    DEFAULT_MIN_INTERACTION_SAMPLES,
+    DEFAULT_MIN_INTERACTION_SPREAD,
     DEFAULT_MIN_STRUCTURE_SAMPLES,
+    OTHER,
     FeatureBuilder,
     UnknownStructureError,
 )
@@ -72,11 +83,13 @@ from permeability.domain.schema import (
 from permeability.errors import EmptyFeatureStoreError, InvalidInputError
 
 __all__ = [
+    "LOG_CLIP_MARGIN",
     "MIN_TRAINING_ROWS",
     "PermeabilityModel",
     "TrainingOutcome",
     "UnknownModelError",
     "UnknownStructureError",
+    "log_bounds",
     "stratified_split",
     "train_model",
 ]
@@ -90,6 +103,31 @@ AUTO_FOLDS_SMALL: Final = 5
 AUTO_FOLDS_LARGE: Final = 3
 AUTO_LARGE_ROWS: Final = 20_000
 _LINEAR_TYPES: Final = (LinearRegression, Ridge, Lasso, ElasticNet)
+#: Predicted log WVTR is clipped to [min, max] of the fitting rows' log WVTR ± this (ln 20).
+LOG_CLIP_MARGIN: Final = math.log(20.0)
+
+
+def log_bounds(log_target: FloatArray, margin: float = LOG_CLIP_MARGIN) -> tuple[float, float]:
+    """The clip range of predicted log WVTR: the fitted range widened by ``margin`` each side."""
+    return float(np.min(log_target)) - margin, float(np.max(log_target)) + margin
+
+
+@dataclass(frozen=True)
+class _Hierarchy:
+    """How much data a structure needs for its own intercept and for its own slopes."""
+
+    min_structure_samples: int
+    min_interaction_samples: int
+    min_interaction_spread: float
+
+    def builder(self, pca: CaliperPCA, *, interactions: bool) -> FeatureBuilder:
+        return FeatureBuilder(
+            pca,
+            interactions=interactions,
+            min_structure_samples=self.min_structure_samples,
+            min_interaction_samples=self.min_interaction_samples,
+            min_interaction_spread=self.min_interaction_spread,
+        )
 
 
 @functools.cache
@@ -133,7 +171,11 @@ def _folded_linear(estimator: Regressor) -> tuple[FloatArray, float] | None:
 
 
 class PermeabilityModel:
-    """A trained guide-value model: features, estimator, calibration, training counts."""
+    """A trained guide-value model: features, estimator, calibration, training counts.
+
+    ``log_bounds`` is the (low, high) clip range of predicted log WVTR (see :func:`log_bounds`):
+    every prediction method applies it, the same way, so the paths stay identical.
+    """
 
     def __init__(
         self,
@@ -144,8 +186,13 @@ class PermeabilityModel:
         *,
         params: Mapping[str, Any],
         n_train: int,
+        log_bounds: tuple[float, float],
         interval_level: float = 0.9,
     ) -> None:
+        low, high = log_bounds
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise InvalidInputError(f"log_bounds must be finite with low < high, got {log_bounds}")
+        self.log_bounds = (float(low), float(high))
         self.model_name = model_name
         self.estimator = estimator
         self.features = features
@@ -191,34 +238,43 @@ class PermeabilityModel:
     # -- predictions -----------------------------------------------------------------------
 
     def predict_log_frame(self, frame: pd.DataFrame, strict: bool = False) -> FloatArray:
+        """Predicted log WVTR per row, clipped to :attr:`log_bounds`."""
         return self._predict_log_matrix(self.features.transform_frame(frame, strict=strict))
 
     def _predict_log_matrix(self, matrix: FloatArray) -> FloatArray:
         if self._weights is not None:
-            return np.asarray(self.estimator.predict(matrix), dtype=np.float64)
-        with _one_openmp_thread():
-            return np.asarray(self.estimator.predict(matrix), dtype=np.float64)
+            raw = np.asarray(self.estimator.predict(matrix), dtype=np.float64)
+        else:
+            with _one_openmp_thread():
+                raw = np.asarray(self.estimator.predict(matrix), dtype=np.float64)
+        return np.clip(raw, *self.log_bounds)
+
+    def _clipped(self, log_value: float) -> float:
+        low, high = self.log_bounds
+        return min(max(log_value, low), high)
 
     def predict_frame(self, frame: pd.DataFrame, strict: bool = False) -> FloatArray:
-        """Median WVTR per row: the reference path (feature matrix, estimator, exp)."""
+        """Median WVTR per row: the reference path (feature matrix, estimator, clip, exp)."""
         return np.exp(self.predict_log_frame(frame, strict=strict))
 
     def predict_record(self, record: Mapping[str, Any], strict: bool = True) -> float:
-        """Median WVTR of one record: the fast path (a dot product for linear models)."""
+        """Median WVTR of one record: the fast path (a dot product for linear models), clipped
+        to :attr:`log_bounds` exactly as :meth:`predict_frame` clips."""
         row = self.features.transform_record(record, strict=strict)
         if self._weights is not None:
-            return math.exp(float(row @ self._weights) + self._intercept)
+            return math.exp(self._clipped(float(row @ self._weights) + self._intercept))
         return math.exp(float(self._predict_log_matrix(row.reshape(1, -1))[0]))
 
     def predict_records(
         self, records: Sequence[Mapping[str, Any]], strict: bool = True
     ) -> FloatArray:
-        """Median WVTR of a batch of records through the fast path (one matrix product)."""
+        """Median WVTR of a batch of records through the fast path (one matrix product),
+        clipped to :attr:`log_bounds` like the other paths."""
         if len(records) == 0:
             return np.empty(0, dtype=np.float64)
         rows = np.vstack([self.features.transform_record(r, strict=strict) for r in records])
         if self._weights is not None:
-            return np.exp(rows @ self._weights + self._intercept)
+            return np.exp(np.clip(rows @ self._weights + self._intercept, *self.log_bounds))
         return np.exp(self._predict_log_matrix(rows))
 
     # -- uncertainty -----------------------------------------------------------------------
@@ -250,6 +306,8 @@ class PermeabilityModel:
     def describe(self) -> dict[str, Any]:
         """A JSON-ready summary for metadata files, logs and GET endpoints."""
         pooled = set(self.features.pooled_structures)
+        slopes = self.features.own_slopes
+        category = {name: name if name not in pooled else OTHER for name in self.structure_counts}
         return {
             "model_name": self.model_name,
             "params": {k: _jsonable(v) for k, v in self.params.items()},
@@ -258,10 +316,17 @@ class PermeabilityModel:
             "feature_names": self.feature_names,
             "fast_path": self.fast_path,
             "structures": {
-                name: {"n_train": count, "pooled": name in pooled}
+                name: {
+                    "n_train": count,
+                    "pooled": name in pooled,
+                    "own_slopes": slopes.get(category[name], []),
+                }
                 for name, count in self.structure_counts.items()
             },
             "min_structure_samples": self.features.min_structure_samples,
+            "min_interaction_samples": self.features.min_interaction_samples,
+            "min_interaction_spread": self.features.min_interaction_spread,
+            "log_bounds": list(self.log_bounds),
             "interval_level": self.interval_level,
             "calibration": self.calibration.describe(),
             "pca": {
@@ -391,8 +456,9 @@ def _fit(
     pca: CaliperPCA,
     *,
     random_state: int,
-    min_structure_samples: int,
-) -> tuple[Regressor, FeatureBuilder]:
+    hierarchy: _Hierarchy,
+) -> tuple[Regressor, FeatureBuilder, tuple[float, float]]:
+    """The fitted estimator, its feature builder and its log clip range (:func:`log_bounds`)."""
     limit = max_rows(name)
     if limit is not None and len(frame) > limit:
         raise InvalidInputError(
@@ -400,24 +466,27 @@ def _fit(
             f"minus its calibration part), got {len(frame)}; choose another model "
             "(e.g. HistGradientBoostingRegressor) or train on a smaller feature set"
         )
-    builder = FeatureBuilder(
-        pca, interactions=uses_interactions(name), min_structure_samples=min_structure_samples
-    ).fit(frame)
+    builder = hierarchy.builder(pca, interactions=uses_interactions(name)).fit(frame)
     matrix = builder.transform_frame(frame, strict=True)
     estimator = build_estimator(name, params, random_state=random_state)
+    log_target = np.log(_target(frame))
     try:
-        estimator.fit(matrix, np.log(_target(frame)))
+        estimator.fit(matrix, log_target)
         estimator.predict(matrix[:1])  # some parameters fail only here (k-NN's n_neighbors)
     except (ValueError, TypeError) as exc:
         raise InvalidInputError(
             f"{name} could not be fitted with params {params or {}}: {exc}"
         ) from exc
-    return estimator, builder
+    return estimator, builder, log_bounds(log_target)
 
 
-def _predict(estimator: Regressor, builder: FeatureBuilder, frame: pd.DataFrame) -> FloatArray:
+def _predict(
+    fitted: tuple[Regressor, FeatureBuilder, tuple[float, float]], frame: pd.DataFrame
+) -> FloatArray:
+    """Median WVTR from a :func:`_fit` result, clipped as :class:`PermeabilityModel` clips."""
+    estimator, builder, bounds = fitted
     matrix = builder.transform_frame(frame, strict=False)
-    return np.exp(np.asarray(estimator.predict(matrix), dtype=np.float64))
+    return np.exp(np.clip(np.asarray(estimator.predict(matrix), dtype=np.float64), *bounds))
 
 
 def _cross_validate(
@@ -428,7 +497,7 @@ def _cross_validate(
     *,
     folds: int,
     random_state: int,
-    min_structure_samples: int,
+    hierarchy: _Hierarchy,
 ) -> dict[str, float]:
     """K-fold MAE and R² on the original scale; features are refitted inside every fold."""
     if folds > len(frame):
@@ -440,15 +509,8 @@ def _cross_validate(
     r2s: list[float] = []
     for train_rows, valid_rows in splitter.split(frame):
         train, valid = frame.iloc[train_rows], frame.iloc[valid_rows]
-        estimator, builder = _fit(
-            name,
-            params,
-            train,
-            pca,
-            random_state=random_state,
-            min_structure_samples=min_structure_samples,
-        )
-        predicted = _predict(estimator, builder, valid)
+        fitted = _fit(name, params, train, pca, random_state=random_state, hierarchy=hierarchy)
+        predicted = _predict(fitted, valid)
         maes.append(m.mae(_target(valid), predicted))
         r2s.append(m.r2(_target(valid), predicted))
     return {
@@ -466,7 +528,7 @@ def _select_auto(
     *,
     folds: int,
     random_state: int,
-    min_structure_samples: int,
+    hierarchy: _Hierarchy,
 ) -> tuple[str, dict[str, Any], dict[str, float]]:
     """The candidate with the lowest cross-validated MAE, its params and the CV scores.
 
@@ -489,7 +551,7 @@ def _select_auto(
             pca,
             folds=folds,
             random_state=random_state,
-            min_structure_samples=min_structure_samples,
+            hierarchy=hierarchy,
         )
         chosen[name] = dict(params)
     best = min(scores, key=lambda n: scores[n]["mae_mean"])
@@ -514,6 +576,8 @@ def train_model(
     calibration_fraction: float = 0.2,
     interval_level: float = 0.9,
     min_structure_samples: int = DEFAULT_MIN_STRUCTURE_SAMPLES,
+    min_interaction_samples: int = DEFAULT_MIN_INTERACTION_SAMPLES,
+    min_interaction_spread: float = DEFAULT_MIN_INTERACTION_SPREAD,
     min_calibration: int = DEFAULT_MIN_CALIBRATION,
 ) -> TrainingOutcome:
     """Split, fit, calibrate and score one model; deterministic for a ``random_state``.
@@ -523,6 +587,13 @@ def train_model(
     ``auto``; ``params`` are hyperparameters of that model (not allowed with ``auto``).
     ``calibration_fraction`` of the training split calibrates the intervals; ``cv`` folds, when
     given (always for ``auto``), are cross-validated on the rest of the training split.
+
+    The structure hierarchy (see :mod:`permeability.domain.features`): a structure needs
+    ``min_structure_samples`` fitting rows for its own intercept (fewer pool into ``OTHER``),
+    and ``min_interaction_samples`` fitting rows plus a within-structure spread of at least
+    ``min_interaction_spread`` × the overall spread of a variable, not set by one row, for its
+    own slope on that variable (linear models only). Predicted log WVTR is clipped to the
+    fitting range ± :data:`LOG_CLIP_MARGIN` in every prediction path.
     """
     started = time.perf_counter()
     # One OpenMP/BLAS thread: on 2 shared cores, HistGradientBoosting with a thread per core
@@ -538,7 +609,9 @@ def train_model(
             random_state=random_state,
             calibration_fraction=calibration_fraction,
             interval_level=interval_level,
-            min_structure_samples=min_structure_samples,
+            hierarchy=_Hierarchy(
+                min_structure_samples, min_interaction_samples, min_interaction_spread
+            ),
             min_calibration=min_calibration,
         )
     return dataclasses.replace(outcome, seconds=time.perf_counter() - started)
@@ -555,7 +628,7 @@ def _train(
     random_state: int,
     calibration_fraction: float,
     interval_level: float,
-    min_structure_samples: int,
+    hierarchy: _Hierarchy,
     min_calibration: int,
 ) -> TrainingOutcome:
     _check_arguments(test_size, cv, calibration_fraction, interval_level)
@@ -565,7 +638,7 @@ def _train(
         raise InvalidInputError("params cannot be given with model 'auto'; it tunes its candidates")
     requested_params = resolve_params(model, params) if model != AUTO else {}
     data = _checked_frame(frame)
-    probe = FeatureBuilder(pca, interactions=False, min_structure_samples=min_structure_samples)
+    probe = hierarchy.builder(pca, interactions=False)
     probe.fit(data).transform_frame(data)  # refuses bad inputs before any fitting starts
     names = probe.canonical_structures(data)
     rng = np.random.default_rng(random_state)
@@ -588,7 +661,7 @@ def _train(
             pca,
             folds=folds,
             random_state=random_state,
-            min_structure_samples=min_structure_samples,
+            hierarchy=hierarchy,
         )
         resolved = resolve_params(chosen_name, chosen_params)
     else:
@@ -601,21 +674,15 @@ def _train(
                 pca,
                 folds=cv,
                 random_state=random_state,
-                min_structure_samples=min_structure_samples,
+                hierarchy=hierarchy,
             )
 
-    estimator, builder = _fit(
-        chosen_name,
-        resolved,
-        fit_frame,
-        pca,
-        random_state=random_state,
-        min_structure_samples=min_structure_samples,
+    fitted = _fit(
+        chosen_name, resolved, fit_frame, pca, random_state=random_state, hierarchy=hierarchy
     )
+    estimator, builder, bounds = fitted
     calibration_frame = data.iloc[calibration_rows]
-    residuals = np.log(_target(calibration_frame)) - np.log(
-        _predict(estimator, builder, calibration_frame)
-    )
+    residuals = np.log(_target(calibration_frame)) - np.log(_predict(fitted, calibration_frame))
     calibration = ConformalCalibration(
         residuals, names[calibration_rows], min_calibration=min_calibration
     )
@@ -626,6 +693,7 @@ def _train(
         calibration,
         params=resolved,
         n_train=len(fit_rows),
+        log_bounds=bounds,
         interval_level=interval_level,
     )
     test_frame = data.iloc[test_rows]
