@@ -207,7 +207,7 @@ def test_csv_with_semicolons_and_latin1_is_read(tmp_path: Path) -> None:
     text = "Muestra;Grados_C;Estructura\n1;25,6;Polipropileno orientado ñ\n"
     frame = read_table(text.encode("latin-1"), "lab.csv")
     assert frame.loc[0, "Grados_C"] == "25,6"
-    assert frame.loc[0, "Estructura"].endswith("ñ")
+    assert str(frame.loc[0, "Estructura"]).endswith("ñ")
 
 
 @pytest.mark.parametrize(
