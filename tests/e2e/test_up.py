@@ -13,21 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-SEED_BODY = {
-    "version": "0.1",
-    "data_test": {
-        "Muestra": 1,
-        "Grados_C": 25.6,
-        "Porc_Humedad": 23,
-        "Estructura": "BOPP",
-        "Calibre1": 16.4,
-        "Calibre2": 16.4,
-        "Calibre3": 16.4,
-        "Calibre4": 16.4,
-        "Calibre5": 16.4,
-        "CalibreProm": 16.4,
-    },
-}
+from permeability.api.inference_schemas import SEED_BODY
 
 
 def _free_ports(count: int) -> list[int]:
