@@ -275,7 +275,13 @@ def serve(
     factory = getattr(module, factory_name)
     bound_port = port or DEFAULT_PORTS[service]
     if workers == 1:
-        uvicorn.run(factory(get_settings()), host=host, port=bound_port, access_log=access_log)
+        uvicorn.run(
+            factory(get_settings()),
+            host=host,
+            port=bound_port,
+            access_log=access_log,
+            lifespan="on",  # a failed start-up stops the server instead of serving without state
+        )
         return
     # Worker processes import the app themselves (each reads the same environment); their
     # Prometheus counters are merged through a shared folder (prometheus_client multiprocess).
@@ -300,7 +306,13 @@ def _run_workers(app_path: str, workers: int, host: str, port: int, access_log: 
     from uvicorn.supervisors import Multiprocess
 
     config = uvicorn.Config(
-        app_path, factory=True, workers=workers, host=host, port=port, access_log=access_log
+        app_path,
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        access_log=access_log,
+        lifespan="on",
     )
     sock = config.bind_socket()
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

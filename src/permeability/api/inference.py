@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import pandas as pd
-from fastapi import APIRouter, FastAPI, Query, Request, status
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -229,7 +229,11 @@ def _request_id_source() -> Callable[[], str]:
 def _state(request: Request) -> InferenceState:
     state: InferenceState | None = getattr(request.app.state, "inference", None)
     if state is None:
-        raise RuntimeError("the inference service's lifespan has not run")
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail="the inference service has not started (its start-up did not run or failed; "
+            "see logs/inference-api.log)",
+        )
     return state
 
 

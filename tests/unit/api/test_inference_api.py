@@ -380,6 +380,13 @@ def test_batch_unknown_version_is_404(client: TestClient) -> None:
 # -- service endpoints ----------------------------------------------------------------------
 
 
+def test_without_its_start_up_the_service_answers_503(settings: Settings) -> None:
+    client = TestClient(create_inference_app(settings))  # no `with`: the lifespan never runs
+    response = client.post("/inference", json=SEED_BODY)
+    assert response.status_code == 503
+    assert "has not started" in response.json()["detail"]
+
+
 def test_health_and_ready(client: TestClient) -> None:
     assert client.get("/health").json() == {"status": "ok", "pid": os.getpid()}
     ready = client.get("/ready")
