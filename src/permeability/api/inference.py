@@ -823,6 +823,32 @@ def _install_inference_errors(app: FastAPI) -> None:
 # -- the app ---------------------------------------------------------------------------------
 
 
+async def _start(
+    settings: Settings, metrics: InferenceMetrics
+) -> tuple[InferenceState, _Maintenance]:
+    """Config, limits, the champion loaded (off the event loop), log and refresher started."""
+    config = load_config(settings.config_file)
+    watcher = SpecsWatcher.from_settings(settings, config)
+    cache = ModelCache.from_settings(settings, champion_ttl_s=REFRESH_SECONDS)
+    cache.on_load_error = lambda version, _reason: metrics.load_errors.labels(version).inc()
+    await asyncio.to_thread(cache.refresh)
+    log = PredictionLog(predictions_uri(settings.resolved_feature_store_uri))
+    log.start()
+    maintenance = _Maintenance(cache, watcher, REFRESH_SECONDS)
+    maintenance.start()
+    state = InferenceState(
+        settings=settings,
+        config=config,
+        cache=cache,
+        specs=watcher,
+        log=log,
+        metrics=metrics,
+        policy=DecisionPolicy.from_params(config.inference),
+        request_ids=_request_id_source(),
+    )
+    return state, maintenance
+
+
 def create_inference_app(settings: Settings | None = None) -> FastAPI:
     """The inference service; settings are read now (or given), models are loaded at start."""
     resolved = settings if settings is not None else get_settings()
@@ -836,27 +862,15 @@ def create_inference_app(settings: Settings | None = None) -> FastAPI:
         limits = _limit_threads()
         paths = resolved.paths.ensure()
         service_logger = configure_logging(paths.logs, _LOG_NAME, new_run_id())
-        config = load_config(resolved.config_file)
-        watcher = SpecsWatcher.from_settings(resolved, config)
-        cache = ModelCache.from_settings(resolved, champion_ttl_s=REFRESH_SECONDS)
-        cache.on_load_error = lambda version, _reason: metrics_registry.load_errors.labels(
-            version
-        ).inc()
-        await asyncio.to_thread(cache.refresh)  # champion alias + preload, off the event loop
-        log = PredictionLog(predictions_uri(resolved.resolved_feature_store_uri))
-        log.start()
-        maintenance = _Maintenance(cache, watcher, REFRESH_SECONDS)
-        maintenance.start()
-        app.state.inference = InferenceState(
-            settings=resolved,
-            config=config,
-            cache=cache,
-            specs=watcher,
-            log=log,
-            metrics=metrics_registry,
-            policy=DecisionPolicy.from_params(config.inference),
-            request_ids=_request_id_source(),
-        )
+        try:
+            state, maintenance = await _start(resolved, metrics_registry)
+        except Exception:
+            service_logger.exception("inference service failed to start")
+            close_logging()
+            limits.restore_original_limits()
+            raise
+        app.state.inference = state
+        log, cache = state.log, state.cache
         # Everything built so far lives as long as the process: keep it out of the garbage
         # collector's way, so collections during requests stay short.
         gc.collect()
@@ -865,7 +879,7 @@ def create_inference_app(settings: Settings | None = None) -> FastAPI:
             "inference service ready; champion %s, loaded %s, specs %s",
             cache.champion,
             cache.loaded_versions,
-            watcher.current.source,
+            state.specs.current.source,
         )
         try:
             yield
