@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from permeability.io.model_cache import (
@@ -200,3 +201,38 @@ def test_the_registry_resolver_follows_mlflow_aliases(settings: Settings, tmp_pa
     assert resolve() == "0.1"
     client.set_registered_model_alias(REGISTERED_MODEL_NAME, CHAMPION_ALIAS, versions[1])
     assert resolve() == "0.2"
+
+
+@pytest.mark.slow
+def test_a_version_trained_and_promoted_by_the_training_service_is_served(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The real chain: acquire -> train (MLflow + model store) -> promote -> served here."""
+    import pandas as pd
+
+    from permeability.domain.synthetic import generate_lab_data
+    from permeability.io.exports import write_lab_export
+    from permeability.jobs.acquisition import acquire
+    from permeability.jobs.promotion import promote
+    from permeability.jobs.training import TrainingSpec, train
+
+    frame = generate_lab_data(400, 5, mess=None)
+    acquire(settings, str(write_lab_export(frame, tmp_path / "lab.csv")))
+    trained = train(settings, TrainingSpec.parse(model="Ridge", version="r1", test_size=0.25))
+    cache = ModelCache.from_settings(settings, champion_ttl_s=60)
+    with pytest.raises(NoChampionError):
+        cache.get(None)
+    promote(settings, "r1")
+    cache.refresh()
+    served = cache.get(None)
+    assert served.version == "r1"
+    assert served.model_name == trained.chosen_model
+    assert served.metadata["version"] == "r1"
+    states = {s.version: s for s in cache.states()}
+    assert states["r1"].champion
+    assert states["r1"].loaded
+    from permeability.io.pyfunc import load_permeability_model
+
+    stored = load_permeability_model(settings.paths.models / "r1")  # the training side's reader
+    sample = pd.DataFrame(frame.head(50))
+    np.testing.assert_array_equal(served.model.predict_frame(sample), stored.predict_frame(sample))
