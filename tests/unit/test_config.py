@@ -53,3 +53,10 @@ def test_config_is_frozen() -> None:
     config = ProjectConfig()
     with pytest.raises(ValueError, match="frozen"):
         config.acquisition.variance_threshold = 0.5  # type: ignore[misc]
+
+
+def test_the_shipped_example_is_a_valid_config() -> None:
+    example = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
+    config = load_config(example)
+    assert config.acquisition.column_map["WVTR"] == "Permeabilidad"
+    assert {job.kind for job in config.schedule.jobs} == {"acquire", "evaluate"}
