@@ -43,18 +43,9 @@ from typing import Any
 import httpx
 import numpy as np
 
-SEED_RECORD: dict[str, Any] = {
-    "Muestra": 1,
-    "Grados_C": 25.6,
-    "Porc_Humedad": 23,
-    "Estructura": "BOPP",
-    "Calibre1": 16.4,
-    "Calibre2": 16.4,
-    "Calibre3": 16.4,
-    "Calibre4": 16.4,
-    "Calibre5": 16.4,
-    "CalibreProm": 16.4,
-}
+from permeability.api.inference_schemas import SEED_SAMPLE
+
+SEED_RECORD: dict[str, Any] = dict(SEED_SAMPLE)
 VENV_BIN = Path(sys.executable).parent
 
 

@@ -17,6 +17,7 @@ import joblib
 import pandas as pd
 import pytest
 
+from permeability.api.inference_schemas import SEED_SAMPLE
 from permeability.domain.model import PermeabilityModel, train_model
 from permeability.domain.pca import fit_caliper_pca
 from permeability.domain.schema import CALIBRES
@@ -25,18 +26,6 @@ from permeability.io.model_cache import MODEL_FILE
 from permeability.io.model_store import ModelStore
 from permeability.settings import Settings
 
-SEED_SAMPLE: dict[str, Any] = {
-    "Muestra": 1,
-    "Grados_C": 25.6,
-    "Porc_Humedad": 23,
-    "Estructura": "BOPP",
-    "Calibre1": 16.4,
-    "Calibre2": 16.4,
-    "Calibre3": 16.4,
-    "Calibre4": 16.4,
-    "Calibre5": 16.4,
-    "CalibreProm": 16.4,
-}
 #: A BOPP 21 µm sample tested at the limit's conditions (38 °C / 90 % RH).
 AT_LIMIT_CONDITIONS: dict[str, Any] = {
     **SEED_SAMPLE,
