@@ -94,6 +94,11 @@ class InferenceParams(_Params):
     specs_file: Path | None = Field(
         default=None, description="YAML of specification limits; the embedded one when unset."
     )
+    fast_path: bool = Field(
+        default=True,
+        description="Answer well-formed single samples without FastAPI's request layers "
+        "(same answers; off only to compare or to rule it out).",
+    )
 
 
 class EvaluationParams(_Params):

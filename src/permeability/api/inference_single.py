@@ -1,0 +1,214 @@
+"""One sample in, one answer out: the work behind ``POST /inference``.
+
+Shared by the FastAPI route and the lean ASGI path in front of it (``api/inference_fast.py``),
+so both give the same answer byte for byte. Pure CPU work of a few microseconds for linear
+models: no DataFrame, no I/O (the prediction-log append only buffers).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from typing import Any, Final
+
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from pydantic_core import to_json
+
+from permeability.api.inference_schemas import (
+    ConditionsOut,
+    Decision,
+    InferenceRequest,
+    SampleInput,
+    SpecificationOut,
+)
+from permeability.api.inference_state import InferenceState
+from permeability.domain.intervals import decide
+from permeability.domain.specs import PERMEABILITY_UNIT, SpecificationSet, SpecLimit
+from permeability.errors import InvalidInputError
+from permeability.io.model_cache import LoadedModel
+from permeability.jobs.predict import DecisionPolicy
+
+#: The errors of a single-sample request, as documented in the OpenAPI schema.
+SAMPLE_ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    404: {"description": "Unknown version (the body lists the available ones), or no champion."},
+    422: {
+        "description": "A field is invalid or the structure is unknown to the version; "
+        "`detail[].loc` names the field."
+    },
+    503: {"description": "The version exists but cannot serve (missing or corrupt files)."},
+}
+
+
+def _unknown_structure(raw: str, canonical: str, loaded: LoadedModel, loc: tuple[Any, ...]) -> Any:
+    known = sorted(loaded.known_structures)
+    return RequestValidationError(
+        [
+            {
+                "loc": loc,
+                "msg": f"structure {raw!r} ({canonical}) is not known to version "
+                f"{loaded.version}; known structures: {', '.join(known)}",
+                "type": "unknown_structure",
+                "input": raw,
+                "ctx": {"known": known},
+            }
+        ]
+    )
+
+
+@functools.lru_cache(maxsize=512)
+def _specification(limit: SpecLimit) -> dict[str, Any]:
+    """The response's view of a limit (limits are immutable: built once per limit)."""
+    return _specification_model(limit).model_dump(mode="json")
+
+
+def _specification_model(limit: SpecLimit) -> SpecificationOut:
+    return SpecificationOut(
+        structure=limit.structure,
+        limit=limit.max_permeability,
+        conditions=ConditionsOut(
+            temperature_c=limit.temperature_c,
+            temperature_tolerance_c=limit.temperature_tolerance_c,
+            humidity_pct=limit.humidity_pct,
+            humidity_tolerance_pct=limit.humidity_tolerance_pct,
+        ),
+        min_thickness_um=limit.min_thickness_um,
+        max_thickness_um=limit.max_thickness_um,
+        method=limit.method,
+        note=limit.note,
+    )
+
+
+def _decision_reason(
+    decision: str, p_exceed: float, limit: SpecLimit, policy: DecisionPolicy
+) -> str:
+    rule = {
+        "approve": f"< {policy.approve_below:g}",
+        "reject": f"> {policy.reject_above:g}",
+        "retest": f"between {policy.approve_below:g} and {policy.reject_above:g}: too close to "
+        "call, run the full test",
+    }[decision]
+    return (
+        f"{decision}: P(WVTR > {limit.max_permeability:g}) = {p_exceed:.3g} {rule}; "
+        f"limit {limit.describe()}"
+    )
+
+
+def answer_sample(
+    loaded: LoadedModel,
+    sample: SampleInput,
+    specs: SpecificationSet,
+    policy: DecisionPolicy,
+    *,
+    level: float,
+    champion: str | None,
+    request_id: str,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The answer (shaped as InferenceResponse) for one validated sample, and its
+    prediction-log row (without time fields).
+
+    Pure CPU work of a few microseconds for linear models: no DataFrame, no I/O.
+    """
+    model = loaded.model
+    structure = model.features.canonical_structure(sample.Estructura)
+    if structure not in loaded.known_structures:
+        raise _unknown_structure(
+            sample.Estructura, structure, loaded, ("body", "data_test", "Estructura")
+        )
+    record = sample.model_dump()
+    record["Estructura"] = structure
+    prediction = model.predict_record(record)
+    if not 0.0 < prediction < math.inf:
+        raise InvalidInputError(
+            "the model gives no finite positive value for this sample; its inputs are far "
+            "outside the data it was trained on"
+        )
+    lower, upper = model.interval(prediction, structure, level)
+    match = specs.match(structure, sample.Grados_C, sample.Porc_Humedad, sample.CalibreProm)
+    decision: Decision | None = None
+    p_exceed: float | None = None
+    reason = f"no decision: {match.reason}"
+    if match.limit is not None:
+        p_exceed = model.p_exceed(prediction, structure, match.limit.max_permeability)
+        decision = decide(p_exceed, policy.approve_below, policy.reject_above)
+        reason = _decision_reason(decision, p_exceed, match.limit, policy)
+    # A plain dict, serialised by pydantic-core: building pydantic models here would cost
+    # more than the prediction. Its shape is InferenceResponse (checked by the tests).
+    response: dict[str, Any] = {
+        "version": loaded.version,
+        "champion": loaded.version == champion,
+        "model": loaded.model_name,
+        "request_id": request_id,
+        "Muestra": sample.Muestra,
+        "structure": structure,
+        "prediction": {"value": prediction, "unit": PERMEABILITY_UNIT},
+        "interval": {
+            "level": level,
+            "lower": lower,
+            "upper": upper if upper < math.inf else None,
+            "unit": PERMEABILITY_UNIT,
+            "method": "split-conformal",
+            "calibration": model.calibration.source(structure),
+        },
+        "specification": None if match.limit is None else _specification(match.limit),
+        "decision": decision,
+        "p_exceed": p_exceed,
+        "decision_reason": reason,
+    }
+    log_row = {
+        "request_id": request_id,
+        "endpoint": "single",
+        "version": loaded.version,
+        **record,
+        "Estructura": sample.Estructura,
+        "structure": structure,
+        "prediction": prediction,
+        "lower": lower,
+        "upper": upper,
+        "level": level,
+        "spec_limit": None if match.limit is None else match.limit.max_permeability,
+        "p_exceed": p_exceed,
+        "decision": decision,
+    }
+    return response, log_row
+
+
+def parse_inference_request(raw: bytes) -> InferenceRequest:
+    """Parse and validate in one pass (pydantic-core reads the JSON itself); errors come back
+    as FastAPI's 422 body, each ``loc`` starting with ``body``."""
+    try:
+        return InferenceRequest.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [_json_safe({**e, "loc": ("body", *e["loc"])}) for e in exc.errors(include_url=False)]
+        ) from None
+
+
+def _json_safe(error: dict[str, Any]) -> dict[str, Any]:
+    """A body that is not UTF-8 comes back as bytes in ``input``; show it, do not crash on it."""
+    if isinstance(error.get("input"), bytes):
+        error["input"] = error["input"].decode("utf-8", errors="replace")
+    return error
+
+
+def respond(
+    state: InferenceState, body: InferenceRequest, loaded: LoadedModel, started: float
+) -> bytes:
+    """The JSON answer for a parsed request whose model is in memory; counts the decision and
+    buffers the prediction-log row (with the latency since ``started``, a perf_counter)."""
+    response, log_row = answer_sample(
+        loaded,
+        body.data_test,
+        state.specs.current,
+        state.policy,
+        level=state.policy.level if body.level is None else body.level,
+        champion=state.cache.champion,
+        request_id=state.request_ids(),
+    )
+    state.metrics.count_decision(response["decision"])
+    log_row["timestamp"] = time.time()
+    log_row["latency_ms"] = (time.perf_counter() - started) * 1000.0
+    state.log.append(log_row)
+    # Serialised here: FastAPI would validate the finished response model a second time.
+    return to_json(response)

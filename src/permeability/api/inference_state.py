@@ -1,0 +1,131 @@
+"""What the inference service holds while it runs, and how it is set up and kept current.
+
+The lifespan builds one :class:`InferenceState` (config, model cache, specification limits,
+prediction log, metrics, decision policy); requests only read it. One background thread
+re-reads the champion alias, changed model files and the specs file, so the request path never
+touches the registry or the disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
+
+from permeability.api.inference_metrics import InferenceMetrics
+from permeability.config import ProjectConfig, load_config
+from permeability.io.model_cache import LoadedModel, ModelCache
+from permeability.io.prediction_log import PredictionLog, predictions_uri
+from permeability.io.specs import SpecsWatcher
+from permeability.jobs.predict import DecisionPolicy
+from permeability.settings import Settings
+
+logger = logging.getLogger("permeability.inference")
+
+
+@dataclass
+class InferenceState:
+    """What the lifespan set up; requests only read it."""
+
+    settings: Settings
+    config: ProjectConfig
+    cache: ModelCache
+    specs: SpecsWatcher
+    log: PredictionLog
+    metrics: InferenceMetrics
+    policy: DecisionPolicy
+    request_ids: Callable[[], str]
+
+
+def request_id_source() -> Callable[[], str]:
+    """Unique ids across workers and restarts at the cost of a counter increment."""
+    prefix = uuid.uuid4().hex[:10]
+    counter = itertools.count(1)
+    return lambda: f"{prefix}-{next(counter)}"
+
+
+def state_of(request: Request) -> InferenceState:
+    state: InferenceState | None = getattr(request.app.state, "inference", None)
+    if state is None:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail="the inference service has not started (its start-up did not run or failed; "
+            "see logs/inference-api.log)",
+        )
+    return state
+
+
+class Maintenance:
+    """One background thread: champion alias, changed model files, changed specs file."""
+
+    def __init__(self, cache: ModelCache, specs: SpecsWatcher, every_s: float) -> None:
+        self.cache = cache
+        self.specs = specs
+        self.every_s = every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="inference-refresh", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            try:
+                self.cache.refresh()
+                self.specs.refresh()
+            except Exception:
+                logger.exception("inference refresh failed")
+
+
+def limit_threads() -> Any:
+    """One BLAS/OpenMP thread per worker (HGB with default threads collapses under load)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1)
+
+
+async def model_for(state: InferenceState, version: str | None) -> LoadedModel:
+    """The version's model; a version not yet in memory is loaded off the event loop."""
+    loaded = state.cache.peek(version)
+    if loaded is None:
+        loaded = await run_in_threadpool(state.cache.get, version)
+    return loaded
+
+
+async def start_inference(
+    settings: Settings, metrics: InferenceMetrics, *, refresh_s: float
+) -> tuple[InferenceState, Maintenance]:
+    """Config, limits, the champion loaded (off the event loop), log and refresher started;
+    the champion alias and the specs file are re-read every ``refresh_s`` seconds."""
+    config = load_config(settings.config_file)
+    watcher = SpecsWatcher.from_settings(settings, config)
+    cache = ModelCache.from_settings(settings, champion_ttl_s=refresh_s)
+    cache.on_load_error = lambda version, _reason: metrics.load_errors.labels(version).inc()
+    await asyncio.to_thread(cache.refresh)
+    log = PredictionLog(predictions_uri(settings.resolved_feature_store_uri))
+    log.start()
+    maintenance = Maintenance(cache, watcher, refresh_s)
+    maintenance.start()
+    state = InferenceState(
+        settings=settings,
+        config=config,
+        cache=cache,
+        specs=watcher,
+        log=log,
+        metrics=metrics,
+        policy=DecisionPolicy.from_params(config.inference),
+        request_ids=request_id_source(),
+    )
+    return state, maintenance
