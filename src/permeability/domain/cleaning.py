@@ -512,15 +512,74 @@ def _calipers(
     min_readings: int,
     problems: _Problems,
 ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
-    """Readings with gaps filled by the mean of the others, CalibreProm last; and the fill count.
+    """Readings with gaps filled by the mean of the others, CalibreProm last; and the fill count."""
+    fill = fill_calipers(
+        np.column_stack([numbers[c].values for c in CALIBRES]),
+        np.column_stack([numbers[c].missing for c in CALIBRES]),
+        numbers[CALIBRE_PROM].values,
+        min_readings,
+    )
+    problems.add(fill.too_few, lambda rows: [fill.shortfall(r) for r in rows])
+    means = fill.readings_mean
+    problems.value(
+        fill.inconsistent,
+        CALIBRE_PROM,
+        text[CALIBRE_PROM],
+        lambda rows: [f"does not match the mean of the readings ({means[r]:.2f} µm)" for r in rows],
+    )
+    return np.column_stack([fill.readings, fill.prom]), fill.n_filled
 
-    CalibreProm is checked against the readings only when every typed reading is usable, so a
-    row with a bad reading gets one reason for it, not a second one about the mean.
+
+@dataclass(frozen=True)
+class CaliperFill:
+    """The caliper repair of :func:`fill_calipers`, per row (arrays of the input's length).
+
+    ``readings`` (n × 5) and ``prom`` are what a sample is modelled with; ``filled`` (the
+    readings left empty) and ``prom_computed`` (CalibreProm absent or unreadable) say which of
+    them are the readings' mean instead of a typed value, so a caller can count or show it.
     """
-    readings = np.column_stack([numbers[c].values for c in CALIBRES])
-    missing = np.column_stack([numbers[c].missing for c in CALIBRES])
+
+    readings: NDArray[np.float64]
+    prom: NDArray[np.float64]
+    filled: NDArray[np.bool_]
+    prom_computed: NDArray[np.bool_]
+    readings_mean: NDArray[np.float64]
+    too_few: NDArray[np.bool_]
+    inconsistent: NDArray[np.bool_]
+    min_readings: int
+
+    @property
+    def n_filled(self) -> NDArray[np.int64]:
+        """Readings filled per row (CalibreProm is computed, not counted as a reading)."""
+        return np.asarray(self.filled.sum(axis=1), dtype=np.int64)
+
+    def shortfall(self, row: int) -> str:
+        """Why ``row`` has too few readings, naming the missing ones."""
+        absent = [c for c, gone in zip(CALIBRES, self.filled[row], strict=True) if gone]
+        present = len(CALIBRES) - len(absent)
+        return (
+            f"only {present} of {len(CALIBRES)} caliper readings present "
+            f"({', '.join(absent)} missing; at least {self.min_readings} needed)"
+        )
+
+
+def fill_calipers(
+    readings: NDArray[np.float64],
+    missing: NDArray[np.bool_],
+    stated_prom: NDArray[np.float64],
+    min_readings: int,
+) -> CaliperFill:
+    """The one caliper repair rule, shared by acquisition and batch scoring.
+
+    ``readings`` is n × 5 (Calibre1..5; NaN where missing or unreadable), ``missing`` marks the
+    readings left empty (unreadable ones are the caller's error, not a gap to fill) and
+    ``stated_prom`` is CalibreProm as typed (NaN when absent). A missing reading becomes the
+    mean of the row's usable readings, and so does a missing CalibreProm; a row with fewer
+    than ``min_readings`` readings present is ``too_few``. The stated CalibreProm is checked
+    against that mean only when every typed reading is usable and in range, so a row with a
+    bad reading gets one reason for it, not a second one about the mean.
+    """
     n_missing = missing.sum(axis=1)
-    problems.add(len(CALIBRES) - n_missing < min_readings, _too_few_readings(missing, min_readings))
     usable = ~np.isnan(readings)
     counts = usable.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -529,32 +588,18 @@ def _calipers(
         [RANGE_RULES[c].outside(readings[:, i]) for i, c in enumerate(CALIBRES)]
     )
     every_typed_usable = (counts == len(CALIBRES) - n_missing) & in_range.all(axis=1)
-    stated = numbers[CALIBRE_PROM].values
-    checkable = every_typed_usable & (counts > 0) & ~np.isnan(stated)
-    problems.value(
-        checkable & ~caliper_means_consistent(stated, means),
-        CALIBRE_PROM,
-        text[CALIBRE_PROM],
-        lambda rows: [f"does not match the mean of the readings ({means[r]:.2f} µm)" for r in rows],
+    prom_computed = np.isnan(stated_prom)
+    checkable = every_typed_usable & (counts > 0) & ~prom_computed
+    return CaliperFill(
+        readings=np.where(missing, means[:, None], readings),
+        prom=np.where(prom_computed, means, stated_prom),
+        filled=missing,
+        prom_computed=prom_computed,
+        readings_mean=means,
+        too_few=np.asarray(len(CALIBRES) - n_missing < min_readings),
+        inconsistent=checkable & ~caliper_means_consistent(stated_prom, means),
+        min_readings=min_readings,
     )
-    filled = np.where(missing, means[:, None], readings)
-    prom = np.where(np.isnan(stated), means, stated)
-    return np.column_stack([filled, prom]), n_missing.astype(np.int64)
-
-
-def _too_few_readings(missing: NDArray[np.bool_], min_readings: int) -> Describe:
-    def describe(rows: NDArray[np.intp]) -> list[str]:
-        messages = []
-        for row in rows:
-            absent = [c for c, gone in zip(CALIBRES, missing[row], strict=True) if gone]
-            present = len(CALIBRES) - len(absent)
-            messages.append(
-                f"only {present} of {len(CALIBRES)} caliper readings present "
-                f"({', '.join(absent)} missing; at least {min_readings} needed)"
-            )
-        return messages
-
-    return describe
 
 
 def _rejected_rows(raw: pd.DataFrame, problems: _Problems, rows: NDArray[np.intp]) -> pd.DataFrame:
