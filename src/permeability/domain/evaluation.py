@@ -12,13 +12,18 @@ that applied and the decision taken):
 
 :func:`evaluate_scored` turns such a table into R², MAE, MSE, RMSE, MAPE, per-structure
 errors, interval coverage per structure and decision quality (approve / reject / retest counts,
-wrong approvals, wrong rejections). :func:`compare_versions` is the champion/challenger rule.
+wrong approvals, wrong rejections). :func:`score_version` does both for one version, with
+drift against its training data; :class:`VersionEvaluation` is the result a report shows.
+A version is scored on the rows it did not train on (:func:`unseen_rows`); compared versions
+on the rows none of them trained on (:func:`shared_window`). :func:`compare_versions` is the
+champion/challenger rule.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Final, Literal
 
 import numpy as np
@@ -27,7 +32,13 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict
 
 from permeability.domain import metrics as m
-from permeability.domain.drift import RecentResiduals, ResidualReference
+from permeability.domain.drift import (
+    DriftReport,
+    DriftThresholds,
+    RecentResiduals,
+    ResidualReference,
+    detect_drift,
+)
 from permeability.domain.intervals import decide_many
 from permeability.domain.model import PermeabilityModel
 from permeability.domain.schema import (
@@ -104,6 +115,57 @@ def new_since_training(current: pd.DataFrame, training: pd.DataFrame) -> NDArray
         differs = (now != then) & ~(now.isna() & then.isna())
         fresh |= differs.fillna(True).to_numpy(dtype=bool)
     return np.asarray(fresh, dtype=bool)
+
+
+def unseen_rows(
+    current: pd.DataFrame, training: pd.DataFrame | None, created_at: object
+) -> NDArray[np.bool_]:
+    """Rows of ``current`` a version did not train on.
+
+    With its training feature set, :func:`new_since_training`; a version without that lineage
+    falls back on rows loaded (``ingested_at``) after it was created, and with neither date
+    known nothing counts as unseen (scoring rows it may have trained on would flatter it).
+    """
+    if training is not None:
+        return new_since_training(current, training)
+    created = pd.to_datetime(str(created_at), errors="coerce", utc=True)
+    if pd.isna(created) or "ingested_at" not in current.columns:
+        return np.zeros(len(current), dtype=bool)
+    loaded = pd.to_datetime(current["ingested_at"], errors="coerce", utc=True)
+    return np.asarray((loaded > created).fillna(False).to_numpy(dtype=bool))
+
+
+def shared_window(
+    unseen: Mapping[str, NDArray[np.bool_]], champion: str | None
+) -> tuple[dict[str, NDArray[np.bool_]], dict[str, str]]:
+    """One set of rows for every compared version: those none of them trained on.
+
+    The rows the champion has not seen are the candidates (every version's unseen rows when
+    there is no champion); a challenger trained on all of them (e.g. on the latest feature
+    set) has nothing to be compared on yet and is left out, with the reason. Returns the
+    kept versions' (identical) masks and the reasons of those left out.
+    """
+    masks = list(unseen.values())
+    has_champion = champion is not None and champion in unseen
+    base = unseen[str(champion)] if has_champion else np.logical_or.reduce(masks)
+    kept = {label: mask for label, mask in unseen.items() if (mask & base).any()}
+    dropped = {
+        label: "no labelled data arrived after its training"
+        if not unseen[label].any()
+        else "it trained on every labelled row the champion has not seen; nothing newer to "
+        "compare it on yet"
+        for label in unseen
+        if label not in kept
+    }
+    if not kept:
+        return {}, dropped
+    shared = np.logical_and.reduce(list(kept.values()))
+    return {label: shared for label in kept}, dropped
+
+
+def window_text(since: datetime | None) -> str:
+    """`` since <date>`` for messages about a time-limited evaluation, else nothing."""
+    return f" since {since.isoformat()}" if since is not None else ""
 
 
 def on_or_after(when: pd.Series, since: pd.Timestamp | None) -> NDArray[np.bool_]:
@@ -359,6 +421,82 @@ def evaluate_scored(scored: pd.DataFrame) -> EvaluationMetrics:
         first=when.min().isoformat() if len(when) else None,
         last=when.max().isoformat() if len(when) else None,
     )
+
+
+@dataclass(frozen=True)
+class VersionScores:
+    """One version's scored rows and what they show: its recent labelled rows (predicted now),
+    its served predictions (as logged), their metrics (None without rows) and the drift."""
+
+    recent_scored: pd.DataFrame
+    served_scored: pd.DataFrame
+    recent: EvaluationMetrics | None
+    served: EvaluationMetrics | None
+    drift: DriftReport | None
+
+    @property
+    def empty(self) -> bool:
+        return self.recent is None and self.served is None
+
+
+def score_version(
+    model: PermeabilityModel,
+    label: str,
+    *,
+    training: pd.DataFrame | None,
+    window: pd.DataFrame,
+    served_window: pd.DataFrame,
+    predictions: pd.DataFrame,
+    specs: SpecificationSet,
+    rule: DecisionRule,
+    thresholds: DriftThresholds,
+) -> VersionScores:
+    """Score version ``label`` on the rows it did not train on.
+
+    ``window`` is what it predicts now (its unseen rows within the time window);
+    ``served_window`` the unseen rows its logged ``predictions`` are matched against. Drift
+    compares ``window`` with its ``training`` feature set (not assessed without one or
+    without recent rows), residuals included.
+    """
+    recent_scored = (
+        usable_rows(score_labelled(model, window, specs, rule)) if len(window) else pd.DataFrame()
+    )
+    served = usable_rows(served_scored(predictions, served_window, label))
+    drift = None
+    if len(recent_scored) and training is not None:
+        drift = detect_drift(
+            training,
+            window,
+            thresholds,
+            residuals=(calibration_reference(model), recent_residuals(recent_scored)),
+        )
+    return VersionScores(
+        recent_scored=recent_scored,
+        served_scored=served,
+        recent=evaluate_scored(recent_scored) if len(recent_scored) else None,
+        served=evaluate_scored(served) if len(served) else None,
+        drift=drift,
+    )
+
+
+class VersionEvaluation(BaseModel):
+    """One version's evaluation: its scores on recent and served rows, drift, and the run.
+
+    ``run_id`` is the tracking run that records it, once written.
+    """
+
+    version: str
+    model_name: str
+    is_champion: bool
+    training_run_id: str | None
+    registry_version: str | None
+    training_feature_set_version: int | None
+    recent_rows: int
+    served_rows: int
+    recent: EvaluationMetrics | None
+    served: EvaluationMetrics | None
+    drift: DriftReport | None
+    run_id: str | None = None
 
 
 # -- champion / challenger ------------------------------------------------------------------

@@ -15,7 +15,7 @@ Everything is computed before anything is written. A request that finds nothing 
 (unknown version, an empty window, no new labelled data) raises a clear error and writes
 nothing to MLflow. Then one MLflow run per version in experiment ``permeability-evaluation``,
 linked to the training run (tags, and the version's logged model as the run's input), with the
-metrics, the drift verdict and the figures.
+metrics, the drift verdict and the figures (written by :mod:`permeability.io.evaluation_runs`).
 
 ``compare`` scores the champion and every other available version on the *same* rows (those
 none of them trained on); ``promote_if_better`` (a margin) implies ``compare`` and moves the
@@ -25,17 +25,13 @@ compare_versions`), recording the reason in the registry, the runs and the log.
 
 from __future__ import annotations
 
-import json
 import logging
-import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import numpy as np
 import pandas as pd
 from pydantic import (
     BaseModel,
@@ -47,10 +43,13 @@ from pydantic import (
 )
 
 from permeability.config import ProjectConfig, load_config
-from permeability.domain.drift import DriftReport, DriftThresholds
+from permeability.domain.drift import DriftThresholds
 from permeability.domain.evaluation import (
     ComparisonOutcome,
     EvaluationMetrics,
+    VersionEvaluation,
+    VersionScores,
+    window_text,
 )
 from permeability.errors import (
     EmptyFeatureStoreError,
@@ -58,13 +57,32 @@ from permeability.errors import (
     NotFoundError,
     invalid_input_from,
 )
+from permeability.io.evaluation_runs import (
+    EVALUATION_EXPERIMENT,
+    EvaluationScope,
+    VersionRun,
+    evaluation_registry,
+    write_evaluation_runs,
+)
 from permeability.jobs.base import JobContext, job_context, new_run_id
 from permeability.settings import Settings
 
+__all__ = [
+    "EVALUATION_EXPERIMENT",
+    "SCHEDULE_ARGS",
+    "EvaluationReport",
+    "EvaluationRequest",
+    "NothingToEvaluateError",
+    "VersionEvaluation",
+    "evaluate",
+    "evaluation_request_from_args",
+    "run_evaluation",
+]
+
+if TYPE_CHECKING:
+    from permeability.io.evaluation_inputs import LoadedVersion
+
 STAGE: Final = "evaluate"
-EVALUATION_EXPERIMENT: Final = "permeability-evaluation"
-#: Prefix of the served-prediction metrics (the recent-row metrics carry no prefix).
-SERVED_PREFIX: Final = "served_"
 
 
 class NothingToEvaluateError(EmptyFeatureStoreError):
@@ -126,23 +144,6 @@ class EvaluationRequest(BaseModel):
             return cls(**fields)
         except ValidationError as exc:
             raise invalid_input_from(exc) from exc
-
-
-class VersionEvaluation(BaseModel):
-    """One version's evaluation: its scores on recent and served rows, drift, and the run."""
-
-    version: str
-    model_name: str
-    is_champion: bool
-    training_run_id: str | None
-    registry_version: str | None
-    training_feature_set_version: int | None
-    recent_rows: int
-    served_rows: int
-    recent: EvaluationMetrics | None
-    served: EvaluationMetrics | None
-    drift: DriftReport | None
-    run_id: str | None = None
 
 
 class EvaluationReport(BaseModel):
@@ -264,38 +265,11 @@ def run_evaluation(
 
 
 @dataclass(frozen=True)
-class _Candidate:
-    """A loaded version and what its training saw."""
-
-    label: str
-    model: Any
-    metadata: Mapping[str, Any]
-    training_frame: pd.DataFrame | None
-    training_feature_set: int | None
-    is_champion: bool
-
-    @property
-    def lineage(self) -> Mapping[str, Any]:
-        return dict(self.metadata.get("lineage") or {})
-
-
-@dataclass(frozen=True)
 class _Scored:
     """One version's computed evaluation, before anything is written."""
 
-    candidate: _Candidate
-    recent_scored: pd.DataFrame
-    served_scored: pd.DataFrame
-    recent: EvaluationMetrics | None
-    served: EvaluationMetrics | None
-    drift: DriftReport | None
-
-
-def _evaluation_registry(settings: Settings) -> Any:
-    from permeability.io.registry import Registry, RegistryConfig
-
-    config = replace(RegistryConfig.from_settings(settings), experiment_name=EVALUATION_EXPERIMENT)
-    return Registry(config)
+    candidate: LoadedVersion
+    scores: VersionScores
 
 
 def _champion_label(registry: Any) -> tuple[str | None, str | None]:
@@ -328,63 +302,6 @@ def _labels_to_evaluate(
     return [champion]
 
 
-def _load_candidates(
-    context: JobContext, labels: list[str], champion: str | None, feature_store: Any
-) -> tuple[list[_Candidate], dict[str, str]]:
-    from permeability.io.model_cache import ModelCache, VersionUnavailableError
-    from permeability.io.model_store import ModelStore
-
-    cache = ModelCache(ModelStore(context.paths.models), lambda: champion)
-    training_sets: dict[int, pd.DataFrame] = {}
-    loaded: list[_Candidate] = []
-    skipped: dict[str, str] = {}
-    for label in labels:
-        try:
-            model = cache.get(label)
-        except VersionUnavailableError as exc:
-            skipped[label] = exc.reason
-            continue
-        fsv = _feature_set_version(model.metadata)
-        frame = None
-        if fsv is not None:
-            if fsv not in training_sets:
-                training_sets[fsv] = _training_frame(feature_store, fsv, label)
-            frame = training_sets[fsv]
-        loaded.append(_Candidate(label, model.model, model.metadata, frame, fsv, label == champion))
-    return loaded, skipped
-
-
-def _feature_set_version(metadata: Mapping[str, Any]) -> int | None:
-    value = (metadata.get("lineage") or {}).get("feature_set_version")
-    try:
-        return None if value is None else int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _training_frame(feature_store: Any, version: int, label: str) -> pd.DataFrame:
-    try:
-        return feature_store.read(version).frame
-    except NotFoundError as exc:
-        raise NotFoundError(
-            f"version '{label}' was trained on feature-set version {version}, which the "
-            f"feature store no longer has ({exc})"
-        ) from exc
-
-
-def _unseen_rows(candidate: _Candidate, current: pd.DataFrame) -> np.ndarray:
-    """Rows the version did not train on; without lineage, rows loaded after it was created."""
-    from permeability.domain.evaluation import new_since_training
-
-    if candidate.training_frame is not None:
-        return new_since_training(current, candidate.training_frame)
-    created = pd.to_datetime(str(candidate.metadata.get("created_at")), errors="coerce", utc=True)
-    if pd.isna(created) or "ingested_at" not in current.columns:
-        return np.zeros(len(current), dtype=bool)
-    loaded = pd.to_datetime(current["ingested_at"], errors="coerce", utc=True)
-    return np.asarray((loaded > created).fillna(False).to_numpy(dtype=bool))
-
-
 # -- computing ----------------------------------------------------------------------------
 
 
@@ -400,68 +317,52 @@ def _thresholds(config: ProjectConfig) -> DriftThresholds:
 
 def _score(
     context: JobContext,
-    candidate: _Candidate,
+    candidate: LoadedVersion,
     window: pd.DataFrame,
     served_window: pd.DataFrame,
     predictions: pd.DataFrame,
     specs: Any,
 ) -> _Scored:
-    from permeability.domain.drift import detect_drift
-    from permeability.domain.evaluation import (
-        DecisionRule,
-        calibration_reference,
-        evaluate_scored,
-        recent_residuals,
-        score_labelled,
-        served_scored,
-        usable_rows,
-    )
+    """The version scored with the decision rule and drift thresholds of the configuration."""
+    from permeability.domain.evaluation import DecisionRule, score_version
 
     inference = context.config.inference
-    rule = DecisionRule(inference.interval_level, inference.approve_below, inference.reject_above)
-    recent_scored = (
-        usable_rows(score_labelled(candidate.model, window, specs, rule))
-        if len(window)
-        else pd.DataFrame()
+    scores = score_version(
+        candidate.model,
+        candidate.label,
+        training=candidate.training_frame,
+        window=window,
+        served_window=served_window,
+        predictions=predictions,
+        specs=specs,
+        rule=DecisionRule(
+            inference.interval_level, inference.approve_below, inference.reject_above
+        ),
+        thresholds=_thresholds(context.config),
     )
-    served = usable_rows(served_scored(predictions, served_window, candidate.label))
-    recent = evaluate_scored(recent_scored) if len(recent_scored) else None
-    served_metrics = evaluate_scored(served) if len(served) else None
-    drift = None
-    if len(recent_scored) and candidate.training_frame is not None:
-        drift = detect_drift(
-            candidate.training_frame,
-            window,
-            _thresholds(context.config),
-            residuals=(calibration_reference(candidate.model), recent_residuals(recent_scored)),
-        )
-    return _Scored(candidate, recent_scored, served, recent, served_metrics, drift)
-
-
-def _read_predictions(context: JobContext) -> pd.DataFrame:
-    from permeability.io.prediction_log import read_predictions
-
-    return read_predictions(context.settings.resolved_feature_store_uri)
-
-
-def _window_text(request: EvaluationRequest) -> str:
-    return f" since {request.since.isoformat()}" if request.since is not None else ""
+    return _Scored(candidate, scores)
 
 
 def _evaluate(context: JobContext, request: EvaluationRequest) -> EvaluationReport:
-    from permeability.domain.evaluation import labelled_when, on_or_after
+    from permeability.domain.evaluation import (
+        labelled_when,
+        on_or_after,
+        shared_window,
+        unseen_rows,
+    )
+    from permeability.io.evaluation_inputs import load_versions, read_served_predictions
     from permeability.io.feature_store import FeatureStore
     from permeability.io.model_store import ModelStore
     from permeability.io.specs import load_configured_specs
 
     started = time.perf_counter()
     log = context.logger
-    registry = _evaluation_registry(context.settings)
+    registry = evaluation_registry(context.settings)
     champion, problem = _champion_label(registry)
     labels = _labels_to_evaluate(request, ModelStore(context.paths.models), champion, problem)
     feature_store = FeatureStore(context.settings.resolved_feature_store_uri)
     current = feature_store.read()
-    candidates, skipped = _load_candidates(context, labels, champion, feature_store)
+    candidates, skipped = load_versions(context.paths.models, labels, champion, feature_store)
     if not candidates:
         raise NotFoundError(
             "no version can be evaluated: " + "; ".join(f"{k}: {v}" for k, v in skipped.items())
@@ -469,15 +370,17 @@ def _evaluate(context: JobContext, request: EvaluationRequest) -> EvaluationRepo
     frame = current.frame
     since = pd.Timestamp(request.since) if request.since is not None else None
     dated = on_or_after(labelled_when(frame), since)
-    unseen = {c.label: _unseen_rows(c, frame) for c in candidates}
+    unseen = {
+        c.label: unseen_rows(frame, c.training_frame, c.metadata.get("created_at"))
+        for c in candidates
+    }
     if request.comparing:
-        unseen, dropped = _shared_window(unseen, champion)
+        unseen, dropped = shared_window(unseen, champion)
         skipped.update(dropped)
         candidates = [c for c in candidates if c.label in unseen]
-    predictions = _read_predictions(context)
-    if since is not None and not predictions.empty:
-        stamps = pd.to_datetime(predictions["timestamp"], utc=True).dt.tz_convert(None)
-        predictions = predictions.loc[(stamps >= since).to_numpy()]
+    predictions = read_served_predictions(
+        context.settings.resolved_feature_store_uri, request.since
+    )
     specs = load_configured_specs(context.settings, context.config)
     scored: list[_Scored] = []
     for candidate in candidates:
@@ -486,7 +389,7 @@ def _evaluate(context: JobContext, request: EvaluationRequest) -> EvaluationRepo
         result = _score(
             context, candidate, window, frame.loc[mask].reset_index(drop=True), predictions, specs
         )
-        if result.recent is None and result.served is None:
+        if result.scores.empty:
             skipped[candidate.label] = _nothing_reason(candidate, current.version, request)
             log.info(
                 "version %s: nothing to evaluate (%s)", candidate.label, skipped[candidate.label]
@@ -505,41 +408,16 @@ def _evaluate(context: JobContext, request: EvaluationRequest) -> EvaluationRepo
     )
 
 
-def _shared_window(
-    unseen: Mapping[str, np.ndarray], champion: str | None
-) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """One set of rows for every compared version: those none of them trained on.
-
-    The rows the champion has not seen are the candidates (every version's unseen rows when
-    there is no champion); a challenger trained on all of them (e.g. on the latest feature
-    set) has nothing to be compared on yet and is left out, with the reason.
-    """
-    masks = list(unseen.values())
-    has_champion = champion is not None and champion in unseen
-    base = unseen[str(champion)] if has_champion else np.logical_or.reduce(masks)
-    kept = {label: mask for label, mask in unseen.items() if (mask & base).any()}
-    dropped = {
-        label: "no labelled data arrived after its training"
-        if not unseen[label].any()
-        else "it trained on every labelled row the champion has not seen; nothing newer to "
-        "compare it on yet"
-        for label in unseen
-        if label not in kept
-    }
-    if not kept:
-        return {}, dropped
-    shared = np.logical_and.reduce(list(kept.values()))
-    return {label: shared for label in kept}, dropped
-
-
-def _nothing_reason(candidate: _Candidate, current_version: int, request: EvaluationRequest) -> str:
+def _nothing_reason(
+    candidate: LoadedVersion, current_version: int, request: EvaluationRequest
+) -> str:
     trained_on = (
         f"feature set v{candidate.training_feature_set}"
         if candidate.training_feature_set is not None
         else "an unknown feature set"
     )
     return (
-        f"no labelled data{_window_text(request)} arrived after its training on {trained_on} "
+        f"no labelled data{window_text(request.since)} arrived after its training on {trained_on} "
         f"(the feature store is at v{current_version}) and no served prediction of it has a "
         "lab result yet; acquire new lab results first"
     )
@@ -554,7 +432,7 @@ def _compare(
         return None
     params = context.config.evaluation
     margin = request.promote_if_better
-    scores = {s.candidate.label: s.recent for s in scored if s.recent is not None}
+    scores = {s.candidate.label: s.scores.recent for s in scored if s.scores.recent is not None}
     outcome = compare_versions(
         scores,
         champion,
@@ -601,25 +479,35 @@ def _record(
     skipped: dict[str, str],
     comparison: ComparisonOutcome | None,
 ) -> EvaluationReport:
-    writers = [
-        _RunWriter(context, request, registry, item, feature_set_version, comparison)
-        for item in scored
+    """Write one run per version (:mod:`permeability.io.evaluation_runs`), log, report."""
+    scope = EvaluationScope(
+        evaluation_id=context.run_id,
+        feature_set_version=feature_set_version,
+        since=request.since,
+        comparing=request.comparing,
+        promote_if_better=request.promote_if_better,
+        comparison=comparison,
+        config=context.config,
+    )
+    results = [_version_evaluation(item) for item in scored]
+    runs = [
+        VersionRun(
+            result, item.candidate.lineage, item.scores.recent_scored, item.scores.served_scored
+        )
+        for item, result in zip(scored, results, strict=True)
     ]
-    with tempfile.TemporaryDirectory(prefix="permeability-evaluate-") as scratch:
-        folders = [Path(scratch) / str(i) for i in range(len(writers))]
-        for writer, folder in zip(writers, folders, strict=True):
-            writer.render(folder)  # figures and tables first: a drawing error writes nothing
-        registry.setup()
-        run_ids = [w.write(f) for w, f in zip(writers, folders, strict=True)]
-    evaluated = []
-    for item, run_id in zip(scored, run_ids, strict=True):
-        evaluated.append(_version_evaluation(item, run_id))
+    run_ids = write_evaluation_runs(registry, scope, runs)
+    evaluated = [
+        result.model_copy(update={"run_id": run_id})
+        for result, run_id in zip(results, run_ids, strict=True)
+    ]
+    for item in evaluated:
         if item.drift is not None and item.drift.drifted:
-            context.logger.warning("version %s: %s", item.candidate.label, item.drift.summary())
+            context.logger.warning("version %s: %s", item.version, item.drift.summary())
         context.logger.info(
             "version %s evaluated in run %s: %s",
-            item.candidate.label,
-            run_id,
+            item.version,
+            item.run_id,
             _figures(item.recent or item.served),
         )
     return EvaluationReport(
@@ -643,8 +531,9 @@ def _figures(metrics: EvaluationMetrics | None) -> str:
     return ", ".join(f"{k}={metrics.metrics[k]:.4g}" for k in shown if k in metrics.metrics)
 
 
-def _version_evaluation(item: _Scored, run_id: str) -> VersionEvaluation:
-    candidate = item.candidate
+def _version_evaluation(item: _Scored) -> VersionEvaluation:
+    """The version's result, before its run exists (the run id is added once written)."""
+    candidate, scores = item.candidate, item.scores
     lineage = candidate.lineage
     return VersionEvaluation(
         version=candidate.label,
@@ -653,195 +542,13 @@ def _version_evaluation(item: _Scored, run_id: str) -> VersionEvaluation:
         training_run_id=lineage.get("run_id"),
         registry_version=_text(lineage.get("registry_version")),
         training_feature_set_version=candidate.training_feature_set,
-        recent_rows=len(item.recent_scored),
-        served_rows=len(item.served_scored),
-        recent=item.recent,
-        served=item.served,
-        drift=item.drift,
-        run_id=run_id,
+        recent_rows=len(scores.recent_scored),
+        served_rows=len(scores.served_scored),
+        recent=scores.recent,
+        served=scores.served,
+        drift=scores.drift,
     )
 
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
-
-
-def metric_values(prefix: str, scores: EvaluationMetrics) -> dict[str, float]:
-    """Flat MLflow metrics of one evaluation (structure names made safe for the UI)."""
-    from permeability.io.registry import safe_metric_name
-
-    values = {f"{prefix}{k}": float(v) for k, v in scores.metrics.items() if np.isfinite(v)}
-    values[f"{prefix}n_rows"] = float(scores.n)
-    values.update({f"{prefix}decisions_{k}": float(v) for k, v in scores.decisions.items()})
-    values[f"{prefix}wrong_approvals"] = float(scores.decisions["wrong_approvals"])
-    values[f"{prefix}wrong_rejections"] = float(scores.decisions["wrong_rejections"])
-    taken = set(values)
-    for row in scores.per_structure:
-        for key in ("mae", "mape", "coverage"):
-            value = float(getattr(row, key))
-            if np.isfinite(value):
-                values[safe_metric_name(f"{prefix}{key}", row.structure, taken)] = value
-    return values
-
-
-def drift_values(report: DriftReport) -> dict[str, float]:
-    """The drift verdict as metrics: flags, new structures and the overall PSI per feature."""
-    from permeability.domain.drift import ALL_STRUCTURES
-
-    values = {
-        "drift_flagged": float(report.drifted),
-        "drift_flags": float(len(report.flagged)),
-        "drift_new_structures": float(len(report.flagged_new_structures)),
-    }
-    for test in report.tests:
-        if test.structure == ALL_STRUCTURES:
-            values[f"drift_psi_{test.feature}"] = float(test.psi)
-    return values
-
-
-class _RunWriter:
-    """One MLflow run for one version's evaluation; marked FAILED if writing it fails."""
-
-    def __init__(
-        self,
-        context: JobContext,
-        request: EvaluationRequest,
-        registry: Any,
-        item: _Scored,
-        feature_set_version: int,
-        comparison: ComparisonOutcome | None,
-    ) -> None:
-        self.context = context
-        self.request = request
-        self.registry = registry
-        self.item = item
-        self.feature_set_version = feature_set_version
-        self.comparison = comparison
-
-    def render(self, folder: Path) -> None:
-        """Figures, tables and the summary JSON, drawn before anything goes to MLflow."""
-        self._artifacts(folder)
-
-    def write(self, folder: Path) -> str:
-        """Start the run, log everything (``folder`` from :meth:`render`), finish it."""
-        label = self.item.candidate.label
-        run_id = self.registry.start_run(
-            run_name=f"{label}-evaluation-{datetime.now(UTC):%Y%m%d-%H%M%S}",
-            tags=self._tags(),
-            start_time_ms=int(time.time() * 1000),
-        )
-        try:
-            self.registry.log_run_data(run_id, params=self._params(), metrics=self._metrics())
-            model_id = self.item.candidate.lineage.get("logged_model_id")
-            if model_id:
-                self.registry.link_model_input(run_id, str(model_id))
-            self.registry.log_artifacts(run_id, folder)
-        except BaseException:
-            self.registry.finish_run(run_id, failed=True)
-            raise
-        self.registry.finish_run(run_id)
-        return str(run_id)
-
-    def _tags(self) -> dict[str, str]:
-        candidate, item = self.item.candidate, self.item
-        lineage = candidate.lineage
-        training_run = _text(lineage.get("run_id")) or ""
-        tags = {
-            "version_label": candidate.label,
-            "evaluation_id": self.context.run_id,
-            "training_run_id": training_run,
-            "training_experiment": str(lineage.get("experiment") or ""),
-            "registry_version": _text(lineage.get("registry_version")) or "",
-            "training_feature_set_version": _text(candidate.training_feature_set) or "",
-            "evaluated_feature_set_version": str(self.feature_set_version),
-            "champion": str(candidate.is_champion).lower(),
-            "drift": "flagged" if item.drift is not None and item.drift.drifted else "none",
-            "mlflow.note.content": self._note(training_run),
-        }
-        if item.drift is not None and item.drift.drifted:
-            tags["drift_summary"] = item.drift.summary()[:5000]
-        if self.comparison is not None:
-            tags["comparison_winner"] = str(self.comparison.winner or "")
-            tags["comparison_reason"] = self.comparison.reason[:5000]
-        return tags
-
-    def _note(self, training_run: str) -> str:
-        candidate, item = self.item.candidate, self.item
-        link = f"[{training_run}](#/runs/{training_run})" if training_run else "unknown"
-        drift = item.drift.summary() if item.drift is not None else "not assessed"
-        lines = [
-            f"Evaluation of version **{candidate.label}** ({candidate.model.model_name}), "
-            f"training run {link}.",
-            f"Recent labelled rows: {len(item.recent_scored)}; served predictions with a lab "
-            f"result: {len(item.served_scored)}{_window_text(self.request)}.",
-            f"Drift: {drift}",
-        ]
-        if self.comparison is not None:
-            lines.append(f"Comparison: {self.comparison.reason}")
-        return "\n\n".join(lines)
-
-    def _params(self) -> dict[str, Any]:
-        inference, params = self.context.config.inference, self.context.config.evaluation
-        candidate = self.item.candidate
-        return {
-            "version": candidate.label,
-            "model": candidate.model.model_name,
-            "since": self.request.since.isoformat() if self.request.since else "",
-            "compare": self.request.comparing,
-            "promote_if_better": self.request.promote_if_better,
-            "interval_level": inference.interval_level,
-            "approve_below": inference.approve_below,
-            "reject_above": inference.reject_above,
-            "drift_psi": params.drift_psi,
-            "drift_alpha": params.drift_alpha,
-            "drift_min_rows": params.drift_min_rows,
-            "training_feature_set_version": candidate.training_feature_set,
-            "evaluated_feature_set_version": self.feature_set_version,
-            "recent_rows": len(self.item.recent_scored),
-            "served_rows": len(self.item.served_scored),
-        }
-
-    def _metrics(self) -> dict[str, float]:
-        item = self.item
-        values: dict[str, float] = {}
-        if item.recent is not None:
-            values.update(metric_values("", item.recent))
-        if item.served is not None:
-            values.update(metric_values(SERVED_PREFIX, item.served))
-        if item.drift is not None:
-            values.update(drift_values(item.drift))
-        if self.comparison is not None and self.comparison.improvement is not None:
-            values["comparison_improvement"] = float(self.comparison.improvement)
-        return values
-
-    def _artifacts(self, folder: Path) -> None:
-        from permeability.plots.evaluation import evaluation_figures
-
-        item, label = self.item, self.item.candidate.label
-        tables = folder / "tables"
-        tables.mkdir(parents=True)
-        for prefix, frame, scores, what in (
-            ("", item.recent_scored, item.recent, "recent labelled rows"),
-            (SERVED_PREFIX, item.served_scored, item.served, "served predictions"),
-        ):
-            if scores is None:
-                continue
-            evaluation_figures(
-                frame,
-                scores.per_structure,
-                folder / "plots",
-                heading=f"version {label}: {what} (n={scores.n})",
-                level=scores.level,
-                prefix=prefix,
-            )
-            frame.to_csv(tables / f"{prefix}scored_rows.csv", index=False)
-            scores.structure_table().to_csv(tables / f"{prefix}per_structure.csv", index=False)
-        if item.drift is not None:
-            item.drift.table().to_csv(tables / "drift.csv", index=False)
-        summary = _version_evaluation(item, run_id="").model_dump(mode="json")
-        summary.pop("run_id", None)
-        if self.comparison is not None:
-            summary["comparison"] = self.comparison.model_dump(mode="json")
-        (folder / "evaluation.json").write_text(
-            json.dumps(summary, indent=2, ensure_ascii=False, default=str), encoding="utf-8"
-        )
