@@ -13,7 +13,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    computed_field,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from permeability.domain.schema import (
@@ -231,9 +239,18 @@ class BatchResponse(BaseModel):
     failed: int
     decisions: dict[str, int]
     records: list[dict[str, Any]] = Field(
-        description="Every input record, in order, plus prediction, lower, upper, p_exceed, "
-        "decision, error, structure, limit and decision_reason."
+        description="Every input record, in order, plus filled, prediction, lower, upper, "
+        "p_exceed, decision, error, structure, limit and decision_reason."
     )
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="Scored records with a missing caliper reading or CalibreProm filled with "
+        "the mean of the readings present; their `filled` names the fields."
+    )
+    @property
+    def filled_rows(self) -> int:
+        """Counted from the records themselves, so the count cannot disagree with them."""
+        return sum(1 for record in self.records if record.get("filled"))
 
 
 class HealthResponse(BaseModel):

@@ -521,3 +521,55 @@ def test_single_and_batch_agree_over_http(client: TestClient) -> None:
         assert single["decision"] == scored["decision"]
         if single["p_exceed"] is not None:
             assert single["p_exceed"] == pytest.approx(scored["p_exceed"], rel=1e-12)
+
+
+# -- batch: missing caliper readings filled as acquisition fills them ------------------------
+# (the batch scoring engineer's block: rows with a gap are scored, the fill is said and counted)
+
+_UNEVEN = {"Calibre1": 16.0, "Calibre2": 16.8, "Calibre3": 16.2, "Calibre4": 17.2, "Calibre5": 16.4}
+
+
+def test_json_batch_fills_a_missing_reading_says_it_and_counts_it(client: TestClient) -> None:
+    gap = {**SEED_SAMPLE, **_UNEVEN, "Muestra": 1, "Calibre3": None, "CalibreProm": 16.6}
+    typed = {**gap, "Muestra": 2, "Calibre3": 16.6}
+    too_few = {**gap, "Muestra": 3, "Calibre1": None, "Calibre2": None}
+    response = client.post("/inference/batch", json={"records": [gap, typed, too_few]})
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["rows"], body["predicted"], body["failed"], body["filled_rows"]) == (3, 2, 1, 1)
+    records = body["records"]
+    assert records[0]["filled"] == (
+        "Calibre3 filled with the mean of Calibre1, Calibre2, Calibre4, Calibre5"
+    )
+    assert records[1]["filled"] == ""
+    assert records[0]["prediction"] == pytest.approx(records[1]["prediction"], rel=1e-12)
+    assert records[2]["error"] == (
+        "only 2 of 5 caliper readings present "
+        "(Calibre1, Calibre2, Calibre3 missing; at least 3 needed)"
+    )
+    assert records[2]["prediction"] is None
+
+
+def test_uploaded_file_with_an_empty_reading_is_scored_with_the_filled_column(
+    client: TestClient,
+) -> None:
+    rows = [{**SEED_SAMPLE, **_UNEVEN, "CalibreProm": 16.52}]
+    rows.append({**rows[0], "Muestra": 2, "Calibre2": "", "CalibreProm": ""})
+    payload = pd.DataFrame(rows).to_csv(index=False).encode()
+    response = client.post(
+        "/inference/batch",
+        files={"file": ("lab.csv", payload, "text/csv")},
+        data={"version": "0.1"},
+    )
+    assert response.status_code == 200
+    frame = pd.read_csv(io.StringIO(response.text), keep_default_na=False)
+    assert frame["error"].tolist() == ["", ""]
+    assert frame["filled"].tolist() == [
+        "",
+        "Calibre2, CalibreProm filled with the mean of Calibre1, Calibre3, Calibre4, Calibre5",
+    ]
+
+
+def test_batch_response_schema_documents_the_filled_count(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()["components"]["schemas"]
+    assert "filled_rows" in schema["BatchResponse"]["properties"]

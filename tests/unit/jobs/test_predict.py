@@ -14,8 +14,11 @@ from typer.testing import CliRunner
 
 from permeability.cli import app
 from permeability.config import InferenceParams
+from permeability.domain.cleaning import SOURCE_ROW, clean_records
 from permeability.domain.intervals import decide
 from permeability.domain.schema import CALIBRES
+from permeability.domain.structures import build_alias_map
+from permeability.domain.validation import IMPUTED_COLUMN
 from permeability.errors import InvalidInputError
 from permeability.io.model_cache import LoadedModel, NoChampionError
 from permeability.io.prediction_log import read_predictions
@@ -317,3 +320,198 @@ def test_cli_predict_unknown_version_fails_with_one_line(
     assert result.exit_code == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last == "error: version '7' does not exist; available versions: 0.1"
+
+
+# -- missing caliper readings: filled as acquisition fills them ------------------------------
+
+#: Readings that differ, so a wrong fill (or none) changes the prediction.
+READINGS = {
+    "Calibre1": 16.0,
+    "Calibre2": 16.8,
+    "Calibre3": 16.2,
+    "Calibre4": 17.2,
+    "Calibre5": 16.4,
+}
+
+
+def _sample(muestra: int, **changes: Any) -> dict[str, Any]:
+    row = {**SEED_SAMPLE, **READINGS, "CalibreProm": 16.52, "Muestra": muestra}
+    row.update(changes)
+    return row
+
+
+def _as_csv(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Rows as a lab file is read: every cell text, None as an empty cell."""
+    text = pd.DataFrame(rows).to_csv(index=False)
+    return read_table(text.encode(), "lab.csv")
+
+
+def test_a_missing_reading_is_filled_with_the_mean_of_the_others_and_said(
+    loaded: LoadedModel,
+) -> None:
+    frame = _as_csv([_sample(1), _sample(2, Calibre3=None, CalibreProm=16.6)])
+    scored = score_frame(frame, loaded, load_specs(None), POLICY)
+    out = scored.frame
+    assert out["error"].tolist() == ["", ""]
+    assert out["filled"].tolist() == [
+        "",
+        "Calibre3 filled with the mean of Calibre1, Calibre2, Calibre4, Calibre5",
+    ]
+    assert scored.filled_rows == 1
+    assert scored.predicted == 2
+    assert out.loc[1, "Calibre3"] == ""  # the input stays as it was typed
+    columns, _ = scored.log_columns()
+    assert columns["Calibre3"][1] == pytest.approx(16.6)  # what the model saw
+
+
+def test_the_filled_prediction_equals_the_row_with_the_mean_typed_in(
+    loaded: LoadedModel,
+) -> None:
+    mean = (16.0 + 16.8 + 17.2) / 3
+    gaps = _sample(1, Calibre3=None, Calibre5=None, CalibreProm=None)
+    typed = _sample(2, Calibre3=mean, Calibre5=mean, CalibreProm=mean)
+    scored = _score(_as_csv([gaps, typed]), loaded)
+    assert scored["error"].tolist() == ["", ""]
+    assert scored.loc[0, "filled"] == (
+        "Calibre3, Calibre5, CalibreProm filled with the mean of Calibre1, Calibre2, Calibre4"
+    )
+    for column in ("prediction", "lower", "upper"):
+        assert scored.loc[0, column] == pytest.approx(scored.loc[1, column], rel=1e-12)
+    assert str(scored.loc[0, "decision_reason"]) == str(scored.loc[1, "decision_reason"])
+
+
+def test_a_missing_caliper_mean_is_computed_from_the_readings(loaded: LoadedModel) -> None:
+    scored = _score(_as_csv([_sample(1, CalibreProm=None), _sample(2, CalibreProm=16.52)]), loaded)
+    assert scored["error"].tolist() == ["", ""]
+    assert scored.loc[0, "filled"] == (
+        "CalibreProm filled with the mean of Calibre1, Calibre2, Calibre3, Calibre4, Calibre5"
+    )
+    assert scored.loc[0, "prediction"] == pytest.approx(scored.loc[1, "prediction"], rel=1e-12)
+
+
+def test_fewer_readings_than_needed_is_an_error_naming_them(loaded: LoadedModel) -> None:
+    frame = _as_csv([_sample(1, Calibre1=None, Calibre2="n/a", Calibre4=None)])
+    scored = score_frame(frame, loaded, load_specs(None), POLICY)
+    assert scored.frame.loc[0, "error"] == (
+        "only 2 of 5 caliper readings present "
+        "(Calibre1, Calibre2, Calibre4 missing; at least 3 needed)"
+    )
+    assert scored.frame["prediction"].isna().all()
+    assert scored.frame.loc[0, "filled"] == ""
+    assert (scored.failed, scored.filled_rows) == (1, 0)
+
+
+def test_the_reading_count_needed_is_acquisitions_parameter(loaded: LoadedModel) -> None:
+    frame = _as_csv([_sample(1, Calibre1=None, Calibre2=None)])
+    strict = score_frame(frame, loaded, load_specs(None), POLICY, min_caliper_readings=4)
+    error = str(strict.frame.loc[0, "error"])
+    assert "only 3 of 5 caliper readings present" in error
+    assert "at least 4 needed" in error
+    relaxed = score_frame(frame, loaded, load_specs(None), POLICY, min_caliper_readings=3)
+    assert relaxed.frame.loc[0, "error"] == ""
+    with pytest.raises(InvalidInputError, match="min_caliper_readings must be between 1 and 5"):
+        score_frame(frame, loaded, load_specs(None), POLICY, min_caliper_readings=0)
+
+
+def test_the_caliper_mean_is_checked_against_the_readings_present(loaded: LoadedModel) -> None:
+    rows = [
+        _sample(1, Calibre3=None, CalibreProm=16.6),  # the mean of the four readings
+        _sample(2, Calibre3=None, CalibreProm=166),  # a typo
+        _sample(3, Calibre3=None, Calibre1=-1, CalibreProm=166),  # one reason: the reading
+    ]
+    errors = _score(_as_csv(rows), loaded)["error"].tolist()
+    assert errors[0] == ""
+    assert errors[1] == (
+        "CalibreProm 166 is inconsistent with the mean of the readings 16.60 (tolerance ± 0.50 µm)"
+    )
+    assert errors[2] == "Calibre1 must be in (0, 2000] µm, got -1"
+
+
+def test_json_records_with_null_or_absent_readings_are_filled(loaded: LoadedModel) -> None:
+    absent = {k: v for k, v in _sample(2).items() if k not in ("Calibre5", "CalibreProm")}
+    frame, _ = records_frame([_sample(1, Calibre2=None), absent])
+    scored = score_frame(frame, loaded, load_specs(None), POLICY, missing_columns="rows")
+    assert scored.frame["error"].tolist() == ["", ""]
+    assert scored.frame["filled"].tolist() == [
+        "Calibre2 filled with the mean of Calibre1, Calibre3, Calibre4, Calibre5",
+        "Calibre5, CalibreProm filled with the mean of Calibre1, Calibre2, Calibre3, Calibre4",
+    ]
+    assert scored.filled_rows == 2
+
+
+def test_a_file_without_some_caliper_columns_is_scored_like_acquisition_takes_it(
+    loaded: LoadedModel,
+) -> None:
+    frame = _as_csv([_sample(1), _sample(2)]).drop(columns=["Calibre5", "CalibreProm"])
+    scored = score_frame(frame, loaded, load_specs(None), POLICY)
+    assert scored.frame["error"].tolist() == ["", ""]
+    assert scored.filled_rows == 2
+    too_few = _as_csv([_sample(1)]).drop(columns=["Calibre3", "Calibre4", "Calibre5"])
+    with pytest.raises(
+        InvalidInputError,
+        match=r"lacks column\(s\) Calibre3, Calibre4, Calibre5 \(at least 3 of Calibre1",
+    ):
+        score_frame(too_few, loaded, load_specs(None), POLICY)
+
+
+def test_batch_accepts_and_fills_exactly_the_rows_acquisition_accepts(
+    loaded: LoadedModel,
+) -> None:
+    """The same raw lab rows through acquisition's cleaning and through batch scoring."""
+    variants: list[dict[str, Any]] = [
+        {},
+        {"Calibre3": None},
+        {"Calibre2": "n/a", "Calibre4": ""},
+        {"Calibre1": None, "Calibre2": None, "Calibre3": None},
+        {"CalibreProm": None},
+        {"Calibre5": None, "CalibreProm": "166"},
+        {"Calibre5": None, "CalibreProm": "16,4"},
+        {"Calibre1": "16,1 µm", "Calibre2": None},
+        {"Calibre2": "abc", "Calibre3": None},
+        {"Calibre4": "-2", "Calibre5": None},
+    ]
+    rows = [
+        {k: (None if v is None else str(v)) for k, v in _sample(i + 1, **v).items()}
+        for i, v in enumerate(variants)
+    ]
+    batch = score_frame(_as_csv(rows), loaded, load_specs(None), POLICY)
+    raw = pd.DataFrame([{**r, "Permeabilidad": "5", "Fecha": ""} for r in rows], dtype=object)
+    raw[SOURCE_ROW] = np.arange(len(rows))
+    acquired = clean_records(raw, aliases=build_alias_map(), min_caliper_readings=3)
+    accepted = (batch.frame["error"] == "").to_numpy()
+    assert np.flatnonzero(accepted).tolist() == acquired.clean[SOURCE_ROW].tolist()
+    assert accepted.tolist() == [True, True, True, False, True, False, True, True, False, False]
+    logged, _ = batch.log_columns()
+    for column in (*CALIBRES, "CalibreProm"):
+        np.testing.assert_allclose(logged[column], acquired.clean[column], rtol=1e-12)
+    filled_here = (batch.frame["filled"] != "").to_numpy()[accepted]
+    assert (
+        filled_here.tolist()
+        == (
+            (acquired.clean[IMPUTED_COLUMN] > 0).to_numpy()
+            | raw["CalibreProm"].isna().to_numpy()[accepted]
+        ).tolist()
+    )
+
+
+def test_predict_file_and_the_cli_report_the_filled_rows(
+    settings: Settings, served: Champion, tmp_path: Path
+) -> None:
+    source = tmp_path / "in.csv"
+    pd.DataFrame([_sample(1), _sample(2, Calibre4=None, CalibreProm=16.35)]).to_csv(
+        source, index=False
+    )
+    out = tmp_path / "out.csv"
+    result = predict_file(settings, input_path=source, output_path=out, version="0.1")
+    assert (result.rows, result.failed, result.filled_rows) == (2, 0, 1)
+    written = pd.read_csv(out, keep_default_na=False)
+    assert written["filled"].tolist() == [
+        "",
+        "Calibre4 filled with the mean of Calibre1, Calibre2, Calibre3, Calibre5",
+    ]
+    cli = CliRunner().invoke(
+        app,
+        ["predict", "--version", "0.1", "--input", str(source), "--output", str(out), "--json"],
+    )
+    assert cli.exit_code == 0, cli.output
+    assert json.loads(cli.stdout.strip().splitlines()[-1])["filled_rows"] == 1
