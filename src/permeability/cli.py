@@ -411,8 +411,9 @@ def predict(
     emit(
         result,
         as_json,
-        f"scored {result.rows} rows with version {result.version} ({result.failed} failed; "
-        f"decisions: {decisions}) -> {result.output}",
+        f"scored {result.rows} rows with version {result.version} ({result.failed} failed, "
+        f"{result.filled_rows} with caliper values filled; decisions: {decisions}) "
+        f"-> {result.output}",
     )
 
 

@@ -199,6 +199,7 @@ def _score_batch(
         endpoint="batch",
         request_id=state.request_ids(),
         missing_columns=batch.missing_columns,
+        min_caliper_readings=state.config.acquisition.min_caliper_readings,
     )
     if batch.not_objects is not None and batch.not_objects.any():
         errors = scored.frame["error"].to_numpy(dtype=object).copy()

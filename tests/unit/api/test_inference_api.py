@@ -573,3 +573,16 @@ def test_uploaded_file_with_an_empty_reading_is_scored_with_the_filled_column(
 def test_batch_response_schema_documents_the_filled_count(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()["components"]["schemas"]
     assert "filled_rows" in schema["BatchResponse"]["properties"]
+
+
+def test_batch_follows_the_configured_number_of_readings(
+    settings: Settings, champion: Champion, tmp_path: Path
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("acquisition:\n  min_caliper_readings: 5\n", encoding="utf-8")
+    configured = settings.model_copy(update={"config_file": config})
+    gap = {**SEED_SAMPLE, **_UNEVEN, "Calibre3": None, "CalibreProm": 16.6}
+    with TestClient(create_inference_app(configured)) as strict_client:
+        body = strict_client.post("/inference/batch", json={"records": [gap]}).json()
+    assert (body["predicted"], body["failed"], body["filled_rows"]) == (0, 1, 0)
+    assert "at least 5 needed" in body["records"][0]["error"]
