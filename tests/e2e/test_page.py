@@ -204,7 +204,9 @@ def test_text_in_a_number_field_and_an_empty_field_are_named(
 
 def _lab_file(service: LabService) -> pd.DataFrame:
     bad = {**service.samples["approve"], "Muestra": 903, "Porc_Humedad": 150}
+    gap = {**service.samples["none"], "Muestra": 905, "Calibre3": None}
     rows = [service.samples[d] for d in ("approve", "reject")] + [bad, service.samples["none"]]
+    rows.append(gap)
     columns = ["Muestra", "Grados_C", "Porc_Humedad", "Estructura"]
     columns += [f"Calibre{i}" for i in range(1, 6)] + ["CalibreProm"]
     return pd.DataFrame(rows)[columns]
@@ -229,7 +231,7 @@ def test_a_whole_file_is_scored_shown_and_downloaded(
     first_cells = [rows.nth(i).locator("td").first.text_content() for i in range(rows.count())]
     assert first_cells == [str(m) for m in frame["Muestra"]]
     badges = [rows.nth(i).locator(".badge").all_text_contents() for i in range(rows.count())]
-    assert badges == [["✓ Approve"], ["✗ Reject"], [], ["– No decision"]]
+    assert badges == [["✓ Approve"], ["✗ Reject"], [], ["– No decision"], ["– No decision"]]
     assert "failed" in (rows.nth(2).get_attribute("class") or "")
     shown_error = rows.nth(2).locator("td.row-error")
     assert (
@@ -237,8 +239,11 @@ def test_a_whole_file_is_scored_shown_and_downloaded(
         == "Porc_Humedad: Humidity must be between 0 and 100 % (above 0)."
     )
     assert "150" in (shown_error.get_attribute("title") or "")  # the service's own words
+    assert rows.nth(4).locator("td.row-note").text_content() == (
+        "Calibre3 missing: filled with the mean of the other readings."
+    )
     summary = page.text_content("#batch-summary") or ""
-    assert "4 rows" in summary
+    assert "5 rows" in summary
     assert "1 with errors" in summary
     page.screenshot(path=str(screenshots / f"05-file-scored{suffix}.png"), full_page=True)
 
@@ -251,9 +256,10 @@ def test_a_whole_file_is_scored_shown_and_downloaded(
     result = pd.read_csv(saved, encoding="utf-8-sig", keep_default_na=False)
     assert list(result["Muestra"].astype(int)) == list(frame["Muestra"])
     assert set(SCORED_COLUMNS) <= set(result.columns)
-    assert list(result["decision"]) == ["approve", "reject", "", ""]
+    assert list(result["decision"]) == ["approve", "reject", "", "", ""]
     errors = list(result["error"])
-    assert errors[0] == errors[1] == errors[3] == ""
+    assert errors[0] == errors[1] == errors[3] == errors[4] == ""
+    assert result.loc[4, "filled"].startswith("Calibre3 filled with the mean")
     assert "Porc_Humedad" in errors[2]
     assert result.loc[2, "prediction"] == ""
     assert float(str(result.loc[0, "prediction"])) > 0

@@ -612,10 +612,22 @@
       td.append(badge);
     }
     tr.append(td);
-    const problem = cell(row.error ? plainRowError(row.error) : "", "row-error");
-    if (row.error) problem.title = row.error;
-    tr.append(problem);
+    if (row.error) {
+      const problem = cell(plainRowError(row.error), "row-error");
+      problem.title = row.error;
+      tr.append(problem);
+    } else {
+      const note = cell(row.filled ? filledNote(row.filled) : "", "row-note");
+      if (row.filled) note.title = row.filled;
+      tr.append(note);
+    }
     return tr;
+  }
+
+  // The service says e.g. "Calibre3, CalibreProm filled with the mean of Calibre1, ...".
+  function filledNote(text) {
+    const fields = String(text).split(" filled with ")[0];
+    return t("batch.filled", { fields });
   }
 
   // The rows exactly as the service returned them (every column, input order), as CSV.
