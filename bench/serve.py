@@ -5,10 +5,13 @@ What it does, in a fresh temporary home (nothing of yours is touched):
 1. generates a clean lab export, acquires it into the feature store, trains a linear version and
    a tree version with the project's own jobs, and promotes one of them to ``champion``;
 2. for each champion (linear, then tree): starts ``permeability serve inference`` (1 and 2
-   uvicorn workers) and ``mlflow models serve --env-manager local -m
-   models:/permeability@champion``, each on a free loopback port, and drives every server with
-   ``wrk`` POSTing the seed's single record (MLflow gets the same record in its own
-   ``{"dataframe_records": [...]}`` format) at 8 and 32 connections for a fixed duration;
+   uvicorn workers; each once as shipped and once with ``inference.fast_path: false``, i.e.
+   every request through the FastAPI route: the same-run reference for the lean path) and
+   ``mlflow models serve --env-manager local -m models:/permeability@champion``, each on a free
+   loopback port, and drives every server with ``wrk`` POSTing the seed's single record
+   (MLflow gets the same record in its own ``{"dataframe_records": [...]}`` format) at 8 and
+   32 connections for a fixed duration; an empty FastAPI endpoint on the same stack is measured
+   first (the ceiling of any FastAPI route on this machine);
 3. scores 1,000,000 generated rows in process with the batch scorer (``jobs/predict.py``);
 4. measures interval coverage per structure and decision quality (approve / reject / retest,
    wrong approvals, wrong rejections) of the champion on a large generated hold-out set.
@@ -125,7 +128,9 @@ def run_wrk(
         'wrk.headers["Content-Type"] = "application/json"\n',
         encoding="utf-8",
     )
-    threads = min(2, connections)
+    # One wrk thread drives tens of thousands of requests/s: a second one would only take CPU
+    # from the servers, which share the machine's cores with it.
+    threads = 1
     completed = subprocess.run(
         [
             "wrk",
@@ -208,8 +213,16 @@ def base_env(home: Path) -> dict[str, str]:
 
 
 def load_ours(
-    home: Path, workers: int, connections: list[int], duration: int, workdir: Path
+    home: Path,
+    workers: int,
+    connections: list[int],
+    duration: int,
+    workdir: Path,
+    *,
+    fast_path: bool = True,
 ) -> list[dict[str, Any]]:
+    """Our service; ``fast_path=False`` serves every request through the FastAPI route (the
+    reference for what the lean path in front of it gains, measured in the same run)."""
     port = free_port()
     command = [
         str(VENV_BIN / "permeability"),
@@ -223,10 +236,17 @@ def load_ours(
         str(workers),
         "--no-access-log",
     ]
+    env = base_env(home)
+    config = workdir / f"config-fast-{str(fast_path).lower()}.yaml"
+    config.write_text(f"inference:\n  fast_path: {str(fast_path).lower()}\n", encoding="utf-8")
+    env["PERMEABILITY_CONFIG_FILE"] = str(config)
     body = json.dumps({"data_test": SEED_RECORD})
     url = f"http://127.0.0.1:{port}"
+    name = (
+        f"ours{'' if fast_path else ', route only'} ({workers} worker{'s' if workers > 1 else ''})"
+    )
     results = []
-    with running(command, base_env(home), f"{url}/ready", workdir / f"ours-{workers}.log"):
+    with running(command, env, f"{url}/ready", workdir / f"ours-{workers}-{fast_path}.log"):
         wait_for_workers(url, workers)
         check = httpx.post(
             f"{url}/inference", content=body, headers={"Content-Type": "application/json"}
@@ -235,10 +255,7 @@ def load_ours(
         run_wrk(f"{url}/inference", body, 8, 5, workdir)  # warm-up
         for c in connections:
             results.append(
-                {
-                    "server": f"ours ({workers} worker{'s' if workers > 1 else ''})",
-                    **run_wrk(f"{url}/inference", body, c, duration, workdir),
-                }
+                {"server": name, **run_wrk(f"{url}/inference", body, c, duration, workdir)}
             )
     return results
 
@@ -403,7 +420,28 @@ def quality(home: Path, label: str, rows: int) -> dict[str, Any]:
         "worst_gap_points": round(float(np.max(np.abs(table["coverage"] - policy.level))) * 100, 2),
         "decisions": decision_quality(measured, decisions, limits),
         "thresholds": {"approve_below": policy.approve_below, "reject_above": policy.reject_above},
+        "approve_below_tradeoff": _tradeoff(
+            measured, scored["p_exceed"].to_numpy(dtype=float), limits, policy.reject_above
+        ),
     }
+
+
+def _tradeoff(
+    measured: np.ndarray, p_exceed: np.ndarray, limits: np.ndarray, reject_above: float
+) -> list[dict[str, Any]]:
+    """What the approve threshold trades: fewer wrong approvals for more full tests."""
+    from permeability.domain.intervals import decide_many
+    from permeability.domain.metrics import decision_quality
+
+    judged = np.isfinite(limits)
+    rows = []
+    for approve_below in (0.01, 0.02, 0.05, 0.1):
+        decisions = np.full(len(measured), "", dtype=object)
+        decisions[judged] = decide_many(p_exceed[judged], approve_below, reject_above)
+        rows.append(
+            {"approve_below": approve_below, **decision_quality(measured, decisions, limits)}
+        )
+    return rows
 
 
 # -- report ------------------------------------------------------------------------------------
@@ -414,32 +452,27 @@ def print_table(
 ) -> None:
     print("\nHTTP, single record (wrk, loopback)")
     print(
-        f"{'champion':<8} {'server':<22} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}"
+        f"{'champion':<8} {'server':<30} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}"
     )
     for row in http:
         print(
-            f"{row['champion']:<8} {row['server']:<22} {row['connections']:>5} {row['rps']:>9.0f} "
+            f"{row['champion']:<8} {row['server']:<30} {row['connections']:>5} {row['rps']:>9.0f} "
             f"{row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {row['non_2xx']:>8}"
         )
-    print("\nratio ours (best worker count) / mlflow models serve")
+    print("\nratios at each connection count (best worker count of each)")
     for champion in sorted({r["champion"] for r in http} - {"-"}):
         for c in sorted({r["connections"] for r in http}):
-            ours = [
-                r["rps"]
-                for r in http
-                if r["champion"] == champion
-                and r["connections"] == c
-                and r["server"].startswith("ours")
-            ]
-            theirs = [
-                r["rps"]
-                for r in http
-                if r["champion"] == champion
-                and r["connections"] == c
-                and r["server"].startswith("mlflow")
-            ]
-            if ours and theirs and theirs[0] > 0:
-                print(f"  {champion:<8} {c:>3} connections: {max(ours) / theirs[0]:6.1f}x")
+            lean = _best_rps(http, champion, c, LEAN)
+            route = _best_rps(http, champion, c, ROUTE_ONLY)
+            mlflow = _best_rps(http, champion, c, MLFLOW)
+            parts = []
+            if lean and mlflow:
+                parts.append(f"ours / mlflow models serve {lean / mlflow:6.1f}x")
+            if route and mlflow:
+                parts.append(f"route only / mlflow {route / mlflow:6.1f}x")
+            if lean and route:
+                parts.append(f"lean path / route only {lean / route:4.2f}x")
+            print(f"  {champion:<8} {c:>3} connections: " + "; ".join(parts))
     print("\nbatch scoring in process")
     for row in batch:
         print(
@@ -455,30 +488,57 @@ def print_table(
         for name, value in q["coverage_per_structure"].items():
             print(f"    {name:<16} {value:.4f}")
         print(f"  decisions {q['decisions']}")
+        print("  approve threshold trade-off (rows judged at some limit):")
+        print(
+            f"    {'approve_below':>13} {'approve':>8} {'retest':>8} {'reject':>7} {'wrong appr.':>11}"
+        )
+        for t in q["approve_below_tradeoff"]:
+            print(
+                f"    {t['approve_below']:>13g} {t['approve']:>8} {t['retest']:>8} "
+                f"{t['reject']:>7} {t['wrong_approvals']:>11}"
+            )
+
+
+LEAN = "ours ("
+ROUTE_ONLY = "ours, route only"
+MLFLOW = "mlflow"
+
+
+def _rows(http: list[dict[str, Any]], champion: str, kind: str) -> list[dict[str, Any]]:
+    return [r for r in http if r["champion"] == champion and r["server"].startswith(kind)]
+
+
+def _best_rps(http: list[dict[str, Any]], champion: str, connections: int, kind: str) -> float:
+    rates = [r["rps"] for r in _rows(http, champion, kind) if r["connections"] == connections]
+    return max(rates, default=0.0)
+
+
+def _best(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Best req/s over every cell, and the best p99 at 32 connections (over worker counts)."""
+    at32 = [r for r in rows if r["connections"] == 32]
+    return {
+        "best_rps": max((r["rps"] for r in rows), default=None),
+        "best_p99_ms_at_32": min((r["p99_ms"] for r in at32), default=None),
+    }
 
 
 def summarise(http: list[dict[str, Any]]) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     ceiling = [r for r in http if r["champion"] == "-"]
     if ceiling:
-        summary["empty_endpoint"] = {
-            "best_rps": max(r["rps"] for r in ceiling),
-            "best_p99_ms_at_32": min(
-                (r["p99_ms"] for r in ceiling if r["connections"] == 32), default=None
-            ),
-        }
+        summary["empty_endpoint"] = _best(ceiling)
     for champion in sorted({r["champion"] for r in http} - {"-"}):
-        mine = [r for r in http if r["champion"] == champion and r["server"].startswith("ours")]
-        theirs = [r for r in http if r["champion"] == champion and r["server"].startswith("mlflow")]
-        at32 = [r for r in mine if r["connections"] == 32]
-        best_ratio = None
-        if theirs:
-            best_ratio = round(max(r["rps"] for r in mine) / max(t["rps"] for t in theirs), 1)
+        lean, route = _rows(http, champion, LEAN), _rows(http, champion, ROUTE_ONLY)
+        theirs = _rows(http, champion, MLFLOW)
+        mlflow_best = max((t["rps"] for t in theirs), default=None)
+        ours = _best(lean)
         summary[champion] = {
-            "best_rps": max(r["rps"] for r in mine),
-            "best_p99_ms_at_32": min(r["p99_ms"] for r in at32) if at32 else None,
-            "mlflow_best_rps": max(t["rps"] for t in theirs) if theirs else None,
-            "ratio": best_ratio,
+            **ours,
+            "route_only": _best(route) if route else None,
+            "mlflow_best_rps": mlflow_best,
+            "ratio": round(ours["best_rps"] / mlflow_best, 1)
+            if mlflow_best and ours["best_rps"]
+            else None,
         }
     return summary
 
@@ -496,6 +556,11 @@ def main() -> None:
     parser.add_argument("--tree-model", default="HistGradientBoostingRegressor")
     parser.add_argument("--skip-tree", action="store_true", help="Only the linear champion.")
     parser.add_argument("--skip-http", action="store_true", help="Only the in-process parts.")
+    parser.add_argument(
+        "--skip-route-only",
+        action="store_true",
+        help="Do not measure our service with its lean path off (the same-run reference).",
+    )
     parser.add_argument("--keep", action="store_true", help="Keep the temporary home.")
     args = parser.parse_args()
     if not args.skip_http and shutil.which("wrk") is None:
@@ -523,10 +588,18 @@ def main() -> None:
             promote(home, label)
             if not args.skip_http:
                 for workers in args.workers:
-                    http += [
-                        {"champion": kind, **r}
-                        for r in load_ours(home, workers, args.connections, args.duration, workdir)
-                    ]
+                    for fast_path in (True, False) if not args.skip_route_only else (True,):
+                        http += [
+                            {"champion": kind, **r}
+                            for r in load_ours(
+                                home,
+                                workers,
+                                args.connections,
+                                args.duration,
+                                workdir,
+                                fast_path=fast_path,
+                            )
+                        ]
                 http += [
                     {"champion": kind, **r}
                     for r in load_mlflow(home, args.connections, args.duration, workdir)
