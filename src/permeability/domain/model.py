@@ -80,6 +80,7 @@ from permeability.domain.schema import (
     PERMEABILIDAD,
     PERMEABILITY_RANGE,
 )
+from permeability.domain.trees import CompiledEnsemble, compile_ensemble
 from permeability.errors import EmptyFeatureStoreError, InvalidInputError
 
 __all__ = [
@@ -175,6 +176,12 @@ class PermeabilityModel:
 
     ``log_bounds`` is the (low, high) clip range of predicted log WVTR (see :func:`log_bounds`):
     every prediction method applies it, the same way, so the paths stay identical.
+
+    Single records take a fast path (:attr:`fast_path`): a dot product for linear models, the
+    compiled trees of :mod:`permeability.domain.trees` for tree ensembles. The compiled trees
+    are derived state: they are left out of the pickle and rebuilt when it is loaded, so
+    models pickled before they existed load and serve through them, and pickles do not
+    depend on the compiled layout.
     """
 
     def __init__(
@@ -204,6 +211,19 @@ class PermeabilityModel:
         folded = _folded_linear(estimator)
         self._weights: FloatArray | None = None if folded is None else folded[0]
         self._intercept = 0.0 if folded is None else folded[1]
+        self._compiled = self._compile_trees()
+
+    def _compile_trees(self) -> CompiledEnsemble | None:
+        return compile_ensemble(self.estimator) if self._weights is None else None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_compiled", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._compiled = self._compile_trees()
 
     # -- what it knows ---------------------------------------------------------------------
 
@@ -228,8 +248,11 @@ class PermeabilityModel:
 
     @property
     def fast_path(self) -> str:
-        """``"linear"`` when single records are a dot product, else ``"estimator"``."""
-        return "linear" if self._weights is not None else "estimator"
+        """How single records are predicted: ``"linear"`` (a dot product), ``"tree"``
+        (compiled trees) or ``"estimator"`` (the scikit-learn estimator on one row)."""
+        if self._weights is not None:
+            return "linear"
+        return "tree" if self._compiled is not None else "estimator"
 
     def canonical_structures(self, frame: pd.DataFrame) -> NDArray[np.object_]:
         """The frame's structures as the model names them (and calibrates them)."""
@@ -258,11 +281,13 @@ class PermeabilityModel:
         return np.exp(self.predict_log_frame(frame, strict=strict))
 
     def predict_record(self, record: Mapping[str, Any], strict: bool = True) -> float:
-        """Median WVTR of one record: the fast path (a dot product for linear models), clipped
-        to :attr:`log_bounds` exactly as :meth:`predict_frame` clips."""
+        """Median WVTR of one record through the fast path (:attr:`fast_path`), clipped to
+        :attr:`log_bounds` exactly as :meth:`predict_frame` clips."""
         row = self.features.transform_record(record, strict=strict)
         if self._weights is not None:
             return math.exp(self._clipped(float(row @ self._weights) + self._intercept))
+        if self._compiled is not None:
+            return math.exp(self._clipped(self._compiled.predict_row(row)))
         return math.exp(float(self._predict_log_matrix(row.reshape(1, -1))[0]))
 
     def predict_records(

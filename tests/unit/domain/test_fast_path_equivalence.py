@@ -1,9 +1,10 @@
 """The single-record fast path the inference API uses equals the reference frame path.
 
-``PermeabilityModel.predict_record`` (a folded dot product for linear models, the estimator
-on one numpy row otherwise) must give what ``predict_frame`` (feature matrix, estimator, exp)
-gives, to 1e-9 relative, on thousands of random records spread over the whole physical range
-(not only where the training data lies) and typed with the spellings labs use.
+``PermeabilityModel.predict_record`` (a folded dot product for linear models, compiled trees
+for tree ensembles, the estimator on one numpy row otherwise) must give what ``predict_frame``
+(feature matrix, estimator, exp) gives, to 1e-9 relative, on thousands of random records
+spread over the whole physical range (not only where the training data lies) and typed with
+the spellings labs use.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from permeability.domain.schema import CALIBRES
 from permeability.domain.synthetic import generate_lab_data
 
 LINEAR = ("LinearRegression", "Ridge", "Lasso", "ElasticNet")
-#: Tree, kernel and neighbour models predict one row in milliseconds, so fewer records.
-RECORDS = {name: 3000 if name in LINEAR else 200 for name in model_names() if name != AUTO}
+TREES = ("RandomForestRegressor", "GradientBoostingRegressor", "HistGradientBoostingRegressor")
+#: Kernel and neighbour models predict one row in milliseconds, so fewer records.
+RECORDS = {name: 3000 if name in LINEAR + TREES else 200 for name in model_names() if name != AUTO}
 SPELLINGS = {"BOPP": ["BOPP", "bopp ", " Bopp"], "BOPP MET": ["Bopp metalizado", "bopp met"]}
 
 
@@ -69,3 +71,8 @@ def test_record_path_equals_frame_path(name: str) -> None:
 @pytest.mark.parametrize("name", LINEAR)
 def test_linear_models_take_the_dot_product_path(name: str) -> None:
     assert _trained(name).fast_path == "linear"
+
+
+@pytest.mark.parametrize("name", TREES)
+def test_tree_models_take_the_compiled_tree_path(name: str) -> None:
+    assert _trained(name).fast_path == "tree"
