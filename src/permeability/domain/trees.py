@@ -201,7 +201,7 @@ class CompiledEnsemble:
             infinite = np.flatnonzero(np.isinf(comparable))
             if len(infinite):
                 raise InvalidInputError(
-                    f"feature {int(infinite[0])} of the row is {row[infinite[0]]!r}: infinite "
+                    f"feature {int(infinite[0])} of the row is {float(row[infinite[0]])!r}: infinite "
                     f"or too large for the float32 values {self.estimator_name} compares"
                 )
         else:
