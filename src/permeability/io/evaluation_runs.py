@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 
 from permeability.config import ProjectConfig
+from permeability.domain.comparison import ComparisonOutcome
 from permeability.domain.drift import ALL_STRUCTURES, DriftReport
 from permeability.domain.evaluation import (
-    ComparisonOutcome,
     EvaluationMetrics,
     VersionEvaluation,
     window_text,

@@ -19,44 +19,31 @@ metrics, the drift verdict and the figures (written by :mod:`permeability.io.eva
 
 ``compare`` scores the champion and every other available version on the *same* rows (those
 none of them trained on); ``promote_if_better`` (a margin) implies ``compare`` and moves the
-``champion`` alias when a challenger wins by it (:func:`permeability.domain.evaluation.
-compare_versions`), recording the reason in the registry, the runs and the log.
+``champion`` alias when a challenger wins by it (:func:`permeability.domain.comparison.
+compare_versions`), recording the reason in the registry, the runs and the log. The request
+and the report are :mod:`permeability.jobs.evaluation_request`'s (re-exported here).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import pandas as pd
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
 
 from permeability.config import ProjectConfig, load_config
+from permeability.domain.comparison import ComparisonOutcome
 from permeability.domain.drift import DriftThresholds
 from permeability.domain.evaluation import (
-    ComparisonOutcome,
     EvaluationMetrics,
     VersionEvaluation,
     VersionScores,
     window_text,
 )
-from permeability.errors import (
-    EmptyFeatureStoreError,
-    InvalidInputError,
-    NotFoundError,
-    invalid_input_from,
-)
+from permeability.errors import EmptyFeatureStoreError, NotFoundError
 from permeability.io.evaluation_runs import (
     EVALUATION_EXPERIMENT,
     EvaluationScope,
@@ -65,6 +52,12 @@ from permeability.io.evaluation_runs import (
     write_evaluation_runs,
 )
 from permeability.jobs.base import JobContext, job_context, new_run_id
+from permeability.jobs.evaluation_request import (
+    SCHEDULE_ARGS,
+    EvaluationReport,
+    EvaluationRequest,
+    evaluation_request_from_args,
+)
 from permeability.settings import Settings
 
 __all__ = [
@@ -87,136 +80,6 @@ STAGE: Final = "evaluate"
 
 class NothingToEvaluateError(EmptyFeatureStoreError):
     """No labelled rows (and no served prediction) are newer than the version's training."""
-
-
-class EvaluationRequest(BaseModel):
-    """What to evaluate; shared by the CLI, ``POST /evaluate`` and scheduled jobs."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    version: str | None = Field(default=None, description="A version label; default the champion.")
-    all_versions: bool = Field(default=False, description="Evaluate every available version.")
-    since: datetime | None = Field(
-        default=None, description="Only rows dated (or predictions made) at or after this."
-    )
-    compare: bool = Field(
-        default=False, description="Score the champion and all other versions on the same rows."
-    )
-    promote_if_better: float | None = Field(
-        default=None,
-        ge=0.0,
-        lt=1.0,
-        description="Move the champion alias to a challenger that wins by this margin.",
-    )
-
-    @field_validator("version")
-    @classmethod
-    def _safe_label(cls, value: str | None) -> str | None:
-        from permeability.io.model_store import validate_label
-
-        return None if value is None else validate_label(value)
-
-    @field_validator("since")
-    @classmethod
-    def _naive_utc(cls, value: datetime | None) -> datetime | None:
-        """Stored dates are naive UTC; an aware ``since`` is converted, a naive one is UTC."""
-        if value is None or value.tzinfo is None:
-            return value
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> EvaluationRequest:
-        if self.version is not None and self.all_versions:
-            raise ValueError("give either a version or all versions, not both")
-        return self
-
-    @property
-    def comparing(self) -> bool:
-        return self.compare or self.promote_if_better is not None
-
-    @classmethod
-    def parse(cls, **fields: Any) -> EvaluationRequest:
-        """Build a request, turning pydantic's report into one sentence naming the field."""
-        since = fields.get("since")
-        if isinstance(since, date) and not isinstance(since, datetime):
-            fields["since"] = datetime(since.year, since.month, since.day)
-        try:
-            return cls(**fields)
-        except ValidationError as exc:
-            raise invalid_input_from(exc) from exc
-
-
-class EvaluationReport(BaseModel):
-    """What one evaluation did; ``evaluate --json`` and ``POST /evaluate`` return exactly this."""
-
-    evaluation_id: str
-    experiment: str
-    feature_set_version: int
-    since: str | None
-    evaluated: list[VersionEvaluation]
-    skipped: dict[str, str]
-    comparison: ComparisonOutcome | None
-    promoted: str | None
-    drift_flagged: bool
-    seconds: float
-
-    def summary(self) -> str:
-        lines = []
-        for item in self.evaluated:
-            scores = item.recent or item.served
-            figures = (
-                f"MAE {scores.metrics['mae']:.4g}, MAPE {scores.metrics['mape']:.3g} %, "
-                f"coverage {scores.metrics['coverage']:.1%}, wrong approvals "
-                f"{scores.decisions['wrong_approvals']}"
-                if scores is not None
-                else "no scores"
-            )
-            drift = item.drift.summary() if item.drift is not None else "drift not assessed"
-            lines.append(
-                f"version {item.version}: {item.recent_rows} recent rows, {item.served_rows} "
-                f"served predictions; {figures}; {drift}; run {item.run_id}"
-            )
-        lines.extend(f"version {v}: skipped ({why})" for v, why in self.skipped.items())
-        if self.comparison is not None:
-            lines.append(f"comparison: {self.comparison.reason}")
-        if self.promoted is not None:
-            lines.append(f"promoted {self.promoted} to champion")
-        return "\n".join(lines)
-
-
-#: The ``args`` a scheduled evaluation accepts (config ``schedule.jobs[].args``).
-SCHEDULE_ARGS: Final = ("version", "all", "compare", "promote_if_better", "since", "since_days")
-
-
-def evaluation_request_from_args(
-    args: Mapping[str, str | int | float | bool], *, now: datetime | None = None
-) -> EvaluationRequest:
-    """A request from a schedule entry's ``args``; ``since_days: 30`` means the last 30 days."""
-    unknown = sorted(set(args) - set(SCHEDULE_ARGS))
-    if unknown:
-        raise InvalidInputError(
-            f"scheduled evaluation: unknown args {unknown}; allowed: {', '.join(SCHEDULE_ARGS)}"
-        )
-    if "since" in args and "since_days" in args:
-        raise InvalidInputError(
-            "scheduled evaluation: give args.since or args.since_days, not both"
-        )
-    since: Any = args.get("since")
-    if "since_days" in args:
-        days = args["since_days"]
-        if isinstance(days, bool) or not isinstance(days, int) or days < 1:
-            raise InvalidInputError(
-                f"scheduled evaluation: args.since_days must be a whole number of days >= 1, "
-                f"got {days!r}"
-            )
-        since = (now or datetime.now(UTC)).replace(tzinfo=None) - pd.Timedelta(days=days)
-    return EvaluationRequest.parse(
-        version=args.get("version"),
-        all_versions=args.get("all", False),
-        since=since,
-        compare=args.get("compare", False),
-        promote_if_better=args.get("promote_if_better"),
-    )
 
 
 def evaluate(
@@ -426,7 +289,7 @@ def _nothing_reason(
 def _compare(
     context: JobContext, request: EvaluationRequest, scored: list[_Scored], champion: str | None
 ) -> ComparisonOutcome | None:
-    from permeability.domain.evaluation import compare_versions
+    from permeability.domain.comparison import compare_versions
 
     if not request.comparing:
         return None

@@ -1,4 +1,7 @@
-"""Evaluation maths: which rows are new, scoring, metrics, served predictions, champion/challenger."""
+"""Evaluation maths: which rows are new, scoring, metrics, served predictions.
+
+The champion/challenger rule is tested in test_comparison.py.
+"""
 
 from __future__ import annotations
 
@@ -56,6 +59,94 @@ def test_new_rows_are_unseen_samples_and_changed_records() -> None:
     current.loc[2, "Calibre3"] = np.nan
     training.loc[2, "Calibre3"] = np.nan  # missing in both: the same record
     assert ev.new_since_training(current, training).tolist() == [False, True, False, True]
+
+
+CREATED = "2025-06-01T12:00:00+00:00"
+
+
+def _loaded(current: pd.DataFrame, *stamps: str | None) -> pd.DataFrame:
+    """``current`` with an ``ingested_at`` column (UTC) of the given load times."""
+    return current.assign(ingested_at=pd.to_datetime(pd.Series(stamps), utc=True))
+
+
+def test_without_lineage_the_rows_loaded_after_the_version_was_created_are_unseen() -> None:
+    current = _loaded(
+        _records([(1, 5.0, "BOPP"), (2, 6.0, "BOPP"), (3, 7.0, "PET"), (4, 8.0, "PET")]),
+        "2025-05-31T09:00:00+00:00",  # before the version
+        "2025-06-01T12:00:00+00:00",  # loaded the very moment it was created
+        "2025-06-02T08:00:00+00:00",  # after
+        None,  # load time unknown
+    )
+    assert ev.unseen_rows(current, None, CREATED).tolist() == [False, False, True, False]
+
+
+def test_without_lineage_or_dates_no_row_counts_as_unseen() -> None:
+    current = _loaded(_records([(1, 5.0, "BOPP")]), "2025-06-02T08:00:00+00:00")
+    assert ev.unseen_rows(current, None, None).tolist() == [False]
+    assert ev.unseen_rows(current, None, "not a date").tolist() == [False]
+    assert ev.unseen_rows(current.drop(columns=["ingested_at"]), None, CREATED).tolist() == [False]
+
+
+def test_with_lineage_the_training_rows_decide_not_the_load_times() -> None:
+    training = _records([(1, 5.0, "BOPP"), (2, 6.0, "BOPP")])
+    current = _loaded(
+        _records([(1, 5.0, "BOPP"), (2, 6.5, "BOPP"), (3, 7.0, "PET")]),
+        "2025-06-02T08:00:00+00:00",  # loaded again after creation, unchanged: seen
+        "2025-05-31T09:00:00+00:00",  # loaded before creation, but re-measured: unseen
+        "2025-05-31T09:00:00+00:00",  # never in its training: unseen
+    )
+    assert ev.unseen_rows(current, training, CREATED).tolist() == [False, True, True]
+
+
+def test_shared_window_keeps_the_rows_no_compared_version_trained_on() -> None:
+    current = _loaded(
+        _records([(1, 5.0, "BOPP"), (2, 6.0, "BOPP"), (3, 7.0, "PET"), (4, 8.0, "PET")]),
+        "2025-05-01T00:00:00+00:00",
+        "2025-06-10T00:00:00+00:00",
+        "2025-06-20T00:00:00+00:00",
+        "2025-06-30T00:00:00+00:00",
+    )
+    unseen = {
+        "0.1": ev.unseen_rows(current, None, "2025-06-05T00:00:00+00:00"),  # rows 2, 3, 4
+        "0.2": ev.unseen_rows(current, None, "2025-06-15T00:00:00+00:00"),  # rows 3, 4
+        # with lineage: trained on rows 1 and 3, so rows 2 and 4 are unseen
+        "0.3": ev.unseen_rows(current, _records([(1, 5.0, "BOPP"), (3, 7.0, "PET")]), None),
+    }
+    kept, dropped = ev.shared_window(unseen, champion="0.1")
+    assert sorted(kept) == ["0.1", "0.2", "0.3"]
+    assert all(mask.tolist() == [False, False, False, True] for mask in kept.values())
+    assert dropped == {}
+
+
+def test_shared_window_leaves_out_versions_with_nothing_newer_than_the_champion() -> None:
+    unseen = {
+        "0.1": np.array([False, True, True]),  # the champion
+        "0.2": np.array([False, True, False]),  # trained later, row 2 still unseen
+        "0.3": np.array([True, False, False]),  # unseen only where the champion trained
+        "0.4": np.array([False, False, False]),  # trained on everything
+    }
+    kept, dropped = ev.shared_window(unseen, champion="0.1")
+    assert {label: mask.tolist() for label, mask in kept.items()} == {
+        "0.1": [False, True, False],
+        "0.2": [False, True, False],
+    }
+    assert dropped["0.3"].startswith("it trained on every labelled row the champion has not seen")
+    assert dropped["0.4"] == "no labelled data arrived after its training"
+
+
+def test_shared_window_without_a_champion_starts_from_every_versions_unseen_rows() -> None:
+    unseen = {
+        "0.1": np.array([True, True, False]),
+        "0.2": np.array([False, True, True]),
+        "0.3": np.array([False, False, False]),
+    }
+    for champion in (None, "0.9"):  # none set, or set but not among the compared versions
+        kept, dropped = ev.shared_window(unseen, champion=champion)
+        assert {label: mask.tolist() for label, mask in kept.items()} == {
+            "0.1": [False, True, False],
+            "0.2": [False, True, False],
+        }
+        assert dropped == {"0.3": "no labelled data arrived after its training"}
 
 
 def test_on_or_after_keeps_dated_rows_from_the_day_on() -> None:
@@ -226,70 +317,3 @@ def test_served_predictions_are_matched_with_later_results_latest_guide_value_wi
 
 def test_served_scored_of_an_empty_log_is_empty() -> None:
     assert ev.served_scored(_log([]), _records([(1, 5.0, "BOPP")]), "0.1").empty
-
-
-# -- champion / challenger -------------------------------------------------------------------
-
-
-def _metrics(
-    mae: float, coverage: float = 0.9, n: int = 100, r2: float = 0.9
-) -> ev.EvaluationMetrics:
-    return ev.EvaluationMetrics(
-        n=n,
-        level=0.9,
-        metrics={"mae": mae, "coverage": coverage, "r2": r2},
-        per_structure=[],
-        decisions={},
-        first=None,
-        last=None,
-    )
-
-
-def test_a_challenger_that_wins_by_the_margin_wins_and_the_reason_says_so() -> None:
-    outcome = ev.compare_versions(
-        {"0.1": _metrics(1.0), "0.2": _metrics(0.9), "0.3": _metrics(0.97)}, "0.1", margin=0.05
-    )
-    assert outcome.challenger_wins
-    assert outcome.winner == "0.2"
-    assert outcome.improvement == pytest.approx(0.1)
-    assert "0.2 beats champion 0.1" in outcome.reason
-    assert "+10.00%" in outcome.reason
-
-
-def test_a_challenger_below_the_margin_does_not_win() -> None:
-    outcome = ev.compare_versions({"0.1": _metrics(1.0), "0.2": _metrics(0.97)}, "0.1", margin=0.05)
-    assert not outcome.challenger_wins
-    assert outcome.winner == "0.1"
-    assert outcome.best_challenger == "0.2"
-    assert outcome.reason.startswith("champion 0.1 stays")
-
-
-def test_a_challenger_whose_intervals_lie_cannot_win() -> None:
-    outcome = ev.compare_versions(
-        {"0.1": _metrics(1.0), "0.2": _metrics(0.5, coverage=0.8)}, "0.1", margin=0.05
-    )
-    assert not outcome.challenger_wins
-    assert "coverage 0.800" in outcome.reason
-
-
-def test_r2_is_compared_by_absolute_gain() -> None:
-    scores = {"0.1": _metrics(1.0, r2=0.90), "0.2": _metrics(1.0, r2=0.93)}
-    assert ev.compare_versions(scores, "0.1", metric="r2", margin=0.02).challenger_wins
-    assert not ev.compare_versions(scores, "0.1", metric="r2", margin=0.05).challenger_wins
-
-
-def test_without_a_champion_nothing_is_promoted() -> None:
-    outcome = ev.compare_versions({"0.1": _metrics(1.0), "0.2": _metrics(0.5)}, None, margin=0.0)
-    assert not outcome.challenger_wins
-    assert outcome.winner is None
-    assert "no champion" in outcome.reason
-
-
-def test_comparison_refuses_bad_metric_margin_or_different_rows() -> None:
-    scores = {"0.1": _metrics(1.0), "0.2": _metrics(0.5)}
-    with pytest.raises(InvalidInputError, match="metric"):
-        ev.compare_versions(scores, "0.1", metric="accuracy")
-    with pytest.raises(InvalidInputError, match="margin"):
-        ev.compare_versions(scores, "0.1", margin=1.5)
-    with pytest.raises(InvalidInputError, match="same rows"):
-        ev.compare_versions({"0.1": _metrics(1.0), "0.2": _metrics(0.5, n=99)}, "0.1")

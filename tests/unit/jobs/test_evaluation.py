@@ -21,13 +21,8 @@ from permeability.errors import InvalidInputError, NotFoundError
 from permeability.io.exports import write_lab_export
 from permeability.io.model_store import ModelStore
 from permeability.io.registry import Registry, RegistryConfig
-from permeability.jobs.evaluation import (
-    EVALUATION_EXPERIMENT,
-    EvaluationReport,
-    NothingToEvaluateError,
-    evaluate,
-    evaluation_request_from_args,
-)
+from permeability.jobs.evaluation import EVALUATION_EXPERIMENT, NothingToEvaluateError, evaluate
+from permeability.jobs.evaluation_request import EvaluationReport, evaluation_request_from_args
 from permeability.settings import Settings
 
 FIRST_ROWS = 900
