@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -82,6 +83,8 @@ from permeability.domain.schema import (
 )
 from permeability.domain.trees import CompiledEnsemble, compile_ensemble
 from permeability.errors import EmptyFeatureStoreError, InvalidInputError
+
+logger = logging.getLogger("permeability.model")
 
 __all__ = [
     "LOG_CLIP_MARGIN",
@@ -214,7 +217,23 @@ class PermeabilityModel:
         self._compiled = self._compile_trees()
 
     def _compile_trees(self) -> CompiledEnsemble | None:
-        return compile_ensemble(self.estimator) if self._weights is None else None
+        """The compiled trees, or None: then single records go through the estimator.
+
+        Compiling reads scikit-learn's fitted attributes, some of them private; should a
+        future scikit-learn rename one, the model must still load and serve (slower), not fail.
+        """
+        if self._weights is not None:
+            return None
+        try:
+            return compile_ensemble(self.estimator)
+        except Exception as exc:
+            logger.warning(
+                "%s cannot be compiled for single records (%s: %s); using the estimator",
+                type(self.estimator).__name__,
+                type(exc).__name__,
+                exc,
+            )
+            return None
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

@@ -184,6 +184,31 @@ def test_pickled_tree_model_rebuilds_its_compiled_trees(name: str) -> None:
     )
 
 
+def test_a_tree_model_that_cannot_be_compiled_still_loads_and_serves(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A scikit-learn that renamed what the compiler reads must not make a version unloadable."""
+    train = physics_frame(400, seed=23)
+    model = train_model(train, pca_of(train), model="HistGradientBoostingRegressor").model
+    pickled = pickle.dumps(model)
+
+    def renamed(_estimator: object) -> None:
+        raise AttributeError(
+            "'HistGradientBoostingRegressor' object has no attribute '_predictors'"
+        )
+
+    monkeypatch.setattr("permeability.domain.model.compile_ensemble", renamed)
+    restored = pickle.loads(pickled)  # noqa: S301 (own object round trip)
+    assert restored.fast_path == "estimator"
+    assert "cannot be compiled" in caplog.text
+    records = random_records(physics_frame(50, seed=24))
+    np.testing.assert_allclose(
+        [restored.predict_record(r) for r in records],
+        [model.predict_record(r) for r in records],
+        rtol=1e-9,
+    )
+
+
 def test_model_describes_itself_as_json(linear: TrainingOutcome) -> None:
     described = json.loads(json.dumps(linear.model.describe()))
     assert described["model_name"] == "LinearRegression"
