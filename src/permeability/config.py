@@ -75,11 +75,20 @@ class ScheduleParams(_Params):
 class TrainingParams(_Params):
     random_state: int = 42
     cv_folds: int = Field(default=5, ge=2, le=20)
+    calibration: Literal["auto", "split", "cross"] = Field(
+        default="auto",
+        description="How intervals are calibrated: 'split' holds calibration_fraction of the "
+        "training split aside; 'cross' fits on all of it and calibrates on out-of-fold "
+        "residuals; 'auto' is cross up to 20,000 training rows, split above.",
+    )
+    calibration_folds: int = Field(
+        default=5, ge=2, le=20, description="Refits behind cross-conformal residuals."
+    )
     calibration_fraction: float = Field(
         default=0.2,
         gt=0.0,
         lt=0.5,
-        description="Share of the training split kept aside to calibrate prediction intervals.",
+        description="Share of the training split kept aside to calibrate (split-conformal).",
     )
 
 

@@ -162,9 +162,10 @@ class IntervalOut(BaseModel):
         description="null when the calibration set is too small for this level (unbounded)."
     )
     unit: str = PERMEABILITY_UNIT
-    method: str = Field(
+    method: Literal["split-conformal", "cross-conformal"] = Field(
         default="split-conformal",
-        description="Split-conformal on calibration data the model did not train on.",
+        description="Conformal calibration on residuals of rows the predicting model did not "
+        "train on: a held-out part (split) or out-of-fold refits (cross).",
     )
     calibration: Literal["structure", "pooled"] = Field(
         description="'structure': this structure's own residuals; 'pooled': all structures'."

@@ -148,7 +148,7 @@ def answer_sample(
             "lower": lower,
             "upper": upper if upper < math.inf else None,
             "unit": PERMEABILITY_UNIT,
-            "method": "split-conformal",
+            "method": model.calibration.method,
             "calibration": model.calibration.source(structure),
         },
         "specification": None if match.limit is None else _specification(match.limit),

@@ -206,6 +206,8 @@ def _train_reserved(
         cv=cv,
         random_state=context.config.training.random_state,
         calibration_fraction=context.config.training.calibration_fraction,
+        calibration=context.config.training.calibration,
+        calibration_folds=context.config.training.calibration_folds,
         interval_level=context.config.inference.interval_level,
     )
     log.info(
@@ -363,6 +365,9 @@ class _Recorder:
             "cv": self.cv,
             "random_state": training.random_state,
             "calibration_fraction": training.calibration_fraction,
+            "calibration": training.calibration,
+            "calibration_method": outcome.model.calibration.method,
+            "calibration_folds": training.calibration_folds,
             "interval_level": self.context.config.inference.interval_level,
             "description": spec.description or "",
             "feature_set_version": self.features.version,
@@ -478,6 +483,7 @@ class _Recorder:
                 "cv": self.cv,
                 "random_state": self.context.config.training.random_state,
                 "calibration_fraction": self.context.config.training.calibration_fraction,
+                "calibration_method": self.outcome.model.calibration.method,
             },
             **self._counts(),
             "known_structures": _known_structures(outcome.model),

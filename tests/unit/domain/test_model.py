@@ -70,9 +70,12 @@ def _noise_floor(frame: pd.DataFrame, predictions: pd.DataFrame) -> float:
 
 
 def test_outcome_accounts_for_every_row(frame: pd.DataFrame, linear: TrainingOutcome) -> None:
-    assert linear.n_train + linear.n_calibration + linear.n_test == len(frame)
+    """Small data: cross-conformal, the model fits every training row and each of them gives
+    one out-of-fold calibration residual."""
+    assert linear.model.calibration.method == "cross-conformal"
+    assert linear.n_train + linear.n_test == len(frame)
+    assert linear.n_calibration == linear.n_train
     assert linear.n_test == round(0.25 * len(frame))
-    assert linear.n_calibration == round(0.2 * (len(frame) - linear.n_test))
     assert linear.model_name == "LinearRegression"
     assert linear.model.n_train == linear.n_train
     assert linear.seconds > 0
@@ -207,6 +210,52 @@ def test_a_tree_model_that_cannot_be_compiled_still_loads_and_serves(
         [model.predict_record(r) for r in records],
         rtol=1e-9,
     )
+
+
+def test_split_calibration_holds_a_part_of_the_training_split_aside(frame: pd.DataFrame) -> None:
+    split = train_model(frame, pca_of(frame), model="LinearRegression", calibration="split")
+    assert split.model.calibration.method == "split-conformal"
+    assert split.n_train + split.n_calibration + split.n_test == len(frame)
+    assert split.n_calibration == round(0.2 * (len(frame) - split.n_test))
+    assert split.model.n_train == split.n_train
+
+
+def test_auto_calibration_switches_to_split_on_large_training_splits(
+    monkeypatch: pytest.MonkeyPatch, frame: pd.DataFrame
+) -> None:
+    monkeypatch.setattr("permeability.domain.model.CROSS_CALIBRATION_MAX_ROWS", 1000)
+    large = train_model(frame, pca_of(frame), model="LinearRegression")
+    assert large.model.calibration.method == "split-conformal"
+    forced = train_model(frame, pca_of(frame), model="LinearRegression", calibration="cross")
+    assert forced.model.calibration.method == "cross-conformal"
+
+
+def test_cross_conformal_residuals_come_from_refits_that_did_not_see_the_row(
+    frame: pd.DataFrame,
+) -> None:
+    """In-sample residuals of a model fitted on every row would be too small; out-of-fold
+    ones are as large as the test rows' errors (the interval keeps its coverage)."""
+    outcome = train_model(frame, pca_of(frame), model="KNeighborsRegressor")
+    calibration = outcome.model.calibration
+    in_sample = np.abs(
+        np.log(frame["Permeabilidad"].to_numpy()) - np.log(outcome.model.predict_frame(frame))
+    )
+    assert np.median(np.abs(calibration.pooled)) > 2 * np.median(in_sample)
+    assert abs(outcome.metrics["coverage"] - 0.9) < 0.05
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("calibration", "bootstrap", "calibration must be one of auto, split, cross"),
+        ("calibration_folds", 1, "calibration_folds must be from 2 to 20"),
+    ],
+)
+def test_bad_calibration_options_are_refused(
+    frame: pd.DataFrame, option: str, value: object, message: str
+) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        train_model(frame, pca_of(frame), model="LinearRegression", **{option: value})  # type: ignore[arg-type]
 
 
 def test_model_describes_itself_as_json(linear: TrainingOutcome) -> None:

@@ -95,7 +95,9 @@ def test_the_result_names_version_run_lineage_and_metrics(
     assert trained.data_hash == features.data_hash
     assert {"r2", "mae", "mse", "rmse", "mape", "coverage"} <= set(trained.metrics)
     assert trained.cv_scores
-    assert trained.n_train + trained.n_calibration + trained.n_test == len(features.frame)
+    # Small data: cross-conformal, every training row fits the model and calibrates it.
+    assert trained.n_train + trained.n_test == len(features.frame)
+    assert trained.n_calibration == trained.n_train
     assert set(trained.per_structure) == set(features.frame["Estructura"].unique())
     assert registry.get_run(trained.run_id).status == "FINISHED"
 
@@ -111,6 +113,7 @@ def test_the_run_carries_params_metrics_lineage_tags_and_artifacts(
     assert run.params["test_size"] == "0.25"
     assert run.params["cv"] == "3"
     assert run.params["version"] == "0.1"
+    assert run.params["calibration_method"] == "cross-conformal"
     assert run.params["description"] == "first"
     assert run.params["hp_fit_intercept"] == "True"
     assert run.metrics["mae"] == pytest.approx(trained.metrics["mae"])
