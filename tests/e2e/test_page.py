@@ -259,7 +259,7 @@ def test_a_whole_file_is_scored_shown_and_downloaded(
     assert list(result["decision"]) == ["approve", "reject", "", "", ""]
     errors = list(result["error"])
     assert errors[0] == errors[1] == errors[3] == errors[4] == ""
-    assert result.loc[4, "filled"].startswith("Calibre3 filled with the mean")
+    assert str(result.loc[4, "filled"]).startswith("Calibre3 filled with the mean")
     assert "Porc_Humedad" in errors[2]
     assert result.loc[2, "prediction"] == ""
     assert float(str(result.loc[0, "prediction"])) > 0

@@ -17,9 +17,11 @@ from permeability.errors import InvalidInputError
 
 
 def _calibration(
-    residuals: list[float] | np.ndarray, structure: str = "BOPP", **kw: int
+    residuals: list[float] | np.ndarray, structure: str = "BOPP", *, min_calibration: int = 30
 ) -> ConformalCalibration:
-    return ConformalCalibration(residuals, [structure] * len(residuals), **kw)
+    return ConformalCalibration(
+        residuals, [structure] * len(residuals), min_calibration=min_calibration
+    )
 
 
 @pytest.mark.parametrize(
