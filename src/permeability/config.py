@@ -12,6 +12,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from permeability.domain.comparison import ComparisonMetric
 from permeability.errors import InvalidInputError, invalid_input_from
 
 
@@ -126,7 +127,7 @@ class EvaluationParams(_Params):
         default=30, ge=5, description="Rows a structure needs on each side for its own tests."
     )
     drift_bins: int = Field(default=10, ge=2, le=50, description="PSI bins (reference deciles).")
-    compare_metric: Literal["mae", "mse", "rmse", "mape", "r2", "r2_log"] = Field(
+    compare_metric: ComparisonMetric = Field(
         default="mae", description="What champion and challengers are compared on."
     )
     compare_margin: float = Field(

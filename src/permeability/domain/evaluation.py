@@ -32,10 +32,6 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict
 
 from permeability.domain import metrics as m
-
-# Re-exported: the evaluation-run tests import the comparison verdict from here.
-from permeability.domain.comparison import ComparisonOutcome as ComparisonOutcome
-from permeability.domain.comparison import compare_versions as compare_versions
 from permeability.domain.drift import (
     DriftReport,
     DriftThresholds,

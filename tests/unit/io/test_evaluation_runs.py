@@ -16,12 +16,11 @@ import pandas as pd
 import pytest
 
 from permeability.config import ProjectConfig
+from permeability.domain.comparison import ComparisonOutcome, compare_versions
 from permeability.domain.drift import DriftReport, detect_drift
 from permeability.domain.evaluation import (
-    ComparisonOutcome,
     EvaluationMetrics,
     VersionEvaluation,
-    compare_versions,
     evaluate_scored,
 )
 from permeability.domain.synthetic import DriftSpec, MessSpec, generate_lab_data
