@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from deltalake import DeltaTable
 
@@ -203,3 +204,86 @@ def test_reading_a_log_that_does_not_exist_yet_gives_the_columns(tmp_path: Path)
     frame = read_predictions(str(tmp_path))
     assert frame.empty
     assert list(frame.columns) == list(COLUMNS)
+
+
+NULLABLE = [
+    name for name in COLUMNS if name not in {"timestamp", "request_id", "endpoint", "version"}
+]
+
+
+@pytest.mark.parametrize("column", NULLABLE)
+def test_a_none_is_stored_as_null_in_every_nullable_column(tmp_path: Path, column: str) -> None:
+    log = PredictionLog(predictions_uri(str(tmp_path)), flush_interval_s=3600)
+    log.append(_row(0, **{column: None}))
+    log.append(_row(1))
+    assert log.flush() == 2
+    table = DeltaTable(predictions_uri(str(tmp_path))).to_pyarrow_table().sort_by("request_id")
+    assert table.column(column).to_pylist()[0] is None
+    assert table.column(column).null_count == 1
+
+
+def test_a_nan_stays_nan_not_null(tmp_path: Path) -> None:
+    log = PredictionLog(predictions_uri(str(tmp_path)), flush_interval_s=3600)
+    log.append(_row(0, p_exceed=float("nan")))
+    log.flush()
+    column = DeltaTable(predictions_uri(str(tmp_path))).to_pyarrow_table().column("p_exceed")
+    assert column.null_count == 0
+    assert np.isnan(column.to_pylist()[0])
+
+
+def test_a_flush_of_many_conversion_steps_keeps_every_row_in_order(tmp_path: Path) -> None:
+    """More rows than one conversion step (4096) and an odd remainder: nothing shifts."""
+    log = PredictionLog(predictions_uri(str(tmp_path)), flush_interval_s=3600)
+    n = 10_001
+    for i in range(n):
+        log.append(_row(i, prediction=float(i), decision=None if i % 3 else "reject", upper=None))
+    assert log.flush() == n
+    frame = read_predictions(str(tmp_path)).sort_values("Muestra").reset_index(drop=True)
+    assert frame["Muestra"].tolist() == list(range(n))
+    assert frame["prediction"].tolist() == [float(i) for i in range(n)]
+    assert frame["request_id"].tolist() == [f"r-{i}" for i in range(n)]
+    assert frame["decision"].isna().sum() == n - len(range(0, n, 3))
+    assert frame["upper"].isna().all()
+    assert frame["timestamp"].tolist() == [
+        pd.Timestamp(1_767_225_600 + i, unit="s", tz="UTC") for i in range(n)
+    ]
+
+
+def test_rows_appended_by_threads_while_flushing_are_written_exactly_once(
+    tmp_path: Path,
+) -> None:
+    log = PredictionLog(predictions_uri(str(tmp_path)), flush_interval_s=0.01)
+    log.start()
+    threads_n, per_thread = 4, 3000
+
+    def serve(offset: int) -> None:
+        for i in range(per_thread):
+            log.append(_row(offset + i))
+            if i % 500 == 0:
+                time.sleep(0.01)  # let flushes happen between and during the appends
+
+    threads = [threading.Thread(target=serve, args=(k * 100_000,)) for k in range(threads_n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    log.close()
+    muestras = read_predictions(str(tmp_path))["Muestra"].tolist()
+    expected = [k * 100_000 + i for k in range(threads_n) for i in range(per_thread)]
+    assert sorted(muestras) == expected
+    assert log.commits > 1
+
+
+def test_a_row_with_an_unstorable_value_is_dropped_alone_and_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = PredictionLog(predictions_uri(str(tmp_path)), flush_interval_s=3600)
+    for i in range(5):
+        log.append(_row(i, Grados_C="hot" if i == 2 else 38.0))
+    with caplog.at_level("ERROR", logger="permeability.prediction_log"):
+        assert log.flush() == 4
+    assert log.rows_dropped == 1
+    assert "Grados_C" in caplog.text
+    assert sorted(read_predictions(str(tmp_path))["Muestra"]) == [0, 1, 3, 4]
+    log.append(_row(9))
+    assert log.flush() == 1
