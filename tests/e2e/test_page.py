@@ -278,9 +278,9 @@ def test_a_long_file_shows_its_first_rows_and_downloads_them_all(
     page.wait_for_selector("#batch-table:not([hidden])", timeout=60_000)
     assert page.locator("#batch-table tbody tr").count() == 1000
     assert page.text_content("#batch-truncated") == (
-        "Showing the first 1,000 of 1,200 rows; the download has them all."
+        "Showing the first 1,000 of 1,500 rows; the download has them all."
     )
-    assert "1,200 rows scored" in (page.text_content("#batch-summary") or "")
+    assert "1,500 rows scored" in (page.text_content("#batch-summary") or "")
     with page.expect_download() as download_info:
         page.click("#batch-download")
     saved = tmp_path / "all.csv"

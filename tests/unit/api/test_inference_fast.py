@@ -8,7 +8,6 @@ error must (so its shape is always the route's).
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
@@ -205,7 +204,7 @@ def test_lean_answers_land_in_the_prediction_log(
 
 
 def test_a_body_in_several_chunks_is_read_whole(service: tuple[InferenceApp, TestClient]) -> None:
-    app, _client = service
+    app, client = service
     content = json.dumps({"data_test": SEED_SAMPLE}).encode()
     chunks = [content[:10], content[10:50], content[50:]]
     messages = [
@@ -221,6 +220,7 @@ def test_a_body_in_several_chunks_is_read_whole(service: tuple[InferenceApp, Tes
         sent.append(message)
 
     scope = {"type": "http", "method": "POST", "path": "/inference", "headers": []}
-    asyncio.run(app(scope, receive, send))
+    assert client.portal is not None  # the running service's event loop
+    client.portal.call(app, scope, receive, send)
     assert sent[0]["status"] == 200
     assert json.loads(sent[1]["body"])["structure"] == "BOPP"
