@@ -287,3 +287,27 @@ def test_a_row_with_an_unstorable_value_is_dropped_alone_and_counted(
     assert sorted(read_predictions(str(tmp_path))["Muestra"]) == [0, 1, 3, 4]
     log.append(_row(9))
     assert log.flush() == 1
+
+
+def test_a_helper_process_can_make_the_commits_with_the_same_guarantees(tmp_path: Path) -> None:
+    blocker = tmp_path / "store"
+    blocker.write_text("a file where the store folder should be", encoding="utf-8")
+    log = PredictionLog(
+        predictions_uri(str(blocker)), flush_interval_s=3600, write_in_subprocess=True
+    )
+    for i in range(3):
+        log.append(_row(i))
+    assert log.flush() == 0  # the helper's failure comes back: the rows are kept
+    assert log.pending_rows == 3
+    assert log.last_error is not None
+    blocker.unlink()
+    blocker.mkdir()
+    for i in range(3, 5):
+        log.append(_row(i, Estructura=None))
+    assert log.flush() == 5
+    log.append(_row(5))
+    log.close()
+    logged = read_predictions(str(blocker)).sort_values("Muestra")
+    assert list(logged["Muestra"]) == [0, 1, 2, 3, 4, 5]
+    assert logged["Estructura"].isna().sum() == 2
+    assert log.commits == 2
