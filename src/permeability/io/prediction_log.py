@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import signal
 import threading
 import time
 from collections.abc import Mapping
@@ -224,6 +225,11 @@ class PredictionLog:
             self._thread.join(timeout=60)
             self._thread = None
         self.flush()
+        if self.pending_rows and self.write_in_subprocess:
+            # The helper may be gone (a crash, or a signal sent to the whole process group):
+            # the last rows are written here rather than lost.
+            self.write_in_subprocess = False
+            self.flush()
         if self._writer is not None:
             self._writer.shutdown(wait=True)
             self._writer = None
@@ -302,7 +308,9 @@ class PredictionLog:
         """The commit made by the helper process (started on first use, restarted if it died)."""
         if self._writer is None:
             self._writer = ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn")
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_ignore_interrupts,
             )
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, table.schema) as stream:
@@ -315,6 +323,12 @@ class PredictionLog:
             broken, self._writer = self._writer, None
             broken.shutdown(wait=False, cancel_futures=True)
             raise
+
+
+def _ignore_interrupts() -> None:
+    """Ctrl-C in a terminal reaches the whole process group; the helper must outlive it, so
+    the service's last flush at shutdown still has it (the service stops it afterwards)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def append_table(uri: str, table: pa.Table, storage_options: dict[str, str] | None) -> None:

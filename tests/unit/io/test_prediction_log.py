@@ -311,3 +311,18 @@ def test_a_helper_process_can_make_the_commits_with_the_same_guarantees(tmp_path
     assert list(logged["Muestra"]) == [0, 1, 2, 3, 4, 5]
     assert logged["Estructura"].isna().sum() == 2
     assert log.commits == 2
+
+
+def test_the_last_rows_are_written_even_if_the_helper_process_is_gone(tmp_path: Path) -> None:
+    log = PredictionLog(
+        predictions_uri(str(tmp_path)), flush_interval_s=3600, write_in_subprocess=True
+    )
+    log.append(_row(0))
+    assert log.flush() == 1  # the helper is running now
+    assert log._writer is not None
+    for process in list(log._writer._processes.values()):  # a crash of the helper
+        process.kill()
+        process.join()
+    log.append(_row(1))
+    log.close()
+    assert sorted(read_predictions(str(tmp_path))["Muestra"]) == [0, 1]
