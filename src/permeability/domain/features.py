@@ -172,7 +172,28 @@ def _numeric_column(frame: pd.DataFrame, column: str) -> FloatArray:
     return values
 
 
+def _plain_bounds(column: str) -> tuple[float, float]:
+    """(low, high) such that a float with low < x <= high passes :func:`_check_scalar`
+    (an inclusive lower bound is nudged one ulp down)."""
+    low, high = _range_of(column)
+    return (low if column in _LOWER_EXCLUSIVE else math.nextafter(low, -math.inf)), high
+
+
+#: Per column, the bounds of the common case checked in one comparison (see _record_number).
+_PLAIN_BOUNDS: Final = {column: _plain_bounds(column) for column in NUMERIC_INPUTS}
+
+
 def _record_number(record: Mapping[str, Any], column: str) -> float:
+    """The column's value as a float, or InvalidInputError naming the field and the problem.
+
+    The common case (a float already in range, as a validated request gives) is decided by one
+    type check and one chained comparison; everything else takes the full path below.
+    """
+    raw = record.get(column)
+    if type(raw) is float:
+        low, high = _PLAIN_BOUNDS[column]
+        if low < raw <= high:
+            return raw
     if column not in record:
         raise InvalidInputError(f"record is missing {column}")
     raw = record[column]

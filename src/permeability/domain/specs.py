@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Final
 
 import numpy as np
@@ -296,10 +296,16 @@ def _thickness_reason(structure: str, thickness_um: float, candidates: Iterable[
     )
 
 
+@lru_cache(maxsize=256)
+def _stated_conditions(candidates: tuple[SpecLimit, ...]) -> str:
+    """The conditions a set of limits is stated at (limits are immutable: worded once)."""
+    return "; ".join(sorted({c.conditions_text() for c in candidates}))
+
+
 def _conditions_reason(
     temperature_c: float, humidity_pct: float, candidates: Iterable[SpecLimit]
 ) -> str:
-    stated = "; ".join(sorted({c.conditions_text() for c in candidates}))
+    stated = _stated_conditions(tuple(candidates))
     return (
         f"test conditions {temperature_c:g} °C / {humidity_pct:g} % RH do not match the "
         f"conditions the limit is stated at ({stated}), so the result cannot be judged against it"
