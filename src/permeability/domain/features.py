@@ -471,4 +471,6 @@ class FeatureBuilder:
 
 
 def _log_scalar(value: float) -> float:
-    return math.log(value)
+    """``math.log`` that gives what ``np.log`` gives at 0 (-inf): a positive input so tiny that
+    its ratio to the reference underflows must not raise where the frame path clips."""
+    return math.log(value) if value > 0.0 else -math.inf

@@ -77,6 +77,7 @@ BODIES: dict[str, Any] = {
     "text in a number": {"data_test": {**SEED_SAMPLE, "Grados_C": "hot"}},
     "impossible humidity": {"data_test": {**SEED_SAMPLE, "Porc_Humedad": 140}},
     "mean disagrees": {"data_test": {**SEED_SAMPLE, "CalibreProm": 30.0}},
+    "humidity just above 0": {"data_test": {**SEED_SAMPLE, "Porc_Humedad": 5e-324}},
     "missing field": {"data_test": {k: v for k, v in SEED_SAMPLE.items() if k != "Calibre3"}},
     "no data_test": {"version": "0.1"},
     "level out of range": {"data_test": SEED_SAMPLE, "level": 1.5},
@@ -91,6 +92,7 @@ def test_the_lean_path_answers_like_the_route(
 ) -> None:
     app, client = service
     fast, route = _both_ways(app, client, json.dumps(BODIES[name]).encode())
+    assert fast.status_code < 500, fast.text
     assert fast.status_code == route.status_code, (fast.text, route.text)
     assert fast.headers["content-type"] == route.headers["content-type"]
     assert _comparable(fast) == _comparable(route)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 import pickle
 
 import numpy as np
@@ -17,7 +18,16 @@ from permeability.domain.features import (
     UnknownStructureError,
 )
 from permeability.domain.pca import fit_caliper_pca
-from permeability.domain.schema import CALIBRE_PROM, CALIBRES, ESTRUCTURA, GRADOS_C, PORC_HUMEDAD
+from permeability.domain.schema import (
+    CALIBRE_PROM,
+    CALIBRES,
+    CALIPER_RANGE_UM,
+    ESTRUCTURA,
+    GRADOS_C,
+    HUMIDITY_RANGE_PCT,
+    PORC_HUMEDAD,
+    TEMPERATURE_RANGE_C,
+)
 from permeability.errors import InvalidInputError
 from tests.unit.domain.lab_frames import law, pca_of, physics_frame, random_records
 
@@ -306,3 +316,49 @@ def test_two_components_carry_caliper_variation(frame: pd.DataFrame) -> None:
     start = len(PHYSICS_FEATURES)
     expected = pca.transform(frame[list(CALIBRES)].to_numpy())
     np.testing.assert_allclose(matrix[:, start : start + pca.n_components], expected, atol=1e-9)
+
+
+_RANGES = {
+    GRADOS_C: (TEMPERATURE_RANGE_C, False),
+    PORC_HUMEDAD: (HUMIDITY_RANGE_PCT, True),
+    "Calibre2": (CALIPER_RANGE_UM, True),
+    CALIBRE_PROM: (CALIPER_RANGE_UM, True),
+}
+
+
+@pytest.mark.parametrize("column", sorted(_RANGES))
+def test_the_record_path_takes_exactly_the_values_of_the_physical_range(
+    frame: pd.DataFrame, column: str
+) -> None:
+    """Both bounds, one float step beyond each, and non-finite values, for inclusive and
+    exclusive lower bounds: the record path accepts what the frame path accepts."""
+    builder = _builder(frame, interactions=False)
+    base = random_records(frame)[0]
+    (low, high), lower_exclusive = _RANGES[column]
+    candidates = [
+        low,
+        math.nextafter(low, -math.inf),
+        math.nextafter(low, math.inf),
+        high,
+        math.nextafter(high, math.inf),
+        math.nan,
+        math.inf,
+        -math.inf,
+    ]
+    for value in candidates:
+        record = {**base, column: value}
+        frame_ok = True
+        try:
+            builder.transform_frame(pd.DataFrame([record]))
+        except InvalidInputError:
+            frame_ok = False
+        problem = ""
+        try:
+            builder.transform_record(record)
+        except InvalidInputError as exc:
+            problem = str(exc)
+        record_ok = problem == ""
+        assert record_ok or column in problem
+        assert record_ok == frame_ok, (column, value)
+        expected = math.isfinite(value) and (value > low if lower_exclusive else value >= low)
+        assert record_ok == (expected and value <= high), (column, value)
