@@ -413,7 +413,10 @@ class FeatureBuilder:
         lookup = np.array([self._category_of(str(u), strict) for u in uniques], dtype=np.intp)
         category = lookup[codes]
         inputs = {column: _numeric_column(frame, column) for column in NUMERIC_INPUTS}
-        base = self._base_columns(inputs)
+        # A positive input so tiny that its ratio to the reference underflows logs to -inf
+        # (as on the record path); that is expected, not worth a warning per batch.
+        with np.errstate(divide="ignore"):
+            base = self._base_columns(inputs)
         n, width_total = len(frame), self.n_features
         matrix = np.zeros((n, width_total), dtype=np.float64)
         for j, column in enumerate(base):
