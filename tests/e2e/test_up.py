@@ -48,6 +48,14 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
+def _descendants(pid: int) -> list[int]:
+    """Children, grandchildren... (the MLflow UI runs `mlflow ui`, which runs uvicorn)."""
+    found = []
+    for child in _children(pid):
+        found += [child, *_descendants(child)]
+    return found
+
+
 @pytest.mark.e2e
 def test_up_serves_every_part_and_ctrl_c_stops_them_all(tmp_path: Path) -> None:
     training, inference, ui = _free_ports(3)
@@ -68,6 +76,8 @@ def test_up_serves_every_part_and_ctrl_c_stops_them_all(tmp_path: Path) -> None:
         assert any("champion: 0.1" in line for line in printed)
         children = _children(process.pid)
         assert len(children) == 4  # training API, inference API, MLflow UI, scheduler
+        everything = _descendants(process.pid)
+        assert len(everything) > len(children)  # e.g. the MLflow UI's own server process
 
         answer = httpx.post(f"http://127.0.0.1:{inference}/inference", json=SEED_BODY, timeout=30)
         assert answer.status_code == 200, answer.text
@@ -77,12 +87,18 @@ def test_up_serves_every_part_and_ctrl_c_stops_them_all(tmp_path: Path) -> None:
 
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 0
-        for child in children:
-            assert not Path(f"/proc/{child}").exists() or _is_zombie(child)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not all(_gone(p) for p in everything):
+            time.sleep(0.1)
+        assert [p for p in everything if not _gone(p)] == []
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def _gone(pid: int) -> bool:
+    return not Path(f"/proc/{pid}").exists() or _is_zombie(pid)
 
 
 def _is_zombie(pid: int) -> bool:

@@ -326,9 +326,11 @@ class PredictionLog:
 
 
 def _ignore_interrupts() -> None:
-    """Ctrl-C in a terminal reaches the whole process group; the helper must outlive it, so
-    the service's last flush at shutdown still has it (the service stops it afterwards)."""
+    """Ctrl-C in a terminal, or a supervisor's SIGTERM, reaches the whole process group; the
+    helper must outlive it, so the service's last flush at shutdown still has it. The service
+    stops it afterwards (and if the service dies, the helper's queue closes and it exits)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def append_table(uri: str, table: pa.Table, storage_options: dict[str, str] | None) -> None:

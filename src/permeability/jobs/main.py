@@ -15,6 +15,7 @@ never fails because the first one succeeded:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -228,7 +229,9 @@ class Supervisor:
         environment = {**os.environ, "PERMEABILITY_HOME": str(self._settings.paths.root)}
         environment.update(dict(service.environment))
         command = [sys.executable, "-m", "permeability", *service.arguments]
-        process = subprocess.Popen(command, env=environment)  # noqa: S603
+        # Each service in its own process group: `permeability ui` runs `mlflow ui`, which
+        # runs uvicorn; stopping the group stops them all, not only the direct child.
+        process = subprocess.Popen(command, env=environment, start_new_session=True)  # noqa: S603
         self._children.append((service, process))
         self._logger.info("started %s (pid %d): %s", service.name, process.pid, " ".join(command))
 
@@ -258,18 +261,40 @@ class Supervisor:
         return None
 
     def stop(self, grace_s: float = 10.0) -> None:
+        """SIGTERM to every service's process group, SIGKILL to a group still there after
+        ``grace_s`` (a service that exited may have left descendants behind: they go too)."""
         for _, process in self._children:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
+            _signal_group(process.pid, signal.SIGTERM)
         deadline = time.monotonic() + grace_s
         for service, process in self._children:
             try:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 self._logger.warning("%s did not stop in time; killing it", service.name)
-                process.kill()
+                _signal_group(process.pid, signal.SIGKILL)
                 process.wait()
+        for service, process in self._children:
+            while _group_alive(process.pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _group_alive(process.pid):
+                self._logger.warning(
+                    "processes left by %s did not stop; killing them", service.name
+                )
+                _signal_group(process.pid, signal.SIGKILL)
         self._children.clear()
+
+
+def _signal_group(group: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, signum)
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 def _answers(url: str) -> bool:
