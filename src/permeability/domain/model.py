@@ -36,7 +36,7 @@ import functools
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Final
@@ -556,15 +556,14 @@ def _cross_validate(
         raise InvalidInputError(
             f"cv={folds} folds need at least {folds} fitting rows, got {len(frame)}"
         )
-    splitter = KFold(n_splits=folds, shuffle=True, random_state=random_state)
     maes: list[float] = []
     r2s: list[float] = []
-    for train_rows, valid_rows in splitter.split(frame):
-        train, valid = frame.iloc[train_rows], frame.iloc[valid_rows]
-        fitted = _fit(name, params, train, pca, random_state=random_state, hierarchy=hierarchy)
-        predicted = _predict(fitted, valid)
-        maes.append(m.mae(_target(valid), predicted))
-        r2s.append(m.r2(_target(valid), predicted))
+    for valid_rows, predicted in _out_of_fold(
+        name, params, frame, pca, folds=folds, random_state=random_state, hierarchy=hierarchy
+    ):
+        measured = _target(frame.iloc[valid_rows])
+        maes.append(m.mae(measured, predicted))
+        r2s.append(m.r2(measured, predicted))
     return {
         "folds": float(folds),
         "mae_mean": float(np.mean(maes)),
@@ -653,12 +652,35 @@ def _out_of_fold_residuals(
     the wide side. Features (structure levels, slopes) are refitted inside every fold.
     """
     residuals = np.empty(len(frame), dtype=np.float64)
+    for held_rows, predicted in _out_of_fold(
+        name, params, frame, pca, folds=folds, random_state=random_state, hierarchy=hierarchy
+    ):
+        residuals[held_rows] = np.log(_target(frame.iloc[held_rows])) - np.log(predicted)
+    return residuals
+
+
+def _out_of_fold(
+    name: str,
+    params: Mapping[str, Any] | None,
+    frame: pd.DataFrame,
+    pca: CaliperPCA,
+    *,
+    folds: int,
+    random_state: int,
+    hierarchy: _Hierarchy,
+) -> Iterator[tuple[NDArray[np.intp], FloatArray]]:
+    """(held-out positions, their predictions) per K-fold refit; features refitted per fold."""
     splitter = KFold(n_splits=folds, shuffle=True, random_state=random_state)
     for train_rows, held_rows in splitter.split(frame):
-        train, held = frame.iloc[train_rows], frame.iloc[held_rows]
-        fitted = _fit(name, params, train, pca, random_state=random_state, hierarchy=hierarchy)
-        residuals[held_rows] = np.log(_target(held)) - np.log(_predict(fitted, held))
-    return residuals
+        fitted = _fit(
+            name,
+            params,
+            frame.iloc[train_rows],
+            pca,
+            random_state=random_state,
+            hierarchy=hierarchy,
+        )
+        yield held_rows, _predict(fitted, frame.iloc[held_rows])
 
 
 # -- training -------------------------------------------------------------------------------

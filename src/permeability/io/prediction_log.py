@@ -337,25 +337,22 @@ def append_table(uri: str, table: pa.Table, storage_options: dict[str, str] | No
     """One Delta append commit of ``table`` (creating the table with the log's settings)."""
     from deltalake import write_deltalake
 
-    try:
-        write_deltalake(
-            uri,
-            table,
-            mode="append",
-            configuration=TABLE_CONFIGURATION,
-            storage_options=storage_options,
-        )
-    except Exception:
-        # Two writers creating the table at the same instant: the loser retries as an
-        # ordinary append to the table the winner created.
-        time.sleep(0.05)
-        write_deltalake(
-            uri,
-            table,
-            mode="append",
-            configuration=TABLE_CONFIGURATION,
-            storage_options=storage_options,
-        )
+    for attempt in (1, 2):
+        try:
+            write_deltalake(
+                uri,
+                table,
+                mode="append",
+                configuration=TABLE_CONFIGURATION,
+                storage_options=storage_options,
+            )
+            return
+        except Exception:
+            if attempt == 2:
+                raise
+            # Two writers creating the table at the same instant: the loser retries as an
+            # ordinary append to the table the winner created.
+            time.sleep(0.05)
 
 
 def append_ipc(uri: str, data: bytes, storage_options: dict[str, str] | None) -> None:

@@ -133,10 +133,8 @@ def test_a_version_not_yet_in_memory_is_loaded_by_the_route_then_served(
     assert first.json()["prediction"] == again.json()["prediction"]
 
 
-def test_valid_requests_skip_fastapis_stack_and_errors_take_it(
-    service: tuple[InferenceApp, TestClient], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _app, client = service
+def _record_fastapi_requests(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths of the HTTP requests that reach FastAPI's own stack, from now on."""
     reached: list[str] = []
     original = FastAPI.__call__
 
@@ -146,6 +144,14 @@ def test_valid_requests_skip_fastapis_stack_and_errors_take_it(
         await original(self, scope, receive, send)
 
     monkeypatch.setattr(FastAPI, "__call__", recording)
+    return reached
+
+
+def test_valid_requests_skip_fastapis_stack_and_errors_take_it(
+    service: tuple[InferenceApp, TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _app, client = service
+    reached = _record_fastapi_requests(monkeypatch)
     assert client.post("/inference", json={"data_test": SEED_SAMPLE}).status_code == 200
     assert reached == []
     bad = client.post("/inference", json={"data_test": {**SEED_SAMPLE, "Grados_C": "hot"}})
@@ -162,15 +168,7 @@ def test_the_lean_path_can_be_switched_off_in_the_config(
     champion.label = "0.1"
     config = tmp_path / "config.yaml"
     config.write_text("inference:\n  fast_path: false\n", encoding="utf-8")
-    reached: list[str] = []
-    original = FastAPI.__call__
-
-    async def recording(self: FastAPI, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            reached.append(scope["path"])
-        await original(self, scope, receive, send)
-
-    monkeypatch.setattr(FastAPI, "__call__", recording)
+    reached = _record_fastapi_requests(monkeypatch)
     configured = settings.model_copy(update={"config_file": config})
     with TestClient(create_inference_app(configured)) as client:
         answer = client.post("/inference", json={"data_test": SEED_SAMPLE})
