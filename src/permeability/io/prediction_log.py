@@ -36,6 +36,7 @@ import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Final
 
 import numpy as np
@@ -319,7 +320,9 @@ class PredictionLog:
             self._writer.submit(
                 append_ipc, self.uri, sink.getvalue().to_pybytes(), self.storage_options
             ).result(timeout=600)
-        except BaseException:
+        except (BrokenProcessPool, TimeoutError):
+            # The helper died or hangs: the next flush starts a new one. A write error inside
+            # a healthy helper (store unwritable) just fails this flush; the helper stays.
             broken, self._writer = self._writer, None
             broken.shutdown(wait=False, cancel_futures=True)
             raise

@@ -300,11 +300,14 @@ def test_a_helper_process_can_make_the_commits_with_the_same_guarantees(tmp_path
     assert log.flush() == 0  # the helper's failure comes back: the rows are kept
     assert log.pending_rows == 3
     assert log.last_error is not None
+    helper = log._writer
+    assert helper is not None  # a write error does not cost a new helper process
     blocker.unlink()
     blocker.mkdir()
     for i in range(3, 5):
         log.append(_row(i, Estructura=None))
     assert log.flush() == 5
+    assert log._writer is helper
     log.append(_row(5))
     log.close()
     logged = read_predictions(str(blocker)).sort_values("Muestra")
