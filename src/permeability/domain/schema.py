@@ -44,7 +44,11 @@ CALIPER_MEAN_REL_TOL: Final = 0.03
 CALIPER_MEAN_ABS_TOL_UM: Final = 0.2
 
 
+def caliper_mean_tolerance(readings_mean: float) -> float:
+    """How far (µm) a stated caliper mean may be from the mean of the readings."""
+    return max(CALIPER_MEAN_ABS_TOL_UM, CALIPER_MEAN_REL_TOL * abs(readings_mean))
+
+
 def caliper_mean_consistent(mean: float, readings_mean: float) -> bool:
     """Whether a stated caliper mean agrees with the mean of the readings."""
-    tolerance = max(CALIPER_MEAN_ABS_TOL_UM, CALIPER_MEAN_REL_TOL * abs(readings_mean))
-    return abs(mean - readings_mean) <= tolerance
+    return abs(mean - readings_mean) <= caliper_mean_tolerance(readings_mean)

@@ -24,8 +24,6 @@ from permeability.domain.cleaning import UNITS, CaliperFill, fill_calipers, pars
 from permeability.domain.schema import (
     CALIBRE_PROM,
     CALIBRES,
-    CALIPER_MEAN_ABS_TOL_UM,
-    CALIPER_MEAN_REL_TOL,
     CALIPER_RANGE_UM,
     ESTRUCTURA,
     GRADOS_C,
@@ -33,6 +31,7 @@ from permeability.domain.schema import (
     MUESTRA,
     PORC_HUMEDAD,
     TEMPERATURE_RANGE_C,
+    caliper_mean_tolerance,
 )
 from permeability.errors import InvalidInputError
 from permeability.io.model_cache import LoadedModel
@@ -225,15 +224,10 @@ def _fill_calipers(
         fill.inconsistent,
         lambda i: (
             f"{CALIBRE_PROM} {stated[i]:g} is inconsistent with the mean of the readings "
-            f"{means[i]:.2f} (tolerance ± {_mean_tolerance(means[i]):.2f} µm)"
+            f"{means[i]:.2f} (tolerance ± {caliper_mean_tolerance(means[i]):.2f} µm)"
         ),
     )
     return fill
-
-
-def _mean_tolerance(readings_mean: float) -> float:
-    """The tolerance :func:`permeability.domain.schema.caliper_mean_consistent` allows."""
-    return max(CALIPER_MEAN_ABS_TOL_UM, CALIPER_MEAN_REL_TOL * abs(readings_mean))
 
 
 # -- the filled note --------------------------------------------------------------------------
