@@ -29,36 +29,36 @@ from permeability.domain.synthetic import generate_lab_data
 
 
 def evaluate(rows: int, seed: int, method: str, model: str, holdout: Any) -> dict[str, Any]:
-    from permeability.domain.intervals import decide_many
+    """Train on ``rows`` generated rows and score the hold-out with the service's batch scorer
+    (the same intervals, limits and decisions a lab would get)."""
+    from permeability.io.model_cache import LoadedModel
     from permeability.io.specs import load_specs
+    from permeability.jobs.predict import DecisionPolicy, score_frame
 
     frame = generate_lab_data(rows, seed, mess=None)
     pca = fit_caliper_pca(frame[list(CALIBRES)].to_numpy(), 0.99)
     started = time.perf_counter()
     outcome = train_model(frame, pca, model=model, random_state=seed, calibration=method)
     seconds = time.perf_counter() - started
-    trained = outcome.model
-    names = trained.canonical_structures(holdout)
-    predicted = trained.predict_frame(holdout)
-    lower, upper = trained.calibration.intervals(predicted, names, 0.9)
+    loaded = LoadedModel(
+        version=f"{method}-{rows}-{seed}",
+        model=outcome.model,
+        metadata={},
+        known_structures=frozenset(outcome.model.known_structures),
+        loaded_at=time.time(),
+        signature=(0, 0),
+    )
+    policy = DecisionPolicy.from_params(InferenceParams())
+    scored = score_frame(holdout, loaded, load_specs(None), policy).frame
+    names = scored["structure"].astype(str).to_numpy()
+    predicted = scored["prediction"].to_numpy(dtype=float)
+    lower = scored["lower"].to_numpy(dtype=float)
+    upper = scored["upper"].to_numpy(dtype=float)
     measured = holdout["Permeabilidad"].to_numpy(dtype=float)
     covered = (measured >= lower) & (measured <= upper)
-    gaps = []
-    for name in sorted(set(names)):
-        rows_of = names == name
-        gaps.append(abs(float(covered[rows_of].mean()) - 0.9))
-    specs = load_specs(None)
-    match = specs.match_many(
-        names, holdout["Grados_C"], holdout["Porc_Humedad"], holdout["CalibreProm"]
-    )
-    limits = np.full(len(holdout), np.nan)
-    has = match.limit_index >= 0
-    limits[has] = [specs.limits[i].max_permeability for i in match.limit_index[has]]
-    policy = InferenceParams()
-    decisions = np.full(len(holdout), "", dtype=object)
-    p = trained.calibration.p_exceed_many(predicted[has], names[has], limits[has])
-    decisions[has] = decide_many(p, policy.approve_below, policy.reject_above)
-    quality = decision_quality(measured, decisions, limits)
+    gaps = [abs(float(covered[names == name].mean()) - policy.level) for name in sorted(set(names))]
+    decisions = scored["decision"].astype(object).where(scored["decision"].notna(), "")
+    quality = decision_quality(measured, decisions.to_numpy(), scored["limit"].to_numpy(float))
     return {
         "rows": rows,
         "seed": seed,
