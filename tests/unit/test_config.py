@@ -35,6 +35,9 @@ def test_file_overrides_defaults(tmp_path: Path) -> None:
         ("schedule:\n  jobs:\n    - {name: x, kind: acquire, cron: 'every day'}\n", "cron"),
         ("[1, 2]\n", "mapping"),
         ("acquisition: [\n", "not valid YAML"),
+        ("training:\n  calibration: bootstrap\n", "training.calibration"),
+        ("training:\n  calibration_folds: 1\n", "training.calibration_folds"),
+        ("inference:\n  fast_path: sometimes\n", "inference.fast_path"),
     ],
 )
 def test_bad_config_names_the_field(tmp_path: Path, text: str, fragment: str) -> None:
