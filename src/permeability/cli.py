@@ -288,36 +288,9 @@ def serve(
     os.environ.setdefault(
         "PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="permeability-metrics-")
     )
-    _run_workers(f"{module_name}:{factory_name}", workers, host, bound_port, access_log)
+    from permeability.api.workers import run_workers
 
-
-def _run_workers(app_path: str, workers: int, host: str, port: int, access_log: bool) -> None:
-    """What ``uvicorn.run(..., workers=N)`` does, plus TCP_NODELAY on the listening socket.
-
-    uvicorn binds that socket without naming the TCP protocol, so asyncio does not switch
-    Nagle's algorithm off on the accepted connections, and every small answer waits ~40 ms for
-    the client's delayed ACK (measured: 180 req/s instead of thousands). Linux copies the
-    option from the listening socket to each accepted one.
-    """
-    import contextlib
-    import socket
-
-    import uvicorn
-    from uvicorn.supervisors import Multiprocess
-
-    config = uvicorn.Config(
-        app_path,
-        factory=True,
-        workers=workers,
-        host=host,
-        port=port,
-        access_log=access_log,
-        lifespan="on",
-    )
-    sock = config.bind_socket()
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    with contextlib.suppress(KeyboardInterrupt):
-        Multiprocess(config, sockets=[sock]).run()
+    run_workers(f"{module_name}:{factory_name}", workers, host, bound_port, access_log=access_log)
 
 
 @app.command()

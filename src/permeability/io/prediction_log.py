@@ -213,6 +213,10 @@ class PredictionLog:
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop.clear()
+        if self.write_in_subprocess and self._writer is None:
+            # Started now, not at the first flush: its start-up (a Python process importing
+            # deltalake, about 1.5 s of CPU) would otherwise compete with the first requests.
+            self._writer = _start_writer()
         self._thread = threading.Thread(
             target=self._run, name="prediction-log-flusher", daemon=True
         )
@@ -308,11 +312,7 @@ class PredictionLog:
     def _write_elsewhere(self, table: pa.Table) -> None:
         """The commit made by the helper process (started on first use, restarted if it died)."""
         if self._writer is None:
-            self._writer = ProcessPoolExecutor(
-                max_workers=1,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_ignore_interrupts,
-            )
+            self._writer = _start_writer()
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, table.schema) as stream:
             stream.write_table(table)
@@ -326,6 +326,26 @@ class PredictionLog:
             broken, self._writer = self._writer, None
             broken.shutdown(wait=False, cancel_futures=True)
             raise
+
+
+def _start_writer() -> ProcessPoolExecutor:
+    """The helper process, started and told to import the Delta writer (without waiting)."""
+    writer = ProcessPoolExecutor(
+        max_workers=1,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_prepare_writer,
+    )
+    writer.submit(_ready)
+    return writer
+
+
+def _ready() -> None:
+    """A first task: makes the pool start its process now rather than at the first write."""
+
+
+def _prepare_writer() -> None:
+    _ignore_interrupts()
+    import deltalake  # noqa: F401  (imported once here, not inside the first commit)
 
 
 def _ignore_interrupts() -> None:
