@@ -5,18 +5,19 @@ the inputs (the structure as typed and its canonical name), the outputs, the mod
 the interval level and the latency.
 
 Writing one Delta commit per request would cost milliseconds and leave thousands of tiny
-files, so requests only append to in-memory column buffers (a lock and a few list appends,
-about 2 µs) and a background thread writes everything buffered as ONE append commit
-every ``flush_interval_s`` seconds, or sooner when ``max_buffer_rows`` are waiting. The
-flusher converts the buffers to Arrow a few thousand values at a time and pauses between
-steps, so a request thread never waits more than about a millisecond for the GIL (in one
-piece, 25k rows held it ~20 ms and showed up as p99 latency spikes). ``close()``
+files, so requests only append to in-memory column buffers (typed C arrays, see
+:mod:`permeability.io.prediction_rows`: a lock and a few appends, about 3 µs) and a
+background thread writes everything buffered as ONE append commit every
+``flush_interval_s`` seconds, or sooner when ``max_buffer_rows`` are waiting. Turning the
+buffers into Arrow reads no Python object back but the request ids, so the flusher holds the
+GIL for milliseconds per flush, not the tens of milliseconds that lists of Python values cost
+(those showed up as p99 latency of the serving thread). ``close()``
 stops the thread and flushes what is left, so a clean shutdown loses nothing. If a write
 fails (disk full, store unreachable) the rows are kept and retried on the next flush; only
 beyond ``max_pending_rows`` are the oldest dropped, and that is logged with the count.
 
 With ``write_in_subprocess=True`` (the inference service) the Delta write itself runs in a
-helper process: the flusher hands it the batch as Arrow IPC bytes and waits. The write holds
+helper process: the flusher hands it the batch as an Arrow IPC file and waits. The write holds
 the GIL in stretches of 3–5 ms and costs tens of milliseconds of CPU per commit; in the serving
 process that showed up as p99 latency, in its own process the OS shares the cores in finer
 slices and the request thread never waits for it. The rows stay in this process until the
@@ -29,9 +30,12 @@ optimistic concurrency lets concurrent appends both commit.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
+import os
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Mapping
@@ -51,6 +55,7 @@ from permeability.domain.schema import (
     MUESTRA,
     PORC_HUMEDAD,
 )
+from permeability.io.prediction_rows import RowBuffer, UnstorableValueError, timestamps
 
 PREDICTIONS_TABLE: Final = "predictions"
 ENDPOINTS: Final = ("single", "batch", "cli")
@@ -92,11 +97,6 @@ SCHEMA: Final = pa.schema(
     ]
 )
 COLUMNS: Final = tuple(SCHEMA.names)
-
-# Rows per conversion step of a flush (well under 1 ms of GIL each), and the pause after
-# each step that hands the GIL to a request thread waiting for it.
-_SLICE_ROWS: Final = 4096
-_YIELD_S: Final = 0.00005
 
 # Set when the first append creates the table (Delta ignores it on later appends). Every
 # write replays the log since the last checkpoint, so with Delta's default of one checkpoint
@@ -144,7 +144,7 @@ class PredictionLog:
         self.storage_options = storage_options
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
-        self._columns: dict[str, list[Any]] = {name: [] for name in COLUMNS}
+        self._rows = _new_row_buffer()
         self._tables: list[pa.Table] = []
         self._buffered = 0
         self._wake = threading.Event()
@@ -158,10 +158,19 @@ class PredictionLog:
     # -- request side: cheap -------------------------------------------------------------
 
     def append(self, row: Mapping[str, Any]) -> None:
-        """Buffer one prediction; never touches the disk."""
+        """Buffer one prediction; never touches the disk.
+
+        A row holding a value its column cannot store (text where a number belongs, no
+        request id) could never be written: it alone is dropped, counted in
+        ``rows_dropped`` and logged with the column and the value.
+        """
         with self._lock:
-            for name, values in self._columns.items():
-                values.append(row.get(name))
+            try:
+                self._rows.append(row)
+            except UnstorableValueError as exc:
+                self.rows_dropped += 1
+                logger.error("prediction log dropped a row that cannot be stored: %s", exc)
+                return
             self._buffered += 1
             if self._buffered >= self.max_buffer_rows:
                 self._wake.set()
@@ -186,12 +195,7 @@ class PredictionLog:
     # -- writer side ---------------------------------------------------------------------
 
     def flush(self) -> int:
-        """Write everything buffered as one Delta commit; returns the rows written.
-
-        A row holding a value its column cannot store (text where a number belongs) could
-        never be written: it alone is dropped, counted in ``rows_dropped`` and logged with
-        the column and the value, instead of failing every later flush.
-        """
+        """Write everything buffered as one Delta commit; returns the rows written."""
         with self._write_lock:
             table = self._take()
             if table is None:
@@ -251,35 +255,12 @@ class PredictionLog:
         with self._lock:
             if self._buffered == 0:
                 return None
-            columns, self._columns = self._columns, {name: [] for name in COLUMNS}
+            rows, self._rows = self._rows, _new_row_buffer()
             tables, self._tables = self._tables, []
             self._buffered = 0
-        if columns["timestamp"]:
-            tables.insert(0, self._convert(columns))
+        if len(rows):
+            tables.insert(0, rows.to_table())
         return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-
-    def _convert(self, columns: dict[str, list[Any]]) -> pa.Table:
-        """The buffered single rows as a table; a row holding a value its column cannot
-        store (text where a number belongs) could never be written, so it is dropped,
-        counted in ``rows_dropped`` and logged with the column and the value."""
-        while True:
-            try:
-                return _columns_to_table_yielding(columns)
-            except UnstorableValueError as exc:
-                bad = _unstorable_rows(columns[exc.column], SCHEMA.field(exc.column).type)
-                if not bad:  # the slice failed as a whole: no row to blame, nothing to retry
-                    raise
-                logger.error(
-                    "prediction log dropped %d rows whose %r cannot be stored: %s",
-                    len(bad),
-                    exc.column,
-                    exc,
-                )
-                self.rows_dropped += len(bad)
-                columns = {
-                    name: [v for i, v in enumerate(values) if i not in bad]
-                    for name, values in columns.items()
-                }
 
     def _requeue(self, table: pa.Table) -> None:
         with self._lock:
@@ -313,19 +294,25 @@ class PredictionLog:
         """The commit made by the helper process (started on first use, restarted if it died)."""
         if self._writer is None:
             self._writer = _start_writer()
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, table.schema) as stream:
-            stream.write_table(table)
+        # Handed over as an Arrow IPC file: writing it releases the GIL, while building a
+        # bytes object and pickling it to the helper held the GIL ~4 ms each per 40k rows.
+        handle, path = tempfile.mkstemp(prefix="permeability-predictions-", suffix=".arrow")
+        os.close(handle)
         try:
-            self._writer.submit(
-                append_ipc, self.uri, sink.getvalue().to_pybytes(), self.storage_options
-            ).result(timeout=600)
+            with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, table.schema) as out:
+                out.write_table(table)
+            self._writer.submit(append_ipc_file, self.uri, path, self.storage_options).result(
+                timeout=600
+            )
         except (BrokenProcessPool, TimeoutError):
             # The helper died or hangs: the next flush starts a new one. A write error inside
             # a healthy helper (store unwritable) just fails this flush; the helper stays.
             broken, self._writer = self._writer, None
             broken.shutdown(wait=False, cancel_futures=True)
             raise
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
 
 def _start_writer() -> ProcessPoolExecutor:
@@ -378,72 +365,20 @@ def append_table(uri: str, table: pa.Table, storage_options: dict[str, str] | No
             time.sleep(0.05)
 
 
-def append_ipc(uri: str, data: bytes, storage_options: dict[str, str] | None) -> None:
-    """:func:`append_table` for a table sent as Arrow IPC stream bytes (the helper process)."""
-    with pa.ipc.open_stream(pa.py_buffer(data)) as reader:
-        append_table(uri, reader.read_all(), storage_options)
+def append_ipc_file(uri: str, path: str, storage_options: dict[str, str] | None) -> None:
+    """:func:`append_table` for a table handed over as an Arrow IPC file (the helper process)."""
+    with pa.memory_map(path) as source:
+        append_table(uri, pa.ipc.open_file(source).read_all(), storage_options)
 
 
-def _timestamps(values: Any) -> pa.Array:
-    micros = np.round(np.asarray(values, dtype=np.float64) * 1e6).astype(np.int64)
-    return pa.array(micros, type=pa.int64()).cast(pa.timestamp("us", tz="UTC"))
-
-
-class UnstorableValueError(ValueError):
-    """A buffered value that the log's column cannot hold."""
-
-    def __init__(self, column: str, problem: str) -> None:
-        super().__init__(f"column {column!r}: {problem}")
-        self.column = column
-
-
-def _unstorable_rows(values: list[Any], type_: pa.DataType) -> set[int]:
-    """Positions of the values that do not convert to ``type_`` (one at a time: only run
-    after a whole slice failed, which a well-formed row never causes)."""
-    bad = set()
-    for position, value in enumerate(values):
-        try:
-            if type_ == pa.timestamp("us", tz="UTC"):
-                _timestamps([value])
-            else:
-                pa.array([value], type=type_)
-        except (pa.ArrowException, ValueError, TypeError):
-            bad.add(position)
-    return bad
-
-
-def _columns_to_table_yielding(columns: Mapping[str, list[Any]]) -> pa.Table:
-    """The buffered rows as an Arrow table, converted a slice of one column at a time.
-
-    Converting Python objects holds the GIL: the whole buffer at once (5 s of requests,
-    ~25k rows, ~20 ms) would stall the serving thread for as long, since a thread stuck in
-    a C call never answers the interpreter's switch request. Slices of
-    :data:`_SLICE_ROWS` values take well under a millisecond each, and the short sleep
-    after each one lets a waiting request thread take the GIL (``sleep(0)`` would not: the
-    flusher usually takes the GIL straight back before the waiter wakes).
-    """
-    arrays = []
-    for field in SCHEMA:
-        values = columns[field.name]
-        pieces = []
-        for start in range(0, len(values), _SLICE_ROWS):
-            part = values[start : start + _SLICE_ROWS]
-            try:
-                if field.name == "timestamp":
-                    pieces.append(_timestamps(part))
-                else:
-                    pieces.append(pa.array(part, type=field.type))
-            except (pa.ArrowException, ValueError, TypeError) as exc:
-                raise UnstorableValueError(field.name, str(exc)) from exc
-            time.sleep(_YIELD_S)
-        arrays.append(pa.chunked_array(pieces, type=field.type))
-    return pa.Table.from_arrays(arrays, schema=SCHEMA)
+def _new_row_buffer() -> RowBuffer:
+    return RowBuffer(SCHEMA, unique_text=("request_id",))
 
 
 def _constant(value: Any, field: pa.Field, count: int) -> pa.Array:
     """``count`` copies of one value without a Python list of ``count`` items."""
     if field.name == "timestamp":
-        return _timestamps(np.full(count, value, dtype=np.float64))
+        return timestamps(np.full(count, value, dtype=np.float64))
     if value is None:
         return pa.nulls(count, type=field.type)
     if pa.types.is_string(field.type):
@@ -463,7 +398,7 @@ def columns_to_table(columns: Mapping[str, Any], count: int) -> pa.Table:
         if np.ndim(value) == 0:
             arrays.append(_constant(value, field, count))
         elif field.name == "timestamp":
-            arrays.append(_timestamps(value))
+            arrays.append(timestamps(value))
         elif field.name in _FLOAT_COLUMNS:
             arrays.append(pa.array(np.asarray(value, dtype=np.float64), type=pa.float64()))
         elif field.name == MUESTRA:

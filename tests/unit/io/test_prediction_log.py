@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -289,7 +290,12 @@ def test_a_row_with_an_unstorable_value_is_dropped_alone_and_counted(
     assert log.flush() == 1
 
 
-def test_a_helper_process_can_make_the_commits_with_the_same_guarantees(tmp_path: Path) -> None:
+def test_a_helper_process_can_make_the_commits_with_the_same_guarantees(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handover = tmp_path / "tmp"
+    handover.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(handover))
     blocker = tmp_path / "store"
     blocker.write_text("a file where the store folder should be", encoding="utf-8")
     log = PredictionLog(
@@ -314,6 +320,7 @@ def test_a_helper_process_can_make_the_commits_with_the_same_guarantees(tmp_path
     assert list(logged["Muestra"]) == [0, 1, 2, 3, 4, 5]
     assert logged["Estructura"].isna().sum() == 2
     assert log.commits == 2
+    assert list(handover.iterdir()) == []  # the batches handed to the helper are cleaned up
 
 
 def test_the_last_rows_are_written_even_if_the_helper_process_is_gone(tmp_path: Path) -> None:
