@@ -12,9 +12,10 @@ boosting init, 0 for forests; leaves point to themselves) and
   *state* ``2 × node``; features and thresholds are stored twice per node so that the next
   state is ``children[state + goes_right]``: six numpy calls per level, whatever the number of
   trees (≈ 4 µs). Cost ∝ depth: the choice for big, deep forests.
-- ``table``: first the next node of *every* node for this row (nodes are numbered grouped by
-  split feature, so the row's value per node is one ``np.repeat``), then ``depth`` pointer hops
-  (≈ 0.5 µs each). Cost ∝ nodes (≈ 2.5 ns each): the choice for boosting's many small trees.
+- ``table``: first the next node of *every* split node for this row (split nodes are numbered
+  first and grouped by split feature, so the row's value per node is one ``np.repeat``; a leaf's
+  next node is itself), then ``depth`` pointer hops (≈ 0.4 µs each). Cost ∝ split nodes
+  (≈ 1.5 ns each): the choice for boosting's many small trees.
 
 ``auto`` picks ``table`` up to :data:`TABLE_NODES_PER_LEVEL` nodes per level of depth
 (HistGradientBoosting 300 iterations: ≈ 10k nodes, depth 20). Rows with missing values always
@@ -122,17 +123,22 @@ class _LevelWalk:
 
 @dataclass(frozen=True, eq=False)
 class _TableWalk:
-    """Arrays per node, nodes grouped by split feature (``feature_counts`` nodes each)."""
+    """Arrays per split node; split nodes come first, grouped by split feature
+    (``feature_counts`` nodes each), then the leaves (numbered from ``n_splits`` on)."""
 
     feature_counts: IntArray
     thresholds: FloatArray
     left: IntArray
     right_minus_left: IntArray
+    leaves_loop: IntArray  # each leaf's own number: a leaf's next node is itself
 
     def leaves(self, x: FloatArray, roots: IntArray, depth: int) -> IntArray:
         """Every tree's leaf node for a row without missing values."""
+        splits = len(self.left)
         goes_right = np.repeat(x, self.feature_counts) > self.thresholds
-        following = self.left + goes_right * self.right_minus_left
+        following = np.empty(splits + len(self.leaves_loop), dtype=np.intp)
+        np.add(self.left, goes_right * self.right_minus_left, out=following[:splits])
+        following[splits:] = self.leaves_loop
         nodes = roots
         for _ in range(depth):
             nodes = following[nodes]
@@ -406,10 +412,14 @@ class _NodeTable:
         )
         return cls(features, thresholds, left, right, missing_go_right, values, roots)
 
+    @property
+    def is_leaf(self) -> BoolArray:
+        return self.left == np.arange(len(self.left))
+
     def grouped_by_feature(self) -> _NodeTable:
-        """The same table renumbered so that nodes splitting on one feature are contiguous
-        (in feature order; leaves count as feature 0), which the table walk needs."""
-        order = np.argsort(self.features, kind="stable")
+        """The same table renumbered for the table walk: split nodes first, those splitting
+        on one feature contiguous (in feature order), then the leaves."""
+        order = np.lexsort((self.features, self.is_leaf))
         renumbered = np.empty_like(order)
         renumbered[order] = np.arange(len(order), dtype=np.intp)
         return _NodeTable(
@@ -442,11 +452,15 @@ def _assemble(
     )
     table = None
     if walk == "table":
+        splits = int(np.count_nonzero(~nodes.is_leaf))
         table = _TableWalk(
-            feature_counts=np.bincount(nodes.features, minlength=n_features).astype(np.intp),
-            thresholds=nodes.thresholds,
-            left=nodes.left,
-            right_minus_left=nodes.right - nodes.left,
+            feature_counts=np.bincount(nodes.features[:splits], minlength=n_features).astype(
+                np.intp
+            ),
+            thresholds=nodes.thresholds[:splits],
+            left=nodes.left[:splits],
+            right_minus_left=(nodes.right - nodes.left)[:splits],
+            leaves_loop=np.arange(splits, len(nodes.values), dtype=np.intp),
         )
     return CompiledEnsemble(
         estimator_name=estimator_name,
