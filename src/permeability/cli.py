@@ -133,6 +133,26 @@ def schedule(
     run_scheduler(get_settings(), once=once)
 
 
+@app.command()
+@reports_errors
+def compact(
+    retention_hours: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Keep files the compaction replaced this many hours (time travel over them "
+            "keeps working); 0 deletes them now.",
+        ),
+    ] = 168,
+    as_json: JsonFlag = False,
+) -> None:
+    """Compact the prediction log's small files and delete the ones replaced long enough ago."""
+    from permeability.jobs.compaction import compact as run
+
+    report = run(get_settings(), retention_hours=retention_hours)
+    emit(report, as_json, report.summary())
+
+
 class Service(StrEnum):
     """The HTTP services ``serve`` can start."""
 

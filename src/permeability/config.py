@@ -51,10 +51,15 @@ class ScheduledJob(_Params):
 
     ``args`` of an ``evaluate`` job: ``version`` (a label; default the champion), ``all``,
     ``compare``, ``promote_if_better`` (a margin), ``since`` (YYYY-MM-DD) or ``since_days``.
+
+    A ``compact`` job compacts the prediction log (its small files rewritten into few, the
+    replaced ones deleted once older than the retention); its one optional arg is
+    ``retention_hours``, a whole number >= 0 (default 168: time travel over the last week keeps
+    working). The scheduler refuses any other arg or value at start-up.
     """
 
     name: str = Field(min_length=1, max_length=64)
-    kind: Literal["acquire", "evaluate"]
+    kind: Literal["acquire", "evaluate", "compact"]
     cron: str = Field(min_length=9, description="Cron expression, e.g. '0 2 * * *'.")
     args: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
@@ -70,6 +75,7 @@ class ScheduleParams(_Params):
     timezone: str = "UTC"
     jobs: tuple[ScheduledJob, ...] = (
         ScheduledJob(name="acquire", kind="acquire", cron="0 2 * * *"),
+        ScheduledJob(name="nightly-compact", kind="compact", cron="30 2 * * *"),
     )
 
 

@@ -38,6 +38,10 @@ def test_file_overrides_defaults(tmp_path: Path) -> None:
         ("training:\n  calibration: bootstrap\n", "training.calibration"),
         ("training:\n  calibration_folds: 1\n", "training.calibration_folds"),
         ("inference:\n  fast_path: sometimes\n", "inference.fast_path"),
+        (
+            "schedule:\n  jobs:\n    - {name: x, kind: vacuum, cron: '0 2 * * *'}\n",
+            "schedule.jobs.0.kind",
+        ),
     ],
 )
 def test_bad_config_names_the_field(tmp_path: Path, text: str, fragment: str) -> None:
@@ -62,4 +66,22 @@ def test_the_shipped_example_is_a_valid_config() -> None:
     example = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
     config = load_config(example)
     assert config.acquisition.column_map["WVTR"] == "Permeabilidad"
-    assert {job.kind for job in config.schedule.jobs} == {"acquire", "evaluate"}
+    assert {job.kind for job in config.schedule.jobs} == {"acquire", "evaluate", "compact"}
+
+
+def test_defaults_compact_the_prediction_log_nightly() -> None:
+    compaction = [job for job in load_config(None).schedule.jobs if job.kind == "compact"]
+    assert [(job.name, job.cron, job.args) for job in compaction] == [
+        ("nightly-compact", "30 2 * * *", {})
+    ]
+
+
+def test_a_compact_job_takes_a_retention(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "schedule:\n  jobs:\n    - {name: c, kind: compact, cron: '30 2 * * *',"
+        " args: {retention_hours: 24}}\n",
+        encoding="utf-8",
+    )
+    job = load_config(path).schedule.jobs[0]
+    assert (job.kind, job.args) == ("compact", {"retention_hours": 24})

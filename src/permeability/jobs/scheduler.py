@@ -5,8 +5,11 @@ configured timezone. Jobs run one at a time (a single worker thread): two loads 
 feature store must not overlap. A failing job is logged and the scheduler keeps going.
 ``--once`` runs every job now, once, and exits (non-zero if any failed).
 
-Job kinds are a mapping kind -> callable (:data:`JOB_KINDS`): ``acquire`` and ``evaluate``
-today; a new kind is one entry here and one literal in :class:`permeability.config.ScheduledJob`.
+Job kinds are a mapping kind -> callable (:data:`JOB_KINDS`): ``acquire``, ``evaluate`` and
+``compact`` (the prediction log's nightly compaction) today; a new kind is one entry here and
+one literal in :class:`permeability.config.ScheduledJob`. A kind whose ``args`` can be checked
+without running it has an entry in :data:`JOB_ARG_CHECKS`: a bad value then stops the scheduler
+at start-up instead of failing every night.
 """
 
 from __future__ import annotations
@@ -78,7 +81,27 @@ def run_evaluate_job(settings: Settings, args: JobArgs) -> Any:
         return f"nothing to evaluate: {exc}"
 
 
-JOB_KINDS: dict[str, JobRunner] = {"acquire": run_acquire_job, "evaluate": run_evaluate_job}
+def _compaction_retention(args: JobArgs) -> int:
+    from permeability.jobs.compaction import retention_from_args
+
+    return retention_from_args(args)
+
+
+def run_compact_job(settings: Settings, args: JobArgs) -> Any:
+    """Compact the prediction log; ``args.retention_hours`` (default 168) keeps replaced files
+    that long. No log yet is no failure: the report says there was nothing to compact."""
+    from permeability.jobs.compaction import compact
+
+    return compact(settings, retention_hours=_compaction_retention(args))
+
+
+JOB_KINDS: dict[str, JobRunner] = {
+    "acquire": run_acquire_job,
+    "evaluate": run_evaluate_job,
+    "compact": run_compact_job,
+}
+#: Checks of a kind's ``args`` made when the scheduler is built (they raise InvalidInputError).
+JOB_ARG_CHECKS: dict[str, Callable[[JobArgs], object]] = {"compact": _compaction_retention}
 
 
 def run_job(ctx: JobContext, job: ScheduledJob) -> bool:
@@ -127,6 +150,7 @@ def build_scheduler(
     for job in params.jobs:
         if job.kind not in JOB_KINDS:
             raise InvalidInputError(f"schedule job {job.name!r}: unknown kind {job.kind!r}")
+        _check_args(job)
         try:
             trigger = CronTrigger.from_crontab(job.cron, timezone=zone)
         except ValueError as exc:
@@ -135,6 +159,16 @@ def build_scheduler(
             ) from exc
         scheduler.add_job(run_job, trigger, args=[ctx, job], id=job.name, name=job.name)
     return scheduler
+
+
+def _check_args(job: ScheduledJob) -> None:
+    check = JOB_ARG_CHECKS.get(job.kind)
+    if check is None:
+        return
+    try:
+        check(job.args)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"schedule job {job.name!r}: {exc}") from exc
 
 
 def run_scheduler(settings: Settings, *, once: bool = False) -> None:

@@ -198,3 +198,61 @@ def test_evaluate_jobs_are_scheduled_and_their_args_checked(settings: Settings) 
         assert run_job(ctx, jobs[0]) is False
     log = (settings.paths.logs / "schedule.log").read_text(encoding="utf-8")
     assert "job weekly-eval failed: scheduled evaluation: unknown args ['bogus']" in log
+
+
+def test_once_runs_a_compact_job_on_the_prediction_log(tmp_path: Path) -> None:
+    from tests.unit.io.prediction_log_support import data_files, fill_prediction_log
+
+    settings = settings_with(
+        tmp_path,
+        [
+            {
+                "name": "nightly-compact",
+                "kind": "compact",
+                "cron": "30 2 * * *",
+                "args": {"retention_hours": 0},
+            }
+        ],
+    )
+    fill_prediction_log(settings.resolved_feature_store_uri, commits=12)
+    run_scheduler(settings, once=True)
+    assert len(data_files(settings.resolved_feature_store_uri)) == 1
+    log = (settings.paths.logs / "schedule.log").read_text(encoding="utf-8")
+    assert "job nightly-compact (compact) starting" in log
+    assert "job nightly-compact done: prediction log" in log
+    assert "12 -> 1 files, 36 rows" in log
+    assert (settings.paths.logs / "compact.log").is_file()
+
+
+def test_a_compact_job_without_a_log_yet_succeeds(tmp_path: Path) -> None:
+    settings = settings_with(tmp_path, [{"name": "c", "kind": "compact", "cron": "30 2 * * *"}])
+    run_scheduler(settings, once=True)
+    log = (settings.paths.logs / "schedule.log").read_text(encoding="utf-8")
+    assert "job c done: nothing to compact: no prediction log yet" in log
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"retention_hours": -1}, "schedule job 'c': .*args.retention_hours"),
+        ({"retention_hours": "a week"}, "schedule job 'c': .*args.retention_hours"),
+        ({"keep": 1}, r"schedule job 'c': scheduled compaction: unknown args \['keep'\]"),
+    ],
+)
+def test_a_bad_compact_arg_stops_the_scheduler_before_any_job(
+    tmp_path: Path, lab_csv: Path, args: dict[str, Any], message: str
+) -> None:
+    settings = settings_with(
+        tmp_path,
+        [
+            {"name": "a", "kind": "acquire", "cron": "0 2 * * *", "args": {"source": str(lab_csv)}},
+            {"name": "c", "kind": "compact", "cron": "30 2 * * *", "args": args},
+        ],
+    )
+    with pytest.raises(InvalidInputError, match=message):
+        run_scheduler(settings, once=True)
+    assert FeatureStore(settings.resolved_feature_store_uri).current_version() is None
+
+
+def test_compact_is_a_job_kind() -> None:
+    assert JOB_KINDS["compact"] is scheduler.run_compact_job

@@ -1,0 +1,60 @@
+"""Prediction-log rows and a log made of many small commits, for the compaction tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from permeability.io.prediction_log import PredictionLog, predictions_uri, read_predictions
+
+
+def log_row(i: int) -> dict[str, Any]:
+    """One served prediction; ``request_id`` ``r-<i>`` is unique per ``i``."""
+    return {
+        "timestamp": 1_767_225_600.0 + i,  # 2026-01-01T00:00:00Z + i s
+        "request_id": f"r-{i}",
+        "endpoint": "single",
+        "version": "0.1",
+        "Muestra": i,
+        "Grados_C": 38.0,
+        "Porc_Humedad": 90.0,
+        "Estructura": "bopp ",
+        "structure": "BOPP",
+        "Calibre1": 21.0,
+        "Calibre2": 21.0,
+        "Calibre3": 21.0,
+        "Calibre4": 21.0,
+        "Calibre5": 21.0,
+        "CalibreProm": 21.0,
+        "prediction": 5.5 + i / 1000,
+        "lower": 4.5,
+        "upper": 6.5,
+        "level": 0.9,
+        "spec_limit": 6.0 if i % 3 else None,
+        "p_exceed": 0.2,
+        "decision": "retest" if i % 3 else None,
+        "latency_ms": 0.3,
+    }
+
+
+def fill_prediction_log(feature_store_uri: str, *, commits: int, rows_per_commit: int = 3) -> int:
+    """Append ``commits`` small commits the way the service does (a flush every few rows)."""
+    log = PredictionLog(predictions_uri(feature_store_uri), flush_interval_s=3600)
+    for commit in range(commits):
+        for k in range(rows_per_commit):
+            log.append(log_row(commit * rows_per_commit + k))
+        assert log.flush() == rows_per_commit
+    return commits * rows_per_commit
+
+
+def sorted_log(feature_store_uri: str) -> pd.DataFrame:
+    """The whole log in a stable row order, to compare reads before and after a rewrite."""
+    frame = read_predictions(feature_store_uri)
+    return frame.sort_values("request_id").reset_index(drop=True)
+
+
+def data_files(feature_store_uri: str) -> set[str]:
+    """Parquet files stored in the log's folder, referenced or not."""
+    return {p.name for p in Path(predictions_uri(feature_store_uri)).glob("*.parquet")}
