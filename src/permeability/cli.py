@@ -127,7 +127,7 @@ def schedule(
         bool, typer.Option(help="Run every configured job once now, then exit.")
     ] = False,
 ) -> None:
-    """Run the configured jobs (acquisition, evaluation) on their cron expressions."""
+    """Run the configured jobs (acquisition, evaluation, log compaction) on their cron expressions."""
     from permeability.jobs.scheduler import run_scheduler
 
     run_scheduler(get_settings(), once=once)
