@@ -35,17 +35,17 @@ def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
-def bind_worker_socket(family: int, address: tuple[Any, ...]) -> socket.socket:
-    """A TCP socket bound to ``address`` with ``SO_REUSEPORT``, not yet listening.
+def _bound(sock: socket.socket, address: tuple[Any, ...], *, reuse_port: bool) -> socket.socket:
+    """``sock`` bound to ``address``, not yet listening (closed if binding fails).
 
     TCP_NODELAY is set here because Linux copies it to every accepted connection: uvicorn
     binds without naming the TCP protocol, so asyncio would leave Nagle's algorithm on and
     every small answer would wait ~40 ms for the client's delayed ACK.
     """
-    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind(address)
     except BaseException:
@@ -53,6 +53,11 @@ def bind_worker_socket(family: int, address: tuple[Any, ...]) -> socket.socket:
         raise
     sock.set_inheritable(True)
     return sock
+
+
+def bind_worker_socket(family: int, address: tuple[Any, ...]) -> socket.socket:
+    """A worker's own socket on the shared address (``SO_REUSEPORT``), not yet listening."""
+    return _bound(socket.socket(family, socket.SOCK_STREAM), address, reuse_port=True)
 
 
 class PortReservation(socket.socket):
@@ -68,30 +73,14 @@ class PortReservation(socket.socket):
 
 def reserve_port(host: str, port: int) -> PortReservation:
     """Bind the parent's socket (never listening); ``port`` 0 picks a free one."""
-    family = _family(host)
-    reservation = PortReservation(family, socket.SOCK_STREAM)
-    try:
-        reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        reservation.bind((host, port))
-    except BaseException:
-        reservation.close()
-        raise
+    reservation = PortReservation(_family(host), socket.SOCK_STREAM)
+    _bound(reservation, (host, port), reuse_port=True)
     return reservation
 
 
 def shared_socket(host: str, port: int) -> socket.socket:
     """One listening socket all workers accept on (uvicorn's own way), with TCP_NODELAY."""
-    sock = socket.socket(_family(host), socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind((host, port))
-    except BaseException:
-        sock.close()
-        raise
-    sock.set_inheritable(True)
-    return sock
+    return _bound(socket.socket(_family(host), socket.SOCK_STREAM), (host, port), reuse_port=False)
 
 
 def run_workers(app_path: str, workers: int, host: str, port: int, *, access_log: bool) -> None:

@@ -19,9 +19,8 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,8 +45,9 @@ from permeability.domain.pca import CaliperPCA, fit_caliper_pca
 from permeability.domain.schema import CALIBRES, ESTRUCTURA, MUESTRA
 from permeability.domain.structures import build_alias_map
 from permeability.domain.validation import INGESTED_AT, validate_samples
-from permeability.errors import ConflictError, InvalidInputError
+from permeability.errors import InvalidInputError
 from permeability.io.feature_store import FeatureStore
+from permeability.io.file_lock import exclusive_lock
 from permeability.io.sources import (
     RawChunk,
     mask_secrets,
@@ -155,7 +155,9 @@ def acquire(
             batch.superseded,
         )
         store = FeatureStore(settings.resolved_feature_store_uri)
-        with _store_lock(ctx.paths.data / LOCK_FILE):
+        with exclusive_lock(
+            ctx.paths.data / LOCK_FILE, "another acquisition is loading the feature store"
+        ):
             stored = store.read_records()
             plan = plan_upsert(batch.rows[list(CLEAN_COLUMNS)], stored[list(CLEAN_COLUMNS)])
             ctx.logger.info(
@@ -354,28 +356,6 @@ def _load(
     if new_structures:
         ctx.logger.info("structures never stored before: %s", ", ".join(new_structures))
     return _Loaded(version, True, pca, pca_dir, new_structures)
-
-
-@contextmanager
-def _store_lock(path: Path) -> Iterator[None]:
-    """One load at a time on this machine (the OS drops the lock if the process dies)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: Delta's commit check is the only guard
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise ConflictError(
-                f"another acquisition is loading the feature store (lock {path}); retry later"
-            ) from exc
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 # --------------------------------------------------------------------------- report

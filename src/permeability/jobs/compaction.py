@@ -9,14 +9,13 @@ racing each other would both commit and store the rows they both rewrote twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Final
 
 from pydantic import BaseModel, ConfigDict
 
-from permeability.errors import ConflictError, InvalidInputError
+from permeability.errors import InvalidInputError
+from permeability.io.file_lock import exclusive_lock
 from permeability.io.log_maintenance import (
     DEFAULT_RETENTION_HOURS,
     CompactionResult,
@@ -93,34 +92,10 @@ def compact(
         ctx.logger.info(
             "compacting the prediction log below %s (retention %d h)", uri, retention_hours
         )
-        with _one_at_a_time(ctx.paths.data / LOCK_FILE):
+        with exclusive_lock(
+            ctx.paths.data / LOCK_FILE, "another compaction of the prediction log is running"
+        ):
             result = compact_predictions(uri, None, retention_hours=retention_hours)
         report = CompactionReport(run_id=ctx.run_id, compaction=result)
         ctx.logger.info("%s", "; ".join(report.summary().splitlines()))
         return report
-
-
-@contextmanager
-def _one_at_a_time(path: Path) -> Iterator[None]:
-    """One compaction at a time on this machine (the OS drops the lock if the process dies).
-
-    A log on an object store shared by several machines needs its compactions run from one
-    place (the scheduler); a race that gets through anyway is detected and raised.
-    """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: only the after-the-fact detection
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise ConflictError(
-                f"another compaction of the prediction log is running (lock {path}); retry later"
-            ) from exc
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

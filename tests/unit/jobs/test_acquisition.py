@@ -275,3 +275,21 @@ def test_a_ragged_line_is_rejected_and_the_rest_loaded(settings: Settings, tmp_p
     rejected = pd.read_csv(report.rejected_file, dtype=str)
     assert rejected["source_row"].tolist() == ["2"]
     assert "row has 13 fields but the header has 12" in str(rejected["reason"].iloc[0])
+
+
+def test_a_second_load_at_the_same_time_is_refused_and_writes_nothing(
+    settings: Settings, messy_csv: Path
+) -> None:
+    import fcntl
+
+    from permeability.errors import ConflictError
+    from permeability.jobs.acquisition import LOCK_FILE
+
+    lock = settings.paths.ensure().data / LOCK_FILE
+    with lock.open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another acquisition is loading
+        with pytest.raises(ConflictError, match="another acquisition is loading the feature store"):
+            acquire(settings, str(messy_csv))
+        fcntl.flock(held, fcntl.LOCK_UN)
+    assert FeatureStore(settings.resolved_feature_store_uri).current_version() is None
+    assert acquire(settings, str(messy_csv)).feature_set_version == 0
