@@ -72,8 +72,18 @@ class PortReservation(socket.socket):
 
 
 def reserve_port(host: str, port: int) -> PortReservation:
-    """Bind the parent's socket (never listening); ``port`` 0 picks a free one."""
-    reservation = PortReservation(_family(host), socket.SOCK_STREAM)
+    """Bind the parent's socket (never listening); ``port`` 0 picks a free one.
+
+    The port is first taken by a plain socket: sockets that all set ``SO_REUSEPORT`` share a
+    port, so without this a second service started by mistake on the port of a running one
+    would silently get half its connections instead of failing with "address in use". (While
+    the first one's workers are still starting, nothing listens yet and the check cannot see
+    it: ``SO_REUSEADDR``, needed to restart over connections in TIME_WAIT, lets the bind pass.)
+    """
+    family = _family(host)
+    with _bound(socket.socket(family, socket.SOCK_STREAM), (host, port), reuse_port=False) as probe:
+        port = probe.getsockname()[1]
+    reservation = PortReservation(family, socket.SOCK_STREAM)
     _bound(reservation, (host, port), reuse_port=True)
     return reservation
 

@@ -64,6 +64,16 @@ def test_the_parents_socket_holds_the_port_but_takes_no_connection(
         other.bind(("127.0.0.1", port))  # a server without SO_REUSEPORT cannot take the port
 
 
+def test_a_second_service_on_the_same_port_is_refused(reservation: socket.socket) -> None:
+    """Sockets that all set SO_REUSEPORT share a port: a mistaken second start on the port of
+    a running service must fail instead of silently taking half of its connections."""
+    port = reservation.getsockname()[1]
+    with _as_sent_to_a_worker(reservation) as worker:
+        worker.listen()  # the first service is up
+        with pytest.raises(OSError, match="in use"):
+            reserve_port("127.0.0.1", port)
+
+
 def test_each_worker_gets_its_own_socket_on_the_port_listening_only_when_told(
     reservation: socket.socket,
 ) -> None:
