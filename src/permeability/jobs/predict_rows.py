@@ -266,7 +266,10 @@ class _Structures:
 
 def _structures(column: pd.Series, loaded: LoadedModel, problems: _Problems) -> _Structures:
     """Canonical names (normalised once per distinct spelling); unknown ones are row errors."""
-    raw_codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    try:
+        raw_codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    except TypeError:  # a list or an object in a JSON record: not text, like any other non-str
+        raw_codes, uniques = pd.factorize(column.map(_hashable), use_na_sentinel=True)
     canonical: list[str | None] = []
     for raw in uniques:
         if not isinstance(raw, str) or not raw.strip():
@@ -289,6 +292,18 @@ def _structures(column: pd.Series, loaded: LoadedModel, problems: _Problems) -> 
         ),
     )
     return _Structures(np.asarray(codes, dtype=np.intp), categories)
+
+
+def _hashable(value: Any) -> Any:
+    """``value``, or a marker (not text) when it cannot be a dictionary key."""
+    try:
+        hash(value)
+    except TypeError:
+        return _NOT_TEXT
+    return value
+
+
+_NOT_TEXT = object()
 
 
 # -- the whole check --------------------------------------------------------------------------

@@ -143,6 +143,9 @@ def test_json_records_of_any_type_never_fail_the_batch(loaded: LoadedModel) -> N
         {**SEED_SAMPLE, "Calibre1": 10**400},
         {"Muestra": 5},
         {},
+        {**SEED_SAMPLE, "Estructura": []},
+        {**SEED_SAMPLE, "Estructura": {"name": "BOPP"}},
+        {**SEED_SAMPLE, "Muestra": [1], "CalibreProm": {}},
     ]
     frame, not_objects = records_frame(records)
     assert not not_objects.any()
@@ -155,6 +158,11 @@ def test_json_records_of_any_type_never_fail_the_batch(loaded: LoadedModel) -> N
     assert "Calibre1 must be in (0, 2000] µm, got inf" in errors[4]
     assert "Estructura is missing" in errors[5]
     assert "Muestra is missing" in errors[6]
+    assert "Estructura is missing or not text" in errors[7]
+    assert "Estructura is missing or not text" in errors[8]
+    assert "Muestra" in errors[9]
+    assert "CalibreProm" in errors[9]
+    assert scored["prediction"].iloc[7:].isna().all()
 
 
 def test_non_object_records_are_flagged(loaded: LoadedModel) -> None:
