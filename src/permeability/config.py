@@ -13,6 +13,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from permeability.domain.comparison import ComparisonMetric
+from permeability.domain.records import (
+    DEFAULT_DETECTION_LIMIT,
+    DEFAULT_NON_PRODUCT,
+    DEFAULT_TEST_GROUP,
+    IDENTITY_COLUMNS,
+)
 from permeability.errors import InvalidInputError, invalid_input_from
 
 
@@ -44,6 +50,50 @@ class AcquisitionParams(_Params):
         description="Readings a row needs; missing ones are filled from the others and counted.",
     )
     chunk_rows: int = Field(default=200_000, ge=1_000, description="Rows per extraction chunk.")
+    record_key: tuple[str, ...] | None = Field(
+        default=None,
+        description="Columns whose values identify one record. Unset: CONSECUTIVO when the "
+        "source has it, else the test date, Referencia, Estructura, Muestra and conditions.",
+    )
+    test_group: tuple[str, ...] = Field(
+        default=DEFAULT_TEST_GROUP,
+        min_length=1,
+        description="Columns whose values identify one test (its rows are replicates).",
+    )
+    non_product: tuple[str, ...] = Field(
+        default=DEFAULT_NON_PRODUCT,
+        description="Structure names (shell patterns such as 'MUESTRA-*', matched on the "
+        "canonical name) of calibration and reference films and unreported materials: loaded "
+        "and flagged, never trained on or served.",
+    )
+    detection_limit: float = Field(
+        default=DEFAULT_DETECTION_LIMIT,
+        gt=0.0,
+        le=1.0,
+        description="WVTR (g/m²·day) below which the instrument reads nothing: a 0 or a value "
+        "under it is kept as left-censored at this limit.",
+    )
+    missing_tokens: tuple[str, ...] = Field(
+        default=(),
+        description="Extra cell texts that mean 'no value' (added to the built-in ones).",
+    )
+
+    @field_validator("record_key", "test_group")
+    @classmethod
+    def _record_columns(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("needs at least one column")
+        unknown = [c for c in value if c not in IDENTITY_COLUMNS]
+        if unknown:
+            raise ValueError(
+                f"{', '.join(map(repr, unknown))} not a record column; choose from "
+                + ", ".join(IDENTITY_COLUMNS)
+            )
+        if len(set(value)) != len(value):
+            raise ValueError("names a column twice")
+        return value
 
 
 class ScheduledJob(_Params):

@@ -206,6 +206,8 @@ class PermeabilityModel:
         n_train: int,
         log_bounds: tuple[float, float],
         interval_level: float = 0.9,
+        detection_limit: float | None = None,
+        non_product: tuple[str, ...] = (),
     ) -> None:
         low, high = log_bounds
         if not (math.isfinite(low) and math.isfinite(high) and low < high):
@@ -218,6 +220,12 @@ class PermeabilityModel:
         self.params = dict(params)
         self.n_train = n_train
         self.interval_level = interval_level
+        #: WVTR under which the instrument reads nothing (training data's limit); a guide
+        #: value below it is reported as "< limit". None for models trained before it existed.
+        self.detection_limit = detection_limit
+        #: Shell patterns of structure names that are not products (calibration and reference
+        #: films, unreported materials): the model refuses them (domain/records.py).
+        self.non_product = tuple(non_product)
         self.sklearn_version = sklearn.__version__
         folded = _folded_linear(estimator)
         self._weights: FloatArray | None = None if folded is None else folded[0]
@@ -249,6 +257,8 @@ class PermeabilityModel:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("detection_limit", None)
+        state.setdefault("non_product", ())
         self.__dict__.update(state)
         self._compiled = self._compile_trees()
 

@@ -1,7 +1,10 @@
 """The lab's sample record: the seed's Spanish column names, their units and physical ranges.
 
 These names are the contract with the lab (the seed's request body uses them), so they are
-kept verbatim everywhere a record crosses a boundary.
+kept verbatim everywhere a record crosses a boundary. ``Muestra`` is the *replicate number* of
+a test (specimen 1, 2, ... of one film under one set of conditions), not a sample id: the
+record's identity is ``record_id`` (``CONSECUTIVO`` when the export has it) and the test it
+belongs to is ``test_id``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,32 @@ CALIBRES: Final = ("Calibre1", "Calibre2", "Calibre3", "Calibre4", "Calibre5")
 CALIBRE_PROM: Final = "CalibreProm"
 PERMEABILIDAD: Final = "Permeabilidad"
 FECHA: Final = "Fecha"
+
+# The seed lab's real export (docs/data.md, "The lab's real export") adds these columns.
+#: Running record number: the record's identity when the export has it.
+CONSECUTIVO: Final = "CONSECUTIVO"
+#: The test date in three columns (year, month, day); combined into Fecha on read.
+ANIO: Final = "Año"
+MES: Final = "Mes"
+DIA: Final = "Día"
+DATE_PARTS: Final = (ANIO, MES, DIA)
+#: Product reference and the analyst who ran the test.
+REFERENCIA: Final = "Referencia"
+INSTRUMENTISTA: Final = "Instrumentista"
+#: Record fields that identify a record and travel with it (store, API echo, prediction log).
+RECORD_FIELDS: Final = (CONSECUTIVO, REFERENCIA, INSTRUMENTISTA)
+
+# Columns the feature store derives and keeps with each record.
+#: The record's key: the values of ``acquisition.record_key`` joined (see domain/records.py).
+RECORD_ID: Final = "record_id"
+#: The test the record is a replicate of (same date, reference, structure and conditions).
+TEST_ID: Final = "test_id"
+#: The structure's layers joined by "/" ("" when the name is not a list of known layers).
+LAYERS: Final = "layers"
+#: False for calibration and reference films and unreported materials: never trained on.
+IS_PRODUCT: Final = "is_product"
+#: True when the measured WVTR was 0 or below the detection limit (stored at the limit).
+BELOW_DETECTION_LIMIT: Final = "below_detection_limit"
 
 #: Inputs known before the lab test ends (what a guide value may use).
 INPUT_COLUMNS: Final = (GRADOS_C, PORC_HUMEDAD, ESTRUCTURA, *CALIBRES, CALIBRE_PROM)

@@ -1,0 +1,148 @@
+"""What a lab record is: its identity, the test it is a replicate of, and how it may be used.
+
+* **Identity** (``record_id``): the values of ``acquisition.record_key`` joined. By default the
+  export's running record number ``CONSECUTIVO`` when it has one; without it, the columns that
+  tell one measurement from another (:data:`DEFAULT_IDENTITY`: test date, ``Referencia``,
+  ``Estructura``, ``Muestra`` (the replicate number) and the conditions). Re-reading an export
+  gives the same ids, so a second acquisition changes nothing and a corrected value updates its
+  record.
+* **Test** (``test_id``): the replicates of one film under one set of conditions share a test
+  (:data:`DEFAULT_TEST_GROUP`); later stages split, cross-validate and calibrate by it.
+* **Product or not** (``is_product``): calibration and reference films and unreported or
+  under-study materials (:data:`DEFAULT_NON_PRODUCT`) are real measurements, kept and flagged,
+  but no product model learns or offers them.
+* **Detection limit** (``below_detection_limit``): a WVTR of 0 or under the limit is a
+  left-censored value, stored *at* the limit (the most the film can transmit): that is the one
+  way training, metrics and intervals treat it (docs/acquisition.md).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import re
+from collections.abc import Sequence
+from typing import Final
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from permeability.domain.schema import (
+    CONSECUTIVO,
+    ESTRUCTURA,
+    FECHA,
+    GRADOS_C,
+    INSTRUMENTISTA,
+    MUESTRA,
+    PORC_HUMEDAD,
+    REFERENCIA,
+)
+from permeability.domain.structures import canonical_spelling
+
+#: The identity of a record in an export without a record number.
+DEFAULT_IDENTITY: Final = (FECHA, REFERENCIA, ESTRUCTURA, MUESTRA, GRADOS_C, PORC_HUMEDAD)
+#: Replicates of one test share these values.
+DEFAULT_TEST_GROUP: Final = (FECHA, REFERENCIA, ESTRUCTURA, GRADOS_C, PORC_HUMEDAD)
+#: Columns a record key or a test group may use.
+IDENTITY_COLUMNS: Final = (CONSECUTIVO, *DEFAULT_IDENTITY, INSTRUMENTISTA)
+#: The seed lab's non-product names (calibration and reference films, materials under study
+#: or unreported), as shell patterns on canonical names.
+DEFAULT_NON_PRODUCT: Final = (
+    "CALIBRACION*",
+    "MATERIAL-REF*",
+    "NIST-*",
+    "EN-ESTUDIO*",
+    "NO-REPORTAD*",
+    "ANALISIS-DE-ESTRUCTURA*",
+    "MUESTRA-*",
+)
+#: Reference films among the non-products: what a lab measures to check its instrument.
+REFERENCE_FILMS: Final = ("CALIBRACION*", "MATERIAL-REF*", "NIST-*")
+#: g/m²·day. The lower end of the stated range of coulometric WVTR instruments (ASTM F1249 /
+#: ISO 15106-3 class); the seed lab reports values down to 0.0001, so it runs such a sensor.
+#: An infrared cell (ASTM F1249 / ISO 15106-2) stops near 0.005: set it in the YAML.
+DEFAULT_DETECTION_LIMIT: Final = 0.0005
+#: Separates the values of a multi-column record key.
+KEY_SEPARATOR: Final = "|"
+
+
+def resolve_record_key(configured: Sequence[str] | None, present: Sequence[str]) -> tuple[str, ...]:
+    """The record key of a source: the configured one, else CONSECUTIVO when present."""
+    if configured:
+        return tuple(configured)
+    return (CONSECUTIVO,) if CONSECUTIVO in present else DEFAULT_IDENTITY
+
+
+_INTEGRAL: Final = re.compile(r"^[+-]?\d+\.0*$")
+
+
+def key_text(values: pd.Series) -> pd.Series:
+    """One key column as stable text: trimmed, '17.0' -> '17', dates ISO, missing ''."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        stamps = pd.to_datetime(values)
+        return pd.Series(
+            np.where(stamps.isna(), "", stamps.dt.strftime("%Y-%m-%d")), index=values.index
+        ).astype("str")
+    if pd.api.types.is_float_dtype(values):
+        numbers = values.to_numpy(dtype=np.float64)
+        texts = [
+            "" if np.isnan(v) else (str(int(v)) if v.is_integer() else repr(float(v)))
+            for v in numbers
+        ]
+        return pd.Series(texts, index=values.index, dtype="str")
+    if pd.api.types.is_integer_dtype(values):
+        return values.astype("int64").astype("str")
+    text = values.astype("str").fillna("").str.strip()
+    integral = text.str.match(_INTEGRAL)
+    text = text.where(~integral, text.str.replace(r"\.0*$", "", regex=True))
+    return text.fillna("").astype("str")
+
+
+def join_key(frame: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
+    """The values of ``columns`` as one text per row (a single column: its text alone)."""
+    parts = [key_text(frame[c]) if c in frame.columns else _blank(frame) for c in columns]
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined + KEY_SEPARATOR + part
+    return joined.reset_index(drop=True).astype("str")
+
+
+def _blank(frame: pd.DataFrame) -> pd.Series:
+    return pd.Series([""] * len(frame), index=frame.index, dtype="str")
+
+
+def assign_test_ids(frame: pd.DataFrame, group: Sequence[str]) -> pd.Series:
+    """``T-`` and 12 hex digits of the test's joined values: short, stable, opaque."""
+    joined = join_key(frame, group)
+    codes, uniques = pd.factorize(joined)
+    names = np.array(
+        [f"T-{hashlib.sha1(str(u).encode()).hexdigest()[:12]}" for u in uniques], dtype=object
+    )
+    return pd.Series(names[codes] if len(codes) else [], dtype="str")
+
+
+def non_product_patterns(patterns: Sequence[str]) -> tuple[str, ...]:
+    """Patterns in the canonical spelling structures are matched in."""
+    return tuple(canonical_spelling(p).replace(" ", "-") for p in patterns if p.strip())
+
+
+def is_non_product(name: str, patterns: Sequence[str]) -> bool:
+    """Whether a canonical structure name is a calibration, reference or unreported material."""
+    return any(fnmatch.fnmatchcase(name, p) for p in non_product_patterns(patterns))
+
+
+def non_product_mask(names: Sequence[object], patterns: Sequence[str]) -> NDArray[np.bool_]:
+    """:func:`is_non_product` per name, checked once per distinct name."""
+    codes, uniques = pd.factorize(pd.Series(list(names), dtype=object))
+    verdicts = np.r_[[is_non_product(str(u), patterns) for u in uniques], False].astype(bool)
+    return np.asarray(verdicts[codes], dtype=bool)
+
+
+def censor_below_limit(
+    values: NDArray[np.float64], limit: float
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """Values at or above ``limit`` as they are; 0 and those under it at the limit, flagged."""
+    with np.errstate(invalid="ignore"):
+        below = (values >= 0.0) & (values < limit)
+    return np.where(below, limit, values), np.asarray(below, dtype=bool)
