@@ -13,6 +13,7 @@ readings of the same sample (and counted), and a missing ``CalibreProm`` is comp
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
@@ -23,19 +24,35 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from permeability.domain.records import (
+    RecordRules,
+    assign_test_ids,
+    censor_below_limit,
+    join_key,
+    non_product_mask,
+    resolve_record_key,
+)
 from permeability.domain.schema import (
+    BELOW_DETECTION_LIMIT,
     CALIBRE_PROM,
     CALIBRES,
+    CONSECUTIVO,
+    DATE_PARTS,
     ESTRUCTURA,
     FECHA,
     GRADOS_C,
+    IS_PRODUCT,
+    LAYERS,
     MUESTRA,
     PERMEABILIDAD,
     PORC_HUMEDAD,
     RECORD_COLUMNS,
+    RECORD_FIELDS,
+    RECORD_ID,
     REQUIRED_COLUMNS,
+    TEST_ID,
 )
-from permeability.domain.structures import normalise_structure
+from permeability.domain.structures import parse_structure
 from permeability.domain.validation import (
     IMPUTED_COLUMN,
     MAX_SAMPLE_ID,
@@ -48,12 +65,51 @@ from permeability.errors import InvalidInputError
 
 SOURCE_ROW: Final = "source_row"
 REASON: Final = "reason"
-#: Columns of a clean sample frame, in order.
-CLEAN_COLUMNS: Final = (*RECORD_COLUMNS, IMPUTED_COLUMN)
-#: What labs type for "no value"; such a cell counts as missing, not as unreadable.
-MISSING_TOKENS: Final = frozenset(
-    {"", "na", "n/a", "n.a.", "nan", "null", "none", "-", "--", "?", "s/d", "sin dato"}
+#: Columns of a clean sample frame, in order: the record, its fields, what is derived from it.
+CLEAN_COLUMNS: Final = (
+    RECORD_ID,
+    *RECORD_COLUMNS,
+    *RECORD_FIELDS,
+    TEST_ID,
+    LAYERS,
+    IS_PRODUCT,
+    BELOW_DETECTION_LIMIT,
+    IMPUTED_COLUMN,
 )
+#: Every column a source may provide (matched by name, or through acquisition.column_map).
+SOURCE_COLUMNS: Final = (*RECORD_COLUMNS, *RECORD_FIELDS, *DATE_PARTS)
+#: What labs type for "no value" (Spanish-speaking labs: s.d./S/D "sin dato", N.D./n.d. "no
+#: determinado", NR "no reportado"); such a cell counts as missing, not as unreadable.
+MISSING_TOKENS: Final = frozenset(
+    {
+        "",
+        "na",
+        "n/a",
+        "n.a.",
+        "nan",
+        "null",
+        "none",
+        "-",
+        "--",
+        "—",
+        "–",
+        "?",
+        "s/d",
+        "s.d.",
+        "s.d",
+        "sd",
+        "sin dato",
+        "sin datos",
+        "n.d.",
+        "n.d",
+        "nd",
+        "nr",
+        "n.r.",
+        "no reportado",
+    }
+)
+#: Longest record number, reference or analyst name kept; longer is a paste error.
+MAX_FIELD_LENGTH: Final = 120
 _SHOWN_CHARS: Final = 60
 
 Units = Mapping[str, tuple[float, float]]  # unit key -> (scale, offset): value * scale + offset
@@ -141,14 +197,14 @@ def resolve_columns(
     not use are left out. Raises when a required column is missing (listing what was found),
     when two headers claim one column, or when the map names a column that does not exist.
     """
-    seeds = {header_key(c): c for c in RECORD_COLUMNS}
+    seeds = {header_key(c): c for c in SOURCE_COLUMNS}
     mapped_keys: dict[str, str] = {}
     for source_header, seed in column_map.items():
         target = seeds.get(header_key(seed))
         if target is None:
             raise InvalidInputError(
                 f"acquisition.column_map maps {source_header!r} to {seed!r}, which is not a "
-                f"column of the lab record ({', '.join(RECORD_COLUMNS)})"
+                f"column of the lab record ({', '.join(SOURCE_COLUMNS)})"
             )
         mapped_keys[header_key(source_header)] = target
     resolved: dict[str, str] = {}
@@ -210,9 +266,16 @@ def _blank(stripped: pd.Series) -> NDArray[np.bool_]:
     return np.array(stripped.isna() | (stripped.str.len() == 0), dtype=bool)
 
 
-def _placeholders(values: Sequence[object]) -> NDArray[np.bool_]:
+def _placeholders(
+    values: Sequence[object], tokens: frozenset[str] = MISSING_TOKENS
+) -> NDArray[np.bool_]:
     """Which (few, distinct) values are a placeholder for "no value" such as 'n/a'."""
-    return np.array([str(v).strip().casefold() in MISSING_TOKENS for v in values], dtype=bool)
+    return np.array([str(v).strip().casefold() in tokens for v in values], dtype=bool)
+
+
+def missing_tokens(extra: Sequence[str] = ()) -> frozenset[str]:
+    """The built-in "no value" tokens plus the configured ones (compared case-insensitively)."""
+    return MISSING_TOKENS | {t.strip().casefold() for t in extra}
 
 
 #: ASCII digits only: "²" or "٣" are not numbers a lab typed.
@@ -273,7 +336,9 @@ def _fast_floats(plain: pd.Series) -> NDArray[np.float64]:
         return np.asarray(pd.to_numeric(plain, errors="coerce"), dtype=np.float64)
 
 
-def parse_numbers(text: pd.Series, units: Units) -> _Parsed:
+def parse_numbers(
+    text: pd.Series, units: Units, tokens: frozenset[str] = MISSING_TOKENS
+) -> _Parsed:
     """Parse a text column to floats: decimal commas, stray spaces, units, thousands separators.
 
     Unsigned plain decimals ("16.4", "16,4") take the vectorised path; the rest (signs, units,
@@ -293,7 +358,7 @@ def parse_numbers(text: pd.Series, units: Units) -> _Parsed:
     odd = np.flatnonzero(~missing & ~plain)
     if odd.size:
         codes, uniques = pd.factorize(stripped.iloc[odd])
-        placeholder = _placeholders(list(uniques))
+        placeholder = _placeholders(list(uniques), tokens)
         parsed = [
             (float("nan"), None) if gone else parse_number_text(str(u), units)
             for u, gone in zip(uniques, placeholder, strict=True)
@@ -315,7 +380,7 @@ class _ParsedDates:
     with_time: NDArray[np.bool_]
 
 
-def parse_dates(text: pd.Series) -> _ParsedDates:
+def parse_dates(text: pd.Series, tokens: frozenset[str] = MISSING_TOKENS) -> _ParsedDates:
     """ISO dates and timestamps, then day-first forms (DD/MM/YYYY), as Spanish labs write them.
 
     Parsed once per distinct spelling: a file spans a few hundred test days. Fecha is a test
@@ -323,7 +388,9 @@ def parse_dates(text: pd.Series) -> _ParsedDates:
     """
     codes, uniques = pd.factorize(text.str.strip())
     spelled = pd.Series(uniques, dtype="str")
-    placeholder = _placeholders(list(uniques)) | (spelled.str.len() == 0).to_numpy(dtype=bool)
+    placeholder = _placeholders(list(uniques), tokens) | (spelled.str.len() == 0).to_numpy(
+        dtype=bool
+    )
     iso = pd.to_datetime(spelled.where(~placeholder), format="ISO8601", errors="coerce", utc=True)
     found = iso.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
     for fmt in _DATE_FORMATS:
@@ -418,41 +485,58 @@ class _Problems:
 
 @dataclass(frozen=True)
 class CleanResult:
-    """Clean samples (source order, with ``source_row``) and rejected rows as they were typed."""
+    """Clean samples (source order, with ``source_row``) and rejected rows as they were typed.
+
+    ``record_key`` is the key the record ids were built from (resolved for this source).
+    """
 
     clean: pd.DataFrame
     rejected: pd.DataFrame
     calipers_imputed: int
     dates_with_time: int
+    record_key: tuple[str, ...] = (CONSECUTIVO,)
 
 
 def clean_records(
-    raw: pd.DataFrame, *, aliases: Mapping[str, str], min_caliper_readings: int
+    raw: pd.DataFrame,
+    *,
+    aliases: Mapping[str, str],
+    min_caliper_readings: int,
+    rules: RecordRules | None = None,
 ) -> CleanResult:
     """Normalise and validate raw rows whose columns already carry the seed's names.
 
     ``raw`` holds text (any other type is turned into text first) plus ``source_row``;
-    absent optional columns (Fecha, CalibreProm, some readings) count as missing values.
-    ``aliases`` comes from :func:`permeability.domain.structures.build_alias_map`.
+    absent optional columns (Fecha, CalibreProm, some readings, the record fields) count as
+    missing values. ``aliases`` comes from :func:`permeability.domain.structures.build_alias_map`;
+    ``rules`` are the record rules of :mod:`permeability.domain.records` (defaults when None).
     """
+    rules = rules or RecordRules()
+    tokens = missing_tokens(rules.missing_tokens)
+    key = resolve_record_key(rules.record_key, list(raw.columns))
     n = len(raw)
-    text = {c: _as_text(raw.get(c), n) for c in RECORD_COLUMNS}
+    text = {c: _as_text(raw.get(c), n) for c in SOURCE_COLUMNS}
     problems = _Problems(n)
-    numbers = {c: parse_numbers(text[c], UNITS[c]) for c in RECORD_COLUMNS if c in UNITS}
+    numbers = {c: parse_numbers(text[c], UNITS[c], tokens) for c in RECORD_COLUMNS if c in UNITS}
     for column, parsed in numbers.items():
         problems.value(parsed.invalid, column, text[column], parsed.problem)
     for column in REQUIRED_COLUMNS:
         if column in numbers:
             problems.missing(numbers[column].missing, column, text[column])
     _check_sample_ids(numbers[MUESTRA].values, text[MUESTRA], problems)
+    wvtr, censored = censor_below_limit(numbers[PERMEABILIDAD].values, rules.detection_limit)
+    numbers[PERMEABILIDAD] = dataclasses.replace(numbers[PERMEABILIDAD], values=wvtr)
     for column, rule in RANGE_RULES.items():
         outside = rule.outside(numbers[column].values)
         problems.value(outside, column, text[column], f"is outside {rule.describe()}")
-    structures = _normalise_structures(text[ESTRUCTURA], aliases, problems)
-    dates = parse_dates(text[FECHA])
-    problems.value(
-        dates.invalid, FECHA, text[FECHA], "is not a date (expected YYYY-MM-DD or DD/MM/YYYY)"
-    )
+    structures, layers = _normalise_structures(text[ESTRUCTURA], aliases, problems, tokens)
+    dates = _test_dates(raw, text, problems, tokens)
+    fields = {c: _record_field(c, text[c], problems, tokens) for c in RECORD_FIELDS}
+    if key == (CONSECUTIVO,):
+        problems.add(
+            pd.isna(fields[CONSECUTIVO]) & ~np.asarray(numbers[MUESTRA].missing),
+            lambda rows: [f"{CONSECUTIVO} is missing (it is the record key)"] * len(rows),
+        )
     readings, imputed = _calipers(numbers, text, min_caliper_readings, problems)
 
     bad = problems.any()
@@ -467,15 +551,24 @@ def clean_records(
             CALIBRE_PROM: readings[:, len(CALIBRES)][keep],
             PERMEABILIDAD: numbers[PERMEABILIDAD].values[keep],
             FECHA: dates.values[keep],
+            **{c: pd.Series(fields[c][keep], dtype="str") for c in RECORD_FIELDS},
+            LAYERS: pd.Series(layers[keep], dtype="str"),
+            IS_PRODUCT: ~non_product_mask(list(structures[keep]), rules.non_product),
+            BELOW_DETECTION_LIMIT: censored[keep],
             IMPUTED_COLUMN: imputed[keep].astype(np.int64),
             SOURCE_ROW: np.asarray(raw[SOURCE_ROW], dtype=np.int64)[keep],
         }
+    )
+    clean.insert(0, RECORD_ID, join_key(clean, key))
+    clean.insert(
+        list(clean.columns).index(LAYERS), TEST_ID, assign_test_ids(clean, rules.test_group)
     )
     return CleanResult(
         clean=clean,
         rejected=_rejected_rows(raw, problems, np.flatnonzero(bad)),
         calipers_imputed=int(imputed[keep].sum()),
         dates_with_time=int(np.count_nonzero(keep & dates.with_time)),
+        record_key=key,
     )
 
 
@@ -486,16 +579,18 @@ def _check_sample_ids(ids: NDArray[np.float64], text: pd.Series, problems: _Prob
 
 
 def _normalise_structures(
-    text: pd.Series, aliases: Mapping[str, str], problems: _Problems
-) -> NDArray[np.object_]:
-    """Canonical names, computed once per distinct spelling (a file has a handful)."""
+    text: pd.Series, aliases: Mapping[str, str], problems: _Problems, tokens: frozenset[str]
+) -> tuple[NDArray[np.object_], NDArray[np.object_]]:
+    """Canonical names and their layers, computed once per distinct spelling."""
     codes, uniques = pd.factorize(text.str.strip())
     spellings = [str(u) for u in uniques]
-    gone = _placeholders(spellings) | np.array([not u for u in spellings], dtype=bool)
+    gone = _placeholders(spellings, tokens) | np.array([not u for u in spellings], dtype=bool)
     missing = (codes < 0) | np.r_[gone, True][codes]
     problems.missing(missing, ESTRUCTURA, text)
-    canonical = [normalise_structure(u, aliases) for u in spellings]
+    parsed = [parse_structure(u, aliases) for u in spellings]
+    canonical = [p.name for p in parsed]
     names = np.array([*canonical, None], dtype=object)[codes]  # code -1 picks the None
+    layers = np.array([*(p.layers_text for p in parsed), None], dtype=object)[codes]
     unshaped = ~missing & ~np.r_[structure_names_ok(canonical), True][codes]
     problems.value(
         unshaped,
@@ -503,7 +598,78 @@ def _normalise_structures(
         text,
         f"is not a structure name (needs a letter, at most {MAX_STRUCTURE_LENGTH} characters)",
     )
-    return np.asarray(names, dtype=object)
+    return np.asarray(names, dtype=object), np.asarray(layers, dtype=object)
+
+
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _record_field(
+    column: str, text: pd.Series, problems: _Problems, tokens: frozenset[str]
+) -> NDArray[np.object_]:
+    """A free-text record field (record number, reference, analyst): trimmed, or None.
+
+    '17.0' as a record number is 17 (spreadsheets turn whole numbers into floats).
+    """
+    codes, uniques = pd.factorize(text.str.strip())
+    spellings = [str(u) for u in uniques]
+    gone = _placeholders(spellings, tokens) | np.array([not u for u in spellings], dtype=bool)
+    kept = [None if g else _whole_number_text(u) for u, g in zip(spellings, gone, strict=True)]
+    values = np.array([*kept, None], dtype=object)[codes]
+    control = np.array(
+        [v is not None and _CONTROL.search(v) is not None for v in kept] + [False], dtype=bool
+    )
+    problems.value(control[codes], column, text, "contains a control character")
+    long = np.array(
+        [v is not None and len(v) > MAX_FIELD_LENGTH for v in kept] + [False], dtype=bool
+    )
+    problems.value(long[codes], column, text, f"is longer than {MAX_FIELD_LENGTH} characters")
+    return np.asarray(values, dtype=object)
+
+
+def _whole_number_text(value: str) -> str:
+    return re.sub(r"^([+-]?\d+)\.0+$", r"\1", value)
+
+
+def _test_dates(
+    raw: pd.DataFrame, text: Mapping[str, pd.Series], problems: _Problems, tokens: frozenset[str]
+) -> _ParsedDates:
+    """Fecha as typed; where it is absent, the date from the Año, Mes and Día columns."""
+    dates = parse_dates(text[FECHA], tokens)
+    problems.value(
+        dates.invalid, FECHA, text[FECHA], "is not a date (expected YYYY-MM-DD or DD/MM/YYYY)"
+    )
+    if not any(part in raw.columns for part in DATE_PARTS):
+        return dates
+    parts = [parse_numbers(text[c], {}, tokens) for c in DATE_PARTS]
+    given = ~np.logical_and.reduce([p.missing for p in parts])
+    todo = dates.missing & given
+    if not todo.any():
+        return dates
+    year, month, day = (p.values for p in parts)
+    with np.errstate(invalid="ignore"):
+        whole = np.logical_and.reduce([np.mod(v, 1.0) == 0 for v in (year, month, day)])
+        plausible = whole & (year >= 1900) & (year <= 2200)
+    built = pd.to_datetime(
+        pd.DataFrame(
+            {
+                "year": np.where(todo & plausible, year, 2000),
+                "month": np.where(todo & plausible, month, 1),
+                "day": np.where(todo & plausible, day, 1),
+            }
+        ),
+        errors="coerce",
+    ).to_numpy(dtype="datetime64[ns]")
+    impossible = todo & (~plausible | np.isnat(built))
+    shown = text[DATE_PARTS[0]] + "/" + text[DATE_PARTS[1]] + "/" + text[DATE_PARTS[2]]
+    problems.value(
+        impossible,
+        "/".join(DATE_PARTS),
+        shown.str.replace("nan", "", regex=False),
+        "is not a date (year/month/day as whole numbers)",
+    )
+    values = np.where(todo & ~impossible, built, dates.values)
+    return dataclasses.replace(dates, values=values, missing=dates.missing & ~todo)
 
 
 def _calipers(
@@ -612,101 +778,4 @@ def _rejected_rows(raw: pd.DataFrame, problems: _Problems, rows: NDArray[np.intp
             REASON: pd.Series(problems.reasons(rows), dtype="str"),
             **values,
         }
-    )
-
-
-# --------------------------------------------------------------------------- duplicates
-
-
-@dataclass(frozen=True)
-class BatchDeduplication:
-    """One row per Muestra (the newest), and how many rows lost: exact repeats or older versions."""
-
-    rows: pd.DataFrame
-    exact_repeats: int
-    superseded: int
-
-    @property
-    def skipped(self) -> int:
-        return self.exact_repeats + self.superseded
-
-
-def deduplicate_batch(clean: pd.DataFrame) -> BatchDeduplication:
-    """Keep the newest row of each Muestra, as if the rows were loaded one by one in source order.
-
-    A later row replaces the kept one unless both have a Fecha and the later row's is older.
-    That is the rule the store applies between loads, so a file gives the same result whether
-    it is loaded at once or split in two.
-    """
-    if clean[SOURCE_ROW].is_monotonic_increasing:  # chunks arrive in source order
-        ordered = clean.reset_index(drop=True)
-    else:
-        ordered = clean.sort_values(SOURCE_ROW, kind="stable").reset_index(drop=True)
-    ids = ordered[MUESTRA].to_numpy()
-    repeated = np.asarray(pd.Series(ids).duplicated(keep=False), dtype=bool)
-    if not repeated.any():
-        return BatchDeduplication(ordered, exact_repeats=0, superseded=0)
-    winners = np.flatnonzero(~repeated)
-    group = np.flatnonzero(repeated)
-    exact = int(ordered.iloc[group].duplicated(subset=list(CLEAN_COLUMNS)).sum())
-    dates = ordered[FECHA].to_numpy(dtype="datetime64[ns]")[group]
-    # Rows after a group's last undated row are the only ones that can still win.
-    undated_position = np.where(np.isnat(dates), group, -1)
-    last_undated = pd.Series(undated_position).groupby(ids[group]).transform("max").to_numpy()
-    eligible = group[group >= last_undated]
-    eligible_dates = ordered[FECHA].to_numpy(dtype="datetime64[ns]")[eligible].view(np.int64)
-    order = eligible[np.lexsort((eligible, eligible_dates, ids[eligible]))]
-    last_of_id = np.r_[ids[order][1:] != ids[order][:-1], True]
-    kept = np.sort(np.concatenate([winners, order[last_of_id]]))
-    rows = ordered.iloc[kept].reset_index(drop=True)
-    superseded = len(ordered) - len(rows) - exact
-    return BatchDeduplication(rows, exact_repeats=exact, superseded=superseded)
-
-
-@dataclass(frozen=True)
-class UpsertPlan:
-    """What a batch changes in the store: new samples, changed samples, and what it skips."""
-
-    inserts: pd.DataFrame
-    updates: pd.DataFrame
-    unchanged: int
-    stale: int
-
-    @property
-    def changes(self) -> pd.DataFrame:
-        return pd.concat([self.inserts, self.updates], ignore_index=True)
-
-    @property
-    def is_empty(self) -> bool:
-        return self.inserts.empty and self.updates.empty
-
-
-def plan_upsert(incoming: pd.DataFrame, stored: pd.DataFrame | None) -> UpsertPlan:
-    """Compare one-row-per-Muestra ``incoming`` with the stored records (same columns).
-
-    Stale: both have a Fecha and the incoming one is older (the store keeps the newer test).
-    Unchanged: every value equal. Otherwise a stored Muestra is updated, a new one inserted.
-    """
-    if stored is None or stored.empty:
-        return UpsertPlan(incoming.reset_index(drop=True), incoming.iloc[:0], 0, 0)
-    ids = incoming[MUESTRA].to_numpy()
-    known = np.asarray(incoming[MUESTRA].isin(stored[MUESTRA]), dtype=bool)
-    aligned = stored.set_index(MUESTRA).reindex(ids)
-    same = known.copy()
-    for column in CLEAN_COLUMNS:
-        if column == MUESTRA:
-            continue
-        mine = incoming[column].reset_index(drop=True)
-        theirs = aligned[column].reset_index(drop=True)
-        equal = mine.eq(theirs).fillna(False) | (mine.isna() & theirs.isna())
-        same &= np.asarray(equal, dtype=bool)
-    new_date = incoming[FECHA].to_numpy(dtype="datetime64[ns]")
-    old_date = aligned[FECHA].to_numpy(dtype="datetime64[ns]")
-    stale = known & ~np.isnat(new_date) & ~np.isnat(old_date) & (new_date < old_date)
-    updates = known & ~same & ~stale
-    return UpsertPlan(
-        inserts=incoming[~known].reset_index(drop=True),
-        updates=incoming[updates].reset_index(drop=True),
-        unchanged=int(np.count_nonzero(same & ~stale)),
-        stale=int(np.count_nonzero(stale)),
     )

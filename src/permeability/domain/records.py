@@ -22,6 +22,7 @@ import fnmatch
 import hashlib
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
@@ -65,6 +66,21 @@ REFERENCE_FILMS: Final = ("CALIBRACION*", "MATERIAL-REF*", "NIST-*")
 DEFAULT_DETECTION_LIMIT: Final = 0.0005
 #: Separates the values of a multi-column record key.
 KEY_SEPARATOR: Final = "|"
+
+
+@dataclass(frozen=True)
+class RecordRules:
+    """The record rules of one acquisition (``acquisition.*`` in the config).
+
+    ``record_key`` None means: resolve it from the source's columns
+    (:func:`resolve_record_key`). ``missing_tokens`` are added to the built-in ones.
+    """
+
+    record_key: tuple[str, ...] | None = None
+    test_group: tuple[str, ...] = DEFAULT_TEST_GROUP
+    non_product: tuple[str, ...] = DEFAULT_NON_PRODUCT
+    detection_limit: float = DEFAULT_DETECTION_LIMIT
+    missing_tokens: tuple[str, ...] = ()
 
 
 def resolve_record_key(configured: Sequence[str] | None, present: Sequence[str]) -> tuple[str, ...]:
@@ -117,7 +133,7 @@ def assign_test_ids(frame: pd.DataFrame, group: Sequence[str]) -> pd.Series:
     joined = join_key(frame, group)
     codes, uniques = pd.factorize(joined)
     names = np.array(
-        [f"T-{hashlib.sha1(str(u).encode()).hexdigest()[:12]}" for u in uniques], dtype=object
+        [f"T-{hashlib.sha256(str(u).encode()).hexdigest()[:12]}" for u in uniques], dtype=object
     )
     return pd.Series(names[codes] if len(codes) else [], dtype="str")
 

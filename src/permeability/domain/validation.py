@@ -19,6 +19,7 @@ from numpy.typing import ArrayLike, NDArray
 from pandera.errors import SchemaErrors
 
 from permeability.domain.schema import (
+    BELOW_DETECTION_LIMIT,
     CALIBRE_PROM,
     CALIBRES,
     CALIPER_MEAN_ABS_TOL_UM,
@@ -28,11 +29,16 @@ from permeability.domain.schema import (
     FECHA,
     GRADOS_C,
     HUMIDITY_RANGE_PCT,
+    IS_PRODUCT,
+    LAYERS,
     MUESTRA,
     PERMEABILIDAD,
     PERMEABILITY_RANGE,
     PORC_HUMEDAD,
+    RECORD_FIELDS,
+    RECORD_ID,
     TEMPERATURE_RANGE_C,
+    TEST_ID,
 )
 from permeability.errors import InvalidInputError
 
@@ -128,12 +134,15 @@ def _consistent_caliper_mean(frame: pd.DataFrame) -> pd.Series:
 def sample_schema(
     *, with_ingested_at: bool = False, pc_columns: Sequence[str] = ()
 ) -> pa.DataFrameSchema:
-    """The schema of clean samples: one row per Muestra, physical ranges, consistent calipers.
+    """The schema of clean samples: one row per record, physical ranges, consistent calipers.
+
+    ``Muestra`` is a replicate number (repeats across tests); ``record_id`` is unique.
 
     ``with_ingested_at`` and ``pc_columns`` add what the feature store attaches on read.
     """
     columns: dict[str, pa.Column] = {
-        MUESTRA: pa.Column("int64", pa.Check.in_range(0, MAX_SAMPLE_ID), unique=True),
+        RECORD_ID: pa.Column(str, pa.Check.str_length(1, 400), unique=True),
+        MUESTRA: pa.Column("int64", pa.Check.in_range(0, MAX_SAMPLE_ID)),
         GRADOS_C: pa.Column("float64", RANGE_RULES[GRADOS_C].check()),
         PORC_HUMEDAD: pa.Column("float64", RANGE_RULES[PORC_HUMEDAD].check()),
         ESTRUCTURA: pa.Column(
@@ -144,6 +153,11 @@ def sample_schema(
         PERMEABILIDAD: pa.Column("float64", RANGE_RULES[PERMEABILIDAD].check()),
         FECHA: pa.Column("datetime64[ns]", nullable=True),
         IMPUTED_COLUMN: pa.Column("int64", pa.Check.in_range(0, len(CALIBRES) - 1)),
+        **{c: pa.Column(str, nullable=True) for c in RECORD_FIELDS},
+        TEST_ID: pa.Column(str),
+        LAYERS: pa.Column(str),
+        IS_PRODUCT: pa.Column(bool),
+        BELOW_DETECTION_LIMIT: pa.Column(bool),
     }
     if with_ingested_at:
         columns[INGESTED_AT] = pa.Column(pd.DatetimeTZDtype("ns", "UTC"))

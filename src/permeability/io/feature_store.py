@@ -2,7 +2,7 @@
 
 Layout below the store URI (``settings.resolved_feature_store_uri``)::
 
-    <store>/samples/           Delta table, one row per Muestra (the clean lab record)
+    <store>/samples/           Delta table, one row per record_id (the clean lab record)
     <store>/pca/v<version>/    the caliper PCA of that version: pca.json, explained_variance.csv,
                                explained_variance.json, explained_variance.png
 
@@ -65,14 +65,20 @@ from deltalake.transaction import (
 
 from permeability.domain.pca import CaliperPCA
 from permeability.domain.schema import (
+    BELOW_DETECTION_LIMIT,
     CALIBRE_PROM,
     CALIBRES,
     ESTRUCTURA,
     FECHA,
     GRADOS_C,
+    IS_PRODUCT,
+    LAYERS,
     MUESTRA,
     PERMEABILIDAD,
     PORC_HUMEDAD,
+    RECORD_FIELDS,
+    RECORD_ID,
+    TEST_ID,
 )
 from permeability.domain.validation import IMPUTED_COLUMN, INGESTED_AT
 from permeability.errors import EmptyFeatureStoreError, InvalidInputError, NotFoundError
@@ -91,6 +97,7 @@ TABLE_CONFIGURATION: Final = {"delta.enableExpiredLogCleanup": "false"}
 _FLOATS: Final = (GRADOS_C, PORC_HUMEDAD, *CALIBRES, CALIBRE_PROM, PERMEABILIDAD)
 STORE_SCHEMA: Final = pa.schema(
     [
+        pa.field(RECORD_ID, pa.string(), nullable=False),
         pa.field(MUESTRA, pa.int64(), nullable=False),
         pa.field(GRADOS_C, pa.float64()),
         pa.field(PORC_HUMEDAD, pa.float64()),
@@ -100,19 +107,36 @@ STORE_SCHEMA: Final = pa.schema(
         pa.field(FECHA, pa.date32()),
         pa.field(IMPUTED_COLUMN, pa.int64()),
         pa.field(INGESTED_AT, pa.timestamp("us", tz="UTC")),
+        *[pa.field(c, pa.string()) for c in RECORD_FIELDS],
+        pa.field(TEST_ID, pa.string()),
+        pa.field(LAYERS, pa.string()),
+        pa.field(IS_PRODUCT, pa.bool_()),
+        pa.field(BELOW_DETECTION_LIMIT, pa.bool_()),
     ]
 )
 STORED_COLUMNS: Final = tuple(STORE_SCHEMA.names)
-_STATS_COLUMNS: Final = (MUESTRA, *_FLOATS, IMPUTED_COLUMN)
+_STATS_COLUMNS: Final = (RECORD_ID, MUESTRA, *_FLOATS, IMPUTED_COLUMN)
+#: Columns a table written before records had an identity lacks, and what a read fills in:
+#: the record id was the Muestra, every row a product measured above the detection limit.
+_ADDED_LATER: Final = (
+    RECORD_ID,
+    *RECORD_FIELDS,
+    TEST_ID,
+    LAYERS,
+    IS_PRODUCT,
+    BELOW_DETECTION_LIMIT,
+)
 
 
 @dataclass(frozen=True)
 class FeatureSet:
     """One version of the store: the samples with this version's PCA coordinates.
 
-    ``frame``: one row per Muestra, columns Muestra (int64), Grados_C, Porc_Humedad,
-    Estructura (str), Calibre1..5, CalibreProm, Permeabilidad (float64), Fecha (datetime64[ns]
-    or NaT), n_calibres_imputados (int64), ingested_at (datetime64[ns, UTC]), pc_1..pc_k.
+    ``frame``: one row per record, columns record_id (str), Muestra (int64, the replicate
+    number), Grados_C, Porc_Humedad, Estructura (str), Calibre1..5, CalibreProm, Permeabilidad
+    (float64), Fecha (datetime64[ns] or NaT), n_calibres_imputados (int64), ingested_at
+    (datetime64[ns, UTC]), CONSECUTIVO, Referencia, Instrumentista (str or NA), test_id, layers
+    (str), is_product, below_detection_limit (bool), pc_1..pc_k.
     ``data_hash`` is a sha256 of the stored content and the PCA, identical on every read.
     """
 
@@ -171,7 +195,7 @@ class FeatureStore:
         return DeltaTable(self.table_uri, version=version, storage_options=self.storage_options)
 
     def read_records(self, version: int | None = None) -> pd.DataFrame:
-        """The stored samples (no PCA columns), sorted by Muestra; empty frame if no table yet."""
+        """The stored samples (no PCA columns), sorted by record id; empty frame if no table yet."""
         if version is None and not self.exists():
             return _records_frame(STORE_SCHEMA.empty_table())
         return _records_frame(self._table(version).to_pyarrow_table())
@@ -258,11 +282,11 @@ class FeatureStore:
         self,
         changes: pd.DataFrame,
         *,
-        replaced: Collection[int],
+        replaced: Collection[str],
         pca: CaliperPCA,
         metadata: Mapping[str, Any],
     ) -> int:
-        """Insert ``changes`` and replace the stored rows of ``replaced`` Muestras: one commit.
+        """Insert ``changes`` and replace the stored rows of ``replaced`` record ids: one commit.
 
         ``changes`` has the stored columns; ``pca`` was fitted on every sample of the version
         this creates; ``metadata`` (JSON-able, with a ``run_id``) goes into the commit info.
@@ -291,6 +315,7 @@ class FeatureStore:
             )
         else:
             table = DeltaTable(self.table_uri, storage_options=self.storage_options)
+            _require_current_layout(table, self.uri)
             remainders, removes = _take_out(filesystem, table, replaced)
             adds = _write_files(filesystem, pa.concat_tables([*remainders, data]))
             _before_commit_hook()
@@ -373,12 +398,52 @@ def _to_arrow(frame: pd.DataFrame) -> pa.Table:
 
 
 def _records_frame(table: pa.Table) -> pd.DataFrame:
-    """Arrow -> the documented pandas dtypes (ns datetimes, str, int64)."""
-    frame = table.cast(STORE_SCHEMA).to_pandas(date_as_object=False)
+    """Arrow -> the documented pandas dtypes (ns datetimes, str, int64, bool)."""
+    table = _with_identity_columns(table)
+    frame = (
+        table.select(list(STORE_SCHEMA.names)).cast(STORE_SCHEMA).to_pandas(date_as_object=False)
+    )
     frame[FECHA] = frame[FECHA].astype("datetime64[ns]")
     frame[INGESTED_AT] = frame[INGESTED_AT].astype("datetime64[ns, UTC]")
-    frame[ESTRUCTURA] = frame[ESTRUCTURA].astype("str")
-    return frame.sort_values(MUESTRA, kind="stable").reset_index(drop=True)
+    for column in (RECORD_ID, ESTRUCTURA, *RECORD_FIELDS, TEST_ID, LAYERS):
+        frame[column] = frame[column].astype("str")
+    for column in (IS_PRODUCT, BELOW_DETECTION_LIMIT):
+        frame[column] = frame[column].astype(bool)
+    return frame.sort_values(RECORD_ID, kind="stable").reset_index(drop=True)
+
+
+def _with_identity_columns(table: pa.Table) -> pa.Table:
+    """A table written before records had an identity, with the columns it lacks filled in.
+
+    Its rows were keyed by Muestra (then a sample id), so that is their record id; each row
+    is its own test; every row was a product above the detection limit (zeros were refused).
+    """
+    if RECORD_ID in table.column_names:
+        return table
+    ids = pc.cast(table[MUESTRA], pa.string())
+    fills: dict[str, pa.Array | pa.ChunkedArray] = {
+        RECORD_ID: ids,
+        TEST_ID: pc.binary_join_element_wise("T-", ids, ""),
+        LAYERS: pa.array([""] * table.num_rows, pa.string()),
+        IS_PRODUCT: pa.array([True] * table.num_rows, pa.bool_()),
+        BELOW_DETECTION_LIMIT: pa.array([False] * table.num_rows, pa.bool_()),
+        **{c: pa.nulls(table.num_rows, pa.string()) for c in RECORD_FIELDS},
+    }
+    for name in _ADDED_LATER:
+        table = table.append_column(name, fills[name])
+    return table
+
+
+def _require_current_layout(table: DeltaTable, uri: str) -> None:
+    """Refuse to add records to a table keyed by Muestra (written before record identity)."""
+    names = set(table.schema().to_arrow().names)  # type: ignore[union-attr]
+    if RECORD_ID not in names:
+        raise InvalidInputError(
+            f"the feature store at {uri} was written before records had an identity (its rows "
+            "are keyed by Muestra, now the replicate number); its versions stay readable for "
+            "the models trained on them, but new loads need a new store: set "
+            "PERMEABILITY_FEATURE_STORE_URI to a new location and acquire the lab's export again"
+        )
 
 
 def _recorded_pca(commit: Mapping[str, Any]) -> CaliperPCA | None:
@@ -422,8 +487,8 @@ def _file_stats(part: pa.Table) -> str:
 
 
 def _write_files(filesystem: pafs.FileSystem, data: pa.Table) -> list[AddAction]:
-    """Parquet files of at most ROWS_PER_FILE rows, sorted by Muestra (tight per-file ranges)."""
-    ordered = data.sort_by(MUESTRA)
+    """Parquet files of at most ROWS_PER_FILE rows, sorted by record id (tight file ranges)."""
+    ordered = data.sort_by(RECORD_ID)
     adds = []
     for offset in range(0, ordered.num_rows, ROWS_PER_FILE):
         part = ordered.slice(offset, ROWS_PER_FILE)
@@ -436,20 +501,20 @@ def _write_files(filesystem: pafs.FileSystem, data: pa.Table) -> list[AddAction]
 
 
 def _take_out(
-    filesystem: pafs.FileSystem, table: DeltaTable, replaced: Collection[int]
+    filesystem: pafs.FileSystem, table: DeltaTable, replaced: Collection[str]
 ) -> tuple[list[pa.Table], list[RemoveAction]]:
-    """For each data file holding a replaced Muestra: its other rows, and a remove action."""
+    """For each data file holding a replaced record: its other rows, and a remove action."""
     if not replaced:
         return [], []
-    keys = pa.array(sorted(replaced), pa.int64())
+    keys = pa.array(sorted(replaced), pa.string())
     low, high = keys[0].as_py(), keys[-1].as_py()
     remainders, removes = [], []
     for entry in pa.table(table.get_add_actions(flatten=True)).to_pylist():
-        first, last = entry.get(f"min.{MUESTRA}"), entry.get(f"max.{MUESTRA}")
+        first, last = entry.get(f"min.{RECORD_ID}"), entry.get(f"max.{RECORD_ID}")
         if first is not None and last is not None and (last < low or first > high):
             continue
         part = pq.read_table(entry["path"], filesystem=filesystem).cast(STORE_SCHEMA)
-        hit = pc.is_in(part[MUESTRA], value_set=keys)
+        hit = pc.is_in(part[RECORD_ID], value_set=keys)
         if not pc.any(hit).as_py():
             continue
         remainders.append(part.filter(pc.invert(hit)))

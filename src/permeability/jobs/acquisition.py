@@ -15,6 +15,7 @@ A run that changes nothing creates no version, so re-running a source is harmles
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -33,16 +34,26 @@ from permeability.domain.cleaning import (
     CLEAN_COLUMNS,
     REASON,
     SOURCE_ROW,
-    BatchDeduplication,
     CleanResult,
-    UpsertPlan,
     clean_records,
-    deduplicate_batch,
-    plan_upsert,
     resolve_columns,
 )
+from permeability.domain.deduplication import (
+    BatchDeduplication,
+    UpsertPlan,
+    deduplicate_batch,
+    plan_upsert,
+)
 from permeability.domain.pca import CaliperPCA, fit_caliper_pca
-from permeability.domain.schema import CALIBRES, ESTRUCTURA, MUESTRA
+from permeability.domain.records import RecordRules, resolve_record_key
+from permeability.domain.schema import (
+    BELOW_DETECTION_LIMIT,
+    CALIBRES,
+    ESTRUCTURA,
+    IS_PRODUCT,
+    RECORD_ID,
+    TEST_ID,
+)
 from permeability.domain.structures import build_alias_map
 from permeability.domain.validation import INGESTED_AT, validate_samples
 from permeability.errors import InvalidInputError
@@ -62,20 +73,38 @@ LOCK_FILE = ".acquire.lock"
 
 
 class DuplicateCounts(BaseModel):
-    """Why rows were skipped: repeats inside the batch, or nothing new compared with the store."""
+    """Why rows were skipped: repeats inside the batch, or nothing new compared with the store.
+
+    ``superseded_in_batch``: rows of a record replaced by a row of the same record with a later
+    test date (``superseded_examples`` say which by which).
+    """
 
     exact_repeats: int
     superseded_in_batch: int
     unchanged: int
     stale: int
+    superseded_examples: list[str] = []
+
+
+class Conflicts(BaseModel):
+    """Rows of one record that differ with no later test date to decide: all kept, listed."""
+
+    records: int
+    rows: int
+    examples: list[str]
 
 
 class AcquisitionReport(BaseModel):
-    """What one acquisition did; ``rows_read = rows_loaded + rows_rejected + duplicates_skipped``."""
+    """What one acquisition did; ``rows_read = rows_loaded + rows_rejected + duplicates_skipped``.
+
+    ``excluded_from_training`` (non-product rows) and ``censored`` (WVTR at or under the
+    detection limit) are counted inside ``rows_loaded``; so are conflicting rows.
+    """
 
     run_id: str
     source: str
     feature_store: str
+    record_key: list[str]
     rows_read: int
     rows_loaded: int
     rows_inserted: int
@@ -83,6 +112,13 @@ class AcquisitionReport(BaseModel):
     rows_rejected: int
     duplicates_skipped: int
     duplicates: DuplicateCounts
+    conflicts: Conflicts
+    excluded_from_training: int
+    excluded_structures: dict[str, int]
+    censored: int
+    detection_limit: float
+    tests_loaded: int
+    ignored_columns: list[str]
     calipers_imputed: int
     new_structures: list[str]
     feature_set_version: int | None
@@ -100,9 +136,30 @@ class AcquisitionReport(BaseModel):
             + (f" -> {self.rejected_file}" if self.rejected_file else ""),
             f"skipped {self.duplicates_skipped} duplicates "
             f"({self.duplicates.exact_repeats} exact repeats, "
-            f"{self.duplicates.superseded_in_batch} superseded in the file, "
-            f"{self.duplicates.unchanged} already stored, {self.duplicates.stale} older than stored)",
+            f"{self.duplicates.superseded_in_batch} superseded by a later test date of the same "
+            f"record, {self.duplicates.unchanged} already stored, "
+            f"{self.duplicates.stale} older than stored)",
+            f"record key: {', '.join(self.record_key)}; {self.tests_loaded} test(s) loaded",
         ]
+        lines += [f"  superseded: {example}" for example in self.duplicates.superseded_examples]
+        if self.conflicts.records:
+            lines.append(
+                f"conflicts: {self.conflicts.records} record(s) have {self.conflicts.rows} rows "
+                "with different values and no later test date; all kept, numbered #2, #3..."
+            )
+            lines += [f"  conflict: {example}" for example in self.conflicts.examples]
+        if self.excluded_from_training:
+            named = ", ".join(f"{k} {v}" for k, v in self.excluded_structures.items())
+            lines.append(
+                f"excluded from training (not products): {self.excluded_from_training} ({named})"
+            )
+        if self.censored:
+            lines.append(
+                f"censored: {self.censored} WVTR value(s) at or under the detection limit, "
+                f"stored as < {self.detection_limit:g}"
+            )
+        if self.ignored_columns:
+            lines.append(f"ignored columns: {', '.join(self.ignored_columns)}")
         if self.calipers_imputed:
             lines.append(f"filled {self.calipers_imputed} missing caliper readings")
         if self.new_structures:
@@ -126,6 +183,8 @@ class _Extracted:
     rejected: pd.DataFrame
     rows_read: int
     calipers_imputed: int
+    record_key: tuple[str, ...]
+    ignored_columns: list[str]
 
 
 @dataclass(frozen=True)
@@ -147,13 +206,16 @@ def acquire(
         label = mask_source(source)
         ctx.logger.info("acquiring from %s (table=%s, query=%s)", label, table, bool(query))
         extracted = _extract(ctx, source, table, query)
-        batch = deduplicate_batch(extracted.clean)
+        batch = deduplicate_batch(extracted.clean, extracted.record_key)
         ctx.logger.info(
-            "batch: %d unique samples, %d exact repeats, %d superseded rows",
+            "batch: %d records, %d exact repeats, %d superseded rows, %d conflicting rows",
             len(batch.rows),
             batch.exact_repeats,
             batch.superseded,
+            batch.conflict_rows,
         )
+        for example in batch.conflict_examples:
+            ctx.logger.warning("conflict: %s", example)
         store = FeatureStore(settings.resolved_feature_store_uri)
         with exclusive_lock(
             ctx.paths.data / LOCK_FILE, "another acquisition is loading the feature store"
@@ -175,12 +237,22 @@ def acquire(
             source=label,
             feature_store=store.uri,
             **counts,
+            record_key=list(extracted.record_key),
             duplicates=DuplicateCounts(
                 exact_repeats=batch.exact_repeats,
                 superseded_in_batch=batch.superseded,
                 unchanged=plan.unchanged,
                 stale=plan.stale,
+                superseded_examples=batch.superseded_examples,
             ),
+            conflicts=Conflicts(
+                records=batch.conflict_records,
+                rows=batch.conflict_rows,
+                examples=batch.conflict_examples,
+            ),
+            **_flag_counts(plan),
+            detection_limit=ctx.config.acquisition.detection_limit,
+            ignored_columns=extracted.ignored_columns,
             calipers_imputed=extracted.calipers_imputed,
             new_structures=loaded.new_structures,
             feature_set_version=loaded.version,
@@ -216,6 +288,12 @@ def _extract(ctx: JobContext, source: str, table: str | None, query: str | None)
     """
     params = ctx.config.acquisition
     aliases = build_alias_map(params.structure_aliases)
+    rules = RecordRules(
+        test_group=params.test_group,
+        non_product=params.non_product,
+        detection_limit=params.detection_limit,
+        missing_tokens=params.missing_tokens,
+    )
     progress = _Progress(ctx)
     workers = max(1, min(2, os.cpu_count() or 1))
     with (
@@ -231,6 +309,10 @@ def _extract(ctx: JobContext, source: str, table: str | None, query: str | None)
         ignored = [h for h in raw.headers if h not in columns]
         if ignored:
             ctx.logger.info("ignoring columns the record does not use: %s", ", ".join(ignored))
+        key = resolve_record_key(params.record_key, list(columns.values()))
+        _require_key_columns(key, params.record_key, set(columns.values()), raw.label)
+        rules = dataclasses.replace(rules, record_key=key)
+        ctx.logger.info("record key: %s", ", ".join(key))
         pending: deque[tuple[RawChunk, Future[CleanResult]]] = deque()
         for chunk in raw.chunks(columns):
             cleaning = pool.submit(
@@ -238,6 +320,7 @@ def _extract(ctx: JobContext, source: str, table: str | None, query: str | None)
                 chunk.records,
                 aliases=aliases,
                 min_caliper_readings=params.min_caliper_readings,
+                rules=rules,
             )
             pending.append((chunk, cleaning))
             if len(pending) > workers:
@@ -250,7 +333,21 @@ def _extract(ctx: JobContext, source: str, table: str | None, query: str | None)
         _rejected_frame(progress.rejected, original_names),
         progress.rows_read,
         progress.imputed,
+        key,
+        ignored,
     )
+
+
+def _require_key_columns(
+    key: Sequence[str], configured: Sequence[str] | None, present: set[str], label: str
+) -> None:
+    """A configured record key must exist in the source; the default identity may be partial."""
+    missing = [c for c in key if c not in present]
+    if configured and missing:
+        raise InvalidInputError(
+            f"acquisition.record_key names {', '.join(missing)}, which source {label} lacks; "
+            f"its record columns are {', '.join(sorted(present))}"
+        )
 
 
 def _settled(item: tuple[RawChunk, Future[CleanResult]]) -> tuple[RawChunk, CleanResult]:
@@ -299,6 +396,26 @@ def _rejected_frame(
     return ordered.reset_index(drop=True)
 
 
+def _flag_counts(plan: UpsertPlan) -> dict[str, object]:
+    """What the loaded rows hold: non-products (by structure), censored values, tests."""
+    changes = plan.changes
+    if changes.empty:
+        return {
+            "excluded_from_training": 0,
+            "excluded_structures": {},
+            "censored": 0,
+            "tests_loaded": 0,
+        }
+    excluded = changes[~changes[IS_PRODUCT].astype(bool)]
+    counts = excluded[ESTRUCTURA].value_counts()
+    return {
+        "excluded_from_training": len(excluded),
+        "excluded_structures": {str(k): int(v) for k, v in counts.items()},
+        "censored": int(changes[BELOW_DETECTION_LIMIT].astype(bool).sum()),
+        "tests_loaded": int(changes[TEST_ID].nunique()),
+    }
+
+
 def _counts(extracted: _Extracted, batch: BatchDeduplication, plan: UpsertPlan) -> dict[str, int]:
     return {
         "rows_read": extracted.rows_read,
@@ -329,7 +446,7 @@ def _load(
     changes = plan.changes
     validate_samples(changes)
     changes[INGESTED_AT] = pd.Timestamp(datetime.now(UTC))
-    kept = stored[~stored[MUESTRA].isin(plan.updates[MUESTRA])]
+    kept = stored[~stored[RECORD_ID].isin(plan.updates[RECORD_ID])]
     calipers = np.vstack([kept[list(CALIBRES)].to_numpy(), changes[list(CALIBRES)].to_numpy()])
     if len(calipers) < 2:
         raise InvalidInputError(
@@ -345,7 +462,7 @@ def _load(
     )
     version = store.commit(
         changes,
-        replaced=plan.updates[MUESTRA].tolist(),
+        replaced=plan.updates[RECORD_ID].tolist(),
         pca=pca,
         metadata={"run_id": ctx.run_id, "source": label, "counts": dict(counts)},
     )
