@@ -108,6 +108,14 @@ class TrainResponse(BaseModel):
     n_train: int
     n_calibration: int
     n_test: int
+    rows_available: int = Field(description="Records in the feature-set version.")
+    rows_excluded_non_product: int = Field(
+        description="Calibration/reference films and unreported materials: never trained on."
+    )
+    rows_censored: int = Field(
+        description="Product rows whose WVTR was under the detection limit (learnt at it)."
+    )
+    detection_limit: float | None = Field(description="WVTR under which the lab reads nothing.")
     created_at: str
     model_path: str
     seconds: float

@@ -79,6 +79,7 @@ from permeability.domain.models import (
     uses_interactions,
 )
 from permeability.domain.pca import CaliperPCA
+from permeability.domain.records import DEFAULT_NON_PRODUCT, product_rows
 from permeability.domain.schema import (
     ESTRUCTURA,
     INPUT_COLUMNS,
@@ -713,8 +714,15 @@ def train_model(
     min_calibration: int = DEFAULT_MIN_CALIBRATION,
     calibration: str = "auto",
     calibration_folds: int = 5,
+    detection_limit: float | None = None,
+    non_product: Sequence[str] = DEFAULT_NON_PRODUCT,
 ) -> TrainingOutcome:
     """Split, fit, calibrate and score one model; deterministic for a ``random_state``.
+
+    Only product rows are learnt from (:func:`permeability.domain.records.product_rows` with
+    ``non_product``); the model keeps ``non_product`` to refuse such structures when serving,
+    and ``detection_limit`` (the data's, values under it are stored at it) to say when a guide
+    value is under it.
 
     ``frame`` holds feature-store rows (the seed's columns; extra columns are ignored) and
     ``pca`` is the caliper PCA of that feature-set version. ``model`` is a catalogue name or
@@ -756,6 +764,8 @@ def train_model(
             min_calibration=min_calibration,
             calibration=calibration,
             calibration_folds=calibration_folds,
+            detection_limit=detection_limit,
+            non_product=tuple(non_product),
         )
     return dataclasses.replace(outcome, seconds=time.perf_counter() - started)
 
@@ -775,6 +785,8 @@ def _train(
     min_calibration: int,
     calibration: str,
     calibration_folds: int,
+    detection_limit: float | None,
+    non_product: tuple[str, ...],
 ) -> TrainingOutcome:
     _check_arguments(test_size, cv, calibration_fraction, interval_level)
     _check_calibration(calibration, calibration_folds)
@@ -783,7 +795,7 @@ def _train(
     if model == AUTO and params:
         raise InvalidInputError("params cannot be given with model 'auto'; it tunes its candidates")
     requested_params = resolve_params(model, params) if model != AUTO else {}
-    data = _checked_frame(frame)
+    data = _checked_frame(product_rows(frame, non_product))
     probe = hierarchy.builder(pca, interactions=False)
     probe.fit(data).transform_frame(data)  # refuses bad inputs before any fitting starts
     names = probe.canonical_structures(data)
@@ -856,6 +868,8 @@ def _train(
         n_train=len(fit_rows),
         log_bounds=bounds,
         interval_level=interval_level,
+        detection_limit=detection_limit,
+        non_product=non_product,
     )
     test_frame = data.iloc[test_rows]
     scored = _score(trained, test_frame, names[test_rows], interval_level)

@@ -35,6 +35,7 @@ from permeability.domain.schema import (
     FECHA,
     GRADOS_C,
     INSTRUMENTISTA,
+    IS_PRODUCT,
     MUESTRA,
     PORC_HUMEDAD,
     REFERENCIA,
@@ -162,3 +163,18 @@ def censor_below_limit(
     with np.errstate(invalid="ignore"):
         below = (values >= 0.0) & (values < limit)
     return np.where(below, limit, values), np.asarray(below, dtype=bool)
+
+
+def product_rows(frame: pd.DataFrame, patterns: Sequence[str] = ()) -> pd.DataFrame:
+    """The rows a product model may learn from: flagged products whose name is not excluded.
+
+    Both checks: the store's ``is_product`` flag (set at acquisition) and the ``patterns`` in
+    force now (a name added to ``acquisition.non_product`` after loading is excluded too).
+    A frame without the flag (built by hand, or an old store) is all products.
+    """
+    keep = np.ones(len(frame), dtype=bool)
+    if IS_PRODUCT in frame.columns:
+        keep &= frame[IS_PRODUCT].to_numpy(dtype=bool)
+    if patterns and ESTRUCTURA in frame.columns:
+        keep &= ~non_product_mask(list(frame[ESTRUCTURA]), patterns)
+    return frame if keep.all() else frame[keep]

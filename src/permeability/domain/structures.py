@@ -95,7 +95,7 @@ DEFAULT_ALIASES: Final[Mapping[str, str]] = {
 }
 
 _SPACES = re.compile(r"[\s_]+")
-_SPLIT = re.compile(r"[\s/+,;|_-]+")
+_SPLIT = re.compile(r"[\s/+_-]+")
 #: Longest run of typed parts that one layer spelling can span ("PE BAJA DENSIDAD").
 _MAX_PARTS = 3
 

@@ -409,7 +409,9 @@ def _records_frame(table: pa.Table) -> pd.DataFrame:
         frame[column] = frame[column].astype("str")
     for column in (IS_PRODUCT, BELOW_DETECTION_LIMIT):
         frame[column] = frame[column].astype(bool)
-    return frame.sort_values(RECORD_ID, kind="stable").reset_index(drop=True)
+    # Natural order for record numbers ("2" before "10"): by length, then text.
+    order = np.lexsort((frame[RECORD_ID].to_numpy(dtype=object), frame[RECORD_ID].str.len()))
+    return frame.iloc[order].reset_index(drop=True)
 
 
 def _with_identity_columns(table: pa.Table) -> pa.Table:

@@ -98,6 +98,14 @@ class TrainingResult(BaseModel):
     n_train: int
     n_calibration: int
     n_test: int
+    rows_available: int = Field(description="Records in the feature-set version.")
+    rows_excluded_non_product: int = Field(
+        description="Calibration/reference films and unreported materials: never trained on."
+    )
+    rows_censored: int = Field(
+        description="Product rows whose WVTR was under the detection limit (learnt at it)."
+    )
+    detection_limit: float | None
     created_at: str
     model_path: str
     seconds: float
@@ -209,6 +217,8 @@ def _train_reserved(
         calibration=context.config.training.calibration,
         calibration_folds=context.config.training.calibration_folds,
         interval_level=context.config.inference.interval_level,
+        detection_limit=context.config.acquisition.detection_limit,
+        non_product=context.config.acquisition.non_product,
     )
     log.info(
         "trained %s in %.2fs: %s",
@@ -319,6 +329,7 @@ class _Recorder:
             n_train=int(outcome.n_train),
             n_calibration=int(outcome.n_calibration),
             n_test=int(outcome.n_test),
+            **self._row_counts(),
             created_at=created_at.isoformat(),
             model_path=str(path),
             seconds=round(finished - started_at, 3),
@@ -346,6 +357,26 @@ class _Recorder:
 
     # -- what gets logged ----------------------------------------------------------------
 
+    def _row_counts(self) -> dict[str, Any]:
+        """How many records the version held, and how many were left out or censored."""
+        from permeability.domain.records import product_rows
+        from permeability.domain.schema import BELOW_DETECTION_LIMIT
+
+        frame = self.features.frame
+        patterns = self.context.config.acquisition.non_product
+        products = product_rows(frame, patterns)
+        censored = (
+            int(products[BELOW_DETECTION_LIMIT].astype(bool).sum())
+            if BELOW_DETECTION_LIMIT in products.columns
+            else 0
+        )
+        return {
+            "rows_available": len(frame),
+            "rows_excluded_non_product": len(frame) - len(products),
+            "rows_censored": censored,
+            "detection_limit": self.outcome.model.detection_limit,
+        }
+
     def _lineage_tags(self) -> dict[str, str]:
         return {
             "version_label": self.spec.version,
@@ -371,6 +402,8 @@ class _Recorder:
             "interval_level": self.context.config.inference.interval_level,
             "description": spec.description or "",
             "feature_set_version": self.features.version,
+            **{f"data_{k}": v for k, v in self._row_counts().items()},
+            "non_product": ",".join(self.context.config.acquisition.non_product),
         }
         params.update({f"hp_{k}": v for k, v in outcome.params.items()})
         return params

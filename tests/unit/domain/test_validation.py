@@ -16,11 +16,12 @@ from permeability.domain.validation import (
     validate_samples,
 )
 from permeability.errors import InvalidInputError
+from tests.record_columns import add_record_columns
 
 
 def clean_frame(n: int = 4) -> pd.DataFrame:
     readings = {c: np.full(n, 20.0) for c in CALIBRES}
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "Muestra": np.arange(1, n + 1, dtype=np.int64),
             "Grados_C": np.full(n, 38.0),
@@ -33,6 +34,7 @@ def clean_frame(n: int = 4) -> pd.DataFrame:
             "n_calibres_imputados": np.zeros(n, dtype=np.int64),
         }
     )
+    return add_record_columns(frame)
 
 
 def test_range_rule_honours_open_and_closed_bounds() -> None:
@@ -99,10 +101,12 @@ def test_a_broken_value_is_reported_with_its_column(
         validate_samples(frame)
 
 
-def test_repeated_sample_ids_break_the_schema() -> None:
+def test_repeated_record_ids_break_the_schema_but_repeated_replicate_numbers_do_not() -> None:
     frame = clean_frame()
-    frame.loc[2, "Muestra"] = 1
-    with pytest.raises(InvalidInputError, match="Muestra"):
+    frame.loc[2, "Muestra"] = 1  # a replicate number: many tests have a replicate 1
+    validate_samples(frame)
+    frame.loc[2, "record_id"] = "1"
+    with pytest.raises(InvalidInputError, match="record_id"):
         validate_samples(frame)
 
 

@@ -12,6 +12,7 @@ from permeability.domain.pca import CaliperPCA, fit_caliper_pca
 from permeability.domain.schema import CALIBRES
 from permeability.errors import EmptyFeatureStoreError, InvalidInputError, NotFoundError
 from permeability.io.feature_store import COMMIT_HOOK_ENV, FeatureStore
+from tests.record_columns import add_record_columns
 
 
 def samples(ids: range | list[int], *, permeability: float = 5.0, seed: int = 0) -> pd.DataFrame:
@@ -20,7 +21,7 @@ def samples(ids: range | list[int], *, permeability: float = 5.0, seed: int = 0)
     thickness = rng.uniform(15, 60, size=(n, 1))
     readings = np.round(thickness + rng.normal(0, 0.2, size=(n, 5)), 1)
     dates = pd.Series(pd.date_range("2024-01-01", periods=n, freq="D")).astype("datetime64[ns]")
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "Muestra": np.asarray(ids, dtype=np.int64),
             "Grados_C": np.full(n, 38.0),
@@ -36,6 +37,7 @@ def samples(ids: range | list[int], *, permeability: float = 5.0, seed: int = 0)
             ),
         }
     )
+    return add_record_columns(frame)
 
 
 def pca_of(frame: pd.DataFrame) -> CaliperPCA:
@@ -87,7 +89,7 @@ def test_data_hash_is_stable_per_version_and_changes_with_content(loaded: Featur
     first = loaded.read()
     assert loaded.read(0).data_hash == first.data_hash
     changed = samples([5], permeability=9.0)
-    loaded.commit(changed, replaced=[5], pca=first.pca, metadata={"run_id": "run-b"})
+    loaded.commit(changed, replaced=["5"], pca=first.pca, metadata={"run_id": "run-b"})
     assert loaded.read().data_hash != first.data_hash
     assert loaded.read(0).data_hash == first.data_hash
 
@@ -98,7 +100,7 @@ def test_an_update_is_a_new_version_and_time_travel_keeps_the_old_value(
     changes = pd.concat([samples([3], permeability=7.5), samples([21, 22], seed=4)])
     full = pd.concat([loaded.read_records().query("Muestra != 3"), changes])
     new_pca = pca_of(full)
-    version = loaded.commit(changes, replaced=[3], pca=new_pca, metadata={"run_id": "run-b"})
+    version = loaded.commit(changes, replaced=["3"], pca=new_pca, metadata={"run_id": "run-b"})
     assert version == 1
     now = loaded.read().frame.set_index("Muestra")
     before = loaded.read(0).frame.set_index("Muestra")
@@ -149,7 +151,7 @@ def test_a_load_stopped_before_its_commit_leaves_the_store_as_it_was(
     with pytest.raises(RuntimeError, match="before the commit"):
         loaded.commit(
             samples([3, 50], permeability=1.0),
-            replaced=[3],
+            replaced=["3"],
             pca=before.pca,
             metadata={"run_id": "run-x"},
         )

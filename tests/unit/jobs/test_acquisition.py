@@ -19,6 +19,7 @@ from permeability.jobs.acquisition import AcquisitionReport, acquire
 from permeability.settings import Settings
 
 HEADER = (
+    "CONSECUTIVO",
     "Muestra",
     "Grados_C",
     "Porc_Humedad",
@@ -31,7 +32,9 @@ HEADER = (
 
 
 def line(muestra: int, **values: str) -> list[str]:
+    """A record numbered ``muestra`` (CONSECUTIVO, the record key), replicate ``muestra``."""
     cells = {
+        "CONSECUTIVO": str(muestra),
         "Muestra": str(muestra),
         "Grados_C": "38",
         "Porc_Humedad": "90",
@@ -88,9 +91,9 @@ def test_a_messy_file_is_loaded_rejected_and_reconciled(
     assert reconciles(report)
     frame = FeatureStore(settings.resolved_feature_store_uri).read().frame.set_index("Muestra")
     assert frame.loc[1, "Grados_C"] == 25.6
-    assert frame.loc[2, "Estructura"] == "BOPP MET"
+    assert frame.loc[2, "Estructura"] == "BOPP/MET"
     assert frame.loc[2, "n_calibres_imputados"] == 1
-    assert frame.loc[4, "Estructura"] == "'; DROP TABLE MUESTRAS; --"
+    assert frame.loc[4, "Estructura"] == "';-DROP-TABLE-MUESTRAS;"
     assert frame.loc[5, "Permeabilidad"] == 6.5
     assert 3 not in frame.index
 
@@ -195,7 +198,15 @@ def test_column_map_and_aliases_come_from_the_config_file(tmp_path: Path) -> Non
     report = acquire(settings, str(path))
     assert report.rows_loaded == 2
     frame = FeatureStore(settings.resolved_feature_store_uri).read().frame
-    assert frame["Estructura"].tolist() == ["BOPP", "PET"]
+    assert frame.sort_values("Muestra")["Estructura"].tolist() == ["BOPP", "PET"]
+    assert report.record_key == [
+        "Fecha",
+        "Referencia",
+        "Estructura",
+        "Muestra",
+        "Grados_C",
+        "Porc_Humedad",
+    ]
 
 
 def test_each_load_stores_its_pca_and_logs_its_counts(settings: Settings, messy_csv: Path) -> None:
@@ -274,7 +285,7 @@ def test_a_ragged_line_is_rejected_and_the_rest_loaded(settings: Settings, tmp_p
     assert report.rejected_file is not None
     rejected = pd.read_csv(report.rejected_file, dtype=str)
     assert rejected["source_row"].tolist() == ["2"]
-    assert "row has 13 fields but the header has 12" in str(rejected["reason"].iloc[0])
+    assert "row has 14 fields but the header has 13" in str(rejected["reason"].iloc[0])
 
 
 def test_a_second_load_at_the_same_time_is_refused_and_writes_nothing(
