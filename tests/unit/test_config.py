@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from permeability.config import ProjectConfig, load_config
 from permeability.errors import InvalidInputError
@@ -85,3 +86,36 @@ def test_a_compact_job_takes_a_retention(tmp_path: Path) -> None:
     )
     job = load_config(path).schedule.jobs[0]
     assert (job.kind, job.args) == ("compact", {"retention_hours": 24})
+
+
+def test_record_rules_have_real_export_defaults() -> None:
+    acquisition = load_config(None).acquisition
+    assert acquisition.record_key is None
+    assert acquisition.test_group == (
+        "Fecha",
+        "Referencia",
+        "Estructura",
+        "Grados_C",
+        "Porc_Humedad",
+    )
+    assert "CALIBRACION*" in acquisition.non_product
+    assert acquisition.detection_limit == 0.0005
+
+
+@pytest.mark.parametrize(
+    ("section", "fragment"),
+    [
+        ({"record_key": ["Lote"]}, "record_key"),
+        ({"record_key": []}, "record_key"),
+        ({"test_group": ["Fecha", "Fecha"]}, "test_group"),
+        ({"detection_limit": 0}, "detection_limit"),
+        ({"detection_limit": -1}, "detection_limit"),
+    ],
+)
+def test_bad_record_rules_are_refused_naming_the_key(
+    tmp_path: Path, section: dict[str, object], fragment: str
+) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"acquisition": section}), encoding="utf-8")
+    with pytest.raises(InvalidInputError, match=fragment):
+        load_config(path)

@@ -92,6 +92,9 @@ DEFAULT_ALIASES: Final[Mapping[str, str]] = {
     "METALIZED PET": "PET/MET",
     "MET PET": "PET/MET",
     "MPET": "PET/MET",
+    # the real export's non-product names, typed in either gender
+    "NO REPORTADO": "NO-REPORTADA",
+    "NO REPORTADA": "NO-REPORTADA",
 }
 
 _SPACES = re.compile(r"[\s_]+")
