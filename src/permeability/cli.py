@@ -63,6 +63,13 @@ def emit(result: BaseModel | dict[str, Any], as_json: bool, summary: str) -> Non
         typer.echo(summary)
 
 
+class ExportLayout(StrEnum):
+    """Column layouts ``generate-data`` writes."""
+
+    REAL = "real"
+    SEED = "seed"
+
+
 @app.command("generate-data")
 @reports_errors
 def generate_data(
@@ -73,7 +80,10 @@ def generate_data(
         bool, typer.Option(help="Write a tidy export instead of a messy one.")
     ] = False,
     start_id: Annotated[
-        int, typer.Option(min=0, help="First Muestra; continue an earlier file's numbering.")
+        int,
+        typer.Option(
+            min=0, help="First CONSECUTIVO (seed layout: Muestra); continue an earlier file."
+        ),
     ] = 1,
     start_date: Annotated[
         datetime | None,
@@ -81,6 +91,13 @@ def generate_data(
             formats=["%Y-%m-%d"], help="First test date (YYYY-MM-DD); default 2024-01-01."
         ),
     ] = None,
+    layout: Annotated[
+        ExportLayout,
+        typer.Option(
+            help="real: the lab's export (CONSECUTIVO, replicates, Año/Mes/Día); "
+            "seed: the seed's record (Muestra as sample id, Fecha)."
+        ),
+    ] = ExportLayout.REAL,
     as_json: JsonFlag = False,
 ) -> None:
     """Write a physically grounded synthetic lab export (as messy as a real one)."""
@@ -94,8 +111,9 @@ def generate_data(
         messy=not clean,
         start_id=start_id,
         start_date=start_date.date() if start_date else None,
+        layout=layout.value,
     )
-    emit(result, as_json, f"wrote {result.rows} rows to {result.path}")
+    emit(result, as_json, f"wrote {result.rows} rows ({result.layout} layout) to {result.path}")
 
 
 @app.command()

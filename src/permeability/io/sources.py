@@ -488,6 +488,7 @@ class SqlSource:
             if table is not None:
                 schema, name = self._resolve_table(table)
                 reflected = Table(name, MetaData(), schema=schema, autoload_with=self._connection)
+                _floats_as_floats(reflected)
                 executable: Any = select(reflected)
             else:
                 executable = text(statement or "")
@@ -574,3 +575,17 @@ class SqlSource:
                 connection.close()
         finally:
             self._engine.dispose()
+
+
+def _floats_as_floats(table: Any) -> None:
+    """Read floating-point columns as floats, every digit kept.
+
+    SQLAlchemy reflects MariaDB/MySQL ``DOUBLE`` as ``Float(asdecimal=True)``, which rounds to
+    10 decimals (1.2e-11 read back as ``Decimal('0E-10')``): a WVTR near the detection limit
+    would change on the way in. Exact ``DECIMAL``/``NUMERIC`` columns are left as decimals.
+    """
+    from sqlalchemy import Float
+
+    for column in table.columns:
+        if isinstance(column.type, Float) and getattr(column.type, "asdecimal", False):
+            column.type.asdecimal = False

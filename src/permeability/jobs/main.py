@@ -105,8 +105,14 @@ def _ensure_source(context: JobContext, options: UpOptions) -> tuple[str, StepOu
         return str(path), StepOutcome(step="source", action="reused", detail=str(path))
     from permeability.jobs.synthetic import generate_data
 
-    result = generate_data(context.settings, rows=options.rows, seed=options.seed, out=path)
-    detail = f"generated {result.rows} synthetic lab records (seed {result.seed}) in {path}"
+    # The lab's real export layout: the first run meets what a real lab hands over.
+    result = generate_data(
+        context.settings, rows=options.rows, seed=options.seed, out=path, layout="real"
+    )
+    detail = (
+        f"generated {result.rows} synthetic lab records ({result.layout} layout, "
+        f"seed {result.seed}) in {path}"
+    )
     return str(path), StepOutcome(step="source", action="created", detail=detail)
 
 

@@ -1,16 +1,23 @@
-"""The job behind ``permeability generate-data``: generate a synthetic lab export and write it."""
+"""The job behind ``permeability generate-data``: generate a synthetic lab export and write it.
+
+The default layout is the lab's real export (replicate rows numbered by ``CONSECUTIVO``, date in
+three columns, non-product rows, detection-limit zeros); ``layout="seed"`` writes the seed's
+record (``Muestra`` as a sample id, ``Fecha``) exactly as before.
+"""
 
 from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 from pydantic import BaseModel
 
 from permeability.domain.schema import ESTRUCTURA
 from permeability.domain.structures import build_alias_map, normalise_structure
-from permeability.domain.synthetic import MessSpec, generate_lab_data
+from permeability.domain.synthetic_export import LAYOUTS, Layout, generate_lab_export
+from permeability.errors import InvalidInputError
 from permeability.io.exports import export_format, write_lab_export
 from permeability.jobs.base import job_context
 from permeability.settings import Settings
@@ -25,6 +32,7 @@ class GenerateResult(BaseModel):
     rows: int
     seed: int
     format: str
+    layout: str
     structures: dict[str, int]
 
 
@@ -48,26 +56,33 @@ def generate_data(
     messy: bool = True,
     start_id: int = 1,
     start_date: date | None = None,
+    layout: str = "real",
 ) -> GenerateResult:
-    """Generate ``rows`` lab records (messy like a real export unless ``messy`` is False).
+    """Generate ``rows`` lab records in ``layout`` (messy like a real export unless ``messy``
+    is False); ``start_id`` is the first ``CONSECUTIVO`` (real) or ``Muestra`` (seed).
 
-    The extension of ``out`` is checked before anything is generated, so a typo fails fast.
+    The extension of ``out`` and the layout are checked before anything is generated, so a
+    typo fails fast.
     """
     kind = export_format(out)
+    if layout not in LAYOUTS:
+        raise InvalidInputError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     with job_context("generate", settings) as job:
-        frame = generate_lab_data(
+        frame = generate_lab_export(
             rows,
             seed,
+            layout=cast(Layout, layout),
             start_id=start_id,
             start_date=start_date or DEFAULT_START_DATE,
-            mess=MessSpec() if messy else MessSpec.none(),
+            messy=messy,
         )
         written = write_lab_export(frame, out)
         counts = structure_counts(frame[ESTRUCTURA])
         job.logger.info(
-            "wrote %d rows (%s, seed=%d, messy=%s, first Muestra %d) to %s; structures %s",
+            "wrote %d rows (%s, %s layout, seed=%d, messy=%s, first id %d) to %s; structures %s",
             len(frame),
             kind,
+            layout,
             seed,
             messy,
             start_id,
@@ -75,5 +90,10 @@ def generate_data(
             counts,
         )
         return GenerateResult(
-            path=str(written), rows=len(frame), seed=seed, format=kind, structures=counts
+            path=str(written),
+            rows=len(frame),
+            seed=seed,
+            format=kind,
+            layout=layout,
+            structures=counts,
         )

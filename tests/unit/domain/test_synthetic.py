@@ -153,7 +153,7 @@ def test_wvtr_rises_with_temperature_and_humidity() -> None:
 def test_thickness_matters_for_bopp_but_barely_for_metallized_bopp() -> None:
     thin, thick = reference_wvtr("BOPP", 38.0, 90.0, [20.0, 40.0])
     assert thin / thick > 1.7
-    thin_met, thick_met = reference_wvtr("BOPP MET", 38.0, 90.0, [20.0, 40.0])
+    thin_met, thick_met = reference_wvtr("BOPP/MET", 38.0, 90.0, [20.0, 40.0])
     assert 1.0 < thin_met / thick_met < 1.15
 
 
@@ -169,7 +169,7 @@ def test_a_laminate_transmits_less_than_each_of_its_layers() -> None:
 
 
 def test_bopa_is_far_more_humidity_sensitive_than_bopp() -> None:
-    bopa_50, bopa_90 = reference_wvtr("BOPA", 23.0, [50.0, 90.0], 25.0)
+    bopa_50, bopa_90 = reference_wvtr("NY", 23.0, [50.0, 90.0], 25.0)
     bopp_50, bopp_90 = reference_wvtr("BOPP", 23.0, [50.0, 90.0], 25.0)
     assert bopp_90 / bopp_50 == pytest.approx(90 / 50, rel=1e-6)  # driving force only
     assert bopa_90 / bopa_50 > 2.0 * (90 / 50)
@@ -178,8 +178,8 @@ def test_bopa_is_far_more_humidity_sensitive_than_bopp() -> None:
 def test_reference_values_match_the_data_sheets() -> None:
     assert reference_wvtr("BOPP", 38.0, 90.0, 25.0)[()] == pytest.approx(5.0)
     assert 15 <= reference_wvtr("PET", 38.0, 90.0, 25.0)[()] <= 31
-    assert 0.1 <= reference_wvtr("BOPP MET", 38.0, 90.0, 25.0)[()] <= 0.6
-    assert 155 <= reference_wvtr("BOPA", 38.0, 90.0, 25.0)[()] <= 410
+    assert 0.1 <= reference_wvtr("BOPP/MET", 38.0, 90.0, 25.0)[()] <= 0.6
+    assert 155 <= reference_wvtr("NY", 38.0, 90.0, 25.0)[()] <= 410
 
 
 def test_generated_bopp_at_38_90_and_25_um_has_median_about_5(tidy: pd.DataFrame) -> None:
@@ -224,7 +224,7 @@ def test_truth_columns_hold_the_noise_free_law(tidy: pd.DataFrame) -> None:
 def test_metallized_films_scatter_more_than_plain_ones(tidy: pd.DataFrame) -> None:
     log_error = pd.Series(np.log(tidy[PERMEABILIDAD] / tidy[PHYSICS_PERMEABILITY]))
     spread = log_error.groupby(tidy[ESTRUCTURA]).std()
-    assert spread["BOPP MET"] > 2 * spread["BOPP"]
+    assert spread["BOPP/MET"] > 2 * spread["BOPP"]
     assert 0.06 < spread["BOPP"] < 0.15
 
 
@@ -395,7 +395,7 @@ def test_barrier_factor_multiplies_one_structure_only() -> None:
 def test_new_structures_appear_at_their_share() -> None:
     drift = DriftSpec(new_structures=("PET/EVOH/LDPE", "CPP/LDPE"), new_structure_share=0.2)
     frame = generate_lab_data(10_000, 9, mess=MessSpec.none(), drift=drift)
-    share = frame[ESTRUCTURA].isin(["PET/EVOH/LDPE", "CPP/LDPE"]).mean()
+    share = frame[ESTRUCTURA].isin(["PET/EVOH/LDPE", "PPC/LDPE"]).mean()
     assert share == pytest.approx(0.2, abs=0.015)
     assert (frame[PERMEABILIDAD] > 0).all()
     assert "PET/EVOH/LDPE" not in base_mix()
@@ -413,3 +413,34 @@ def test_new_structures_appear_at_their_share() -> None:
 def test_bad_drift_specs_are_refused(drift: object, message: str) -> None:
     with pytest.raises(InvalidInputError, match=message):
         generate_lab_data(100, 1, drift=drift())  # type: ignore[operator]
+
+
+# --- names under the layer-aware structure parser ------------------------------------------
+
+
+def test_every_name_the_generator_knows_is_canonical() -> None:
+    from permeability.domain.synthetic import real_catalogue
+    from permeability.domain.synthetic_physics import MATERIALS
+
+    aliases = build_alias_map()
+    names = [*structure_catalogue(), *real_catalogue(), *MATERIALS]
+    assert [n for n in names if normalise_structure(n, aliases) != n] == []
+    assert {"BOPP/MET", "PPC", "NY", "PET/MET/LDPE"} <= set(structure_catalogue())
+
+
+def test_any_spelling_resolves_to_its_catalogue_entry() -> None:
+    from permeability.domain.synthetic import real_catalogue, resolve_structure
+
+    assert resolve_structure("BOPP MET") is structure_catalogue()["BOPP/MET"]
+    assert resolve_structure("cpp").name == "PPC"
+    assert resolve_structure("BOPA").name == "NY"
+    assert resolve_structure("PET / AL / PE") is real_catalogue()["PET/AL/PE"]
+    assert resolve_structure("BOPP-BOPPMET").name == "BOPP/BOPP/MET"  # the seed entry first
+    assert resolve_structure("Bopp metalizado / pebd").name == "BOPP/MET/LDPE"  # on the fly
+
+
+def test_foil_laminates_sit_at_the_detection_limit_and_paper_is_permeable() -> None:
+    foil = reference_wvtr("PET-AL-PE", 38.0, 90.0, 80.0)[()]
+    paper = reference_wvtr("PAPEL", 38.0, 90.0, 70.0)[()]
+    metallized = reference_wvtr("BOPP-BOPP-MET", 38.0, 90.0, 40.0)[()]
+    assert foil < 0.01 < metallized < 1.0 < paper
