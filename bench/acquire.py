@@ -33,7 +33,7 @@ import pandas as pd
 
 TARGET_SECONDS = 20.0
 TARGET_PEAK_MIB = 2048.0
-_STRUCTURE_ALIASES = {"BOPP METALIZADO": "BOPP MET", "OPP": "BOPP", "BOPET": "PET"}
+_STRUCTURE_ALIASES = {"BOPP METALIZADO": "BOPP/MET", "OPP": "BOPP", "BOPET": "PET"}
 
 
 # --------------------------------------------------------------------------- baseline

@@ -17,6 +17,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from permeability.domain.synthetic import generate_lab_data
@@ -88,9 +89,12 @@ def content(store: FeatureStore) -> list[tuple[object, ...]]:
 
 @pytest.fixture
 def exports(tmp_path: Path) -> tuple[Path, Path]:
-    """A first export and a later one that re-measures 100 of its samples and adds new ones."""
-    first = write_lab_export(generate_lab_data(1000, seed=1), tmp_path / "first.csv")
-    later = generate_lab_data(400, seed=2, start_id=901, start_date=date(2026, 6, 1))
+    """A first export and a later one that corrects 100 of its records and adds new ones."""
+    original = generate_lab_data(1000, seed=1)
+    first = write_lab_export(original, tmp_path / "first.csv")
+    corrected = original.head(100).assign(Permeabilidad="1.234")
+    new = generate_lab_data(300, seed=2, start_id=2001, start_date=date(2026, 6, 1))
+    later = pd.concat([corrected, new], ignore_index=True)
     return first, write_lab_export(later, tmp_path / "later.csv")
 
 

@@ -86,7 +86,7 @@ def test_malicious_csv_is_data_not_code(tmp_path: Path) -> None:
     assert report is not None
     assert (report["rows_read"], report["rows_loaded"], report["rows_rejected"]) == (7, 2, 5)
     frame = store().read().frame.set_index("Muestra")
-    assert frame.loc[1, "Estructura"] == "'; DROP TABLE MUESTRAS; --"
+    assert frame.loc[1, "Estructura"] == "';-DROP-TABLE-MUESTRAS;"
     assert frame.loc[7, "Estructura"] == "PET/LDPE"
     rejected = pd.read_csv(report["rejected_file"], dtype=str, keep_default_na=False)
     reasons = dict(zip(rejected["source_row"], rejected["reason"], strict=True))
@@ -111,8 +111,8 @@ def test_semicolon_latin1_export_from_excel(tmp_path: Path) -> None:
     assert report is not None
     assert report["rows_loaded"] == 2
     frame = store().read().frame.set_index("Muestra")
-    assert frame.loc[1, "Estructura"] == "LDPE"
-    assert frame.loc[2, "Estructura"] == "BOPP MET"
+    assert frame.loc[1, "Estructura"] == "PE"  # polietileno: the real export's PE layer
+    assert frame.loc[2, "Estructura"] == "BOPP/MET"
 
 
 def test_xlsx_with_messy_cells(tmp_path: Path) -> None:
@@ -165,6 +165,7 @@ def test_rerun_creates_no_version_and_says_why(tmp_path: Path) -> None:
         "superseded_in_batch": 0,
         "unchanged": 2,
         "stale": 0,
+        "superseded_examples": [],
     }
     assert len(store().history()) == 1
 

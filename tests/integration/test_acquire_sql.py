@@ -66,6 +66,7 @@ class LabTable:
 
 def _rows() -> list[dict[str, object]]:
     base = {
+        "CONSECUTIVO": 0,
         "Muestra": 0,
         "Grados_C": "38",
         "Porc_Humedad": Decimal("90.00"),
@@ -77,7 +78,7 @@ def _rows() -> list[dict[str, object]]:
     }
 
     def row(muestra: int, **changes: object) -> dict[str, object]:
-        return {**base, "Muestra": muestra, **changes}
+        return {**base, "CONSECUTIVO": muestra, "Muestra": muestra, **changes}
 
     return [
         row(1, Grados_C="25,6", Estructura="Bopp metalizado", Permeabilidad="0,31"),
@@ -98,6 +99,7 @@ def lab_table(request: pytest.FixtureRequest) -> Iterator[LabTable]:
     table = Table(
         name,
         MetaData(),
+        Column("CONSECUTIVO", Integer),
         Column("Muestra", Integer),
         Column("Grados_C", String(20)),
         Column("Porc_Humedad", Numeric(6, 2)),
@@ -134,8 +136,8 @@ def test_a_table_is_cleaned_and_loaded(settings: Settings, lab_table: LabTable) 
     frame = store(settings).read().frame.set_index("Muestra")
     assert frame.index.tolist() == [1, 2, 4, 6]
     assert frame.loc[1, "Grados_C"] == 25.6
-    assert frame.loc[1, "Estructura"] == "BOPP MET"
-    assert frame.loc[2, "Estructura"] == "'; DROP TABLE MUESTRAS; --"
+    assert frame.loc[1, "Estructura"] == "BOPP/MET"
+    assert frame.loc[2, "Estructura"] == "';-DROP-TABLE-MUESTRAS;"
     assert frame.loc[4, "CalibreProm"] == pytest.approx(20.0)
     assert frame.loc[6, "Permeabilidad"] == 2.5
     assert lab_table.count() == 7

@@ -41,7 +41,7 @@ class SpecLimit(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    structure: str = Field(min_length=1, description="Canonical structure name, e.g. 'BOPP MET'.")
+    structure: str = Field(min_length=1, description="Canonical structure name, e.g. 'BOPP/MET'.")
     max_permeability: float = Field(
         gt=0.0, allow_inf_nan=False, description=f"Upper limit of WVTR in {PERMEABILITY_UNIT}."
     )

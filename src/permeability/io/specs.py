@@ -3,7 +3,7 @@
 The file is edited by hand by lab staff, so every problem is reported with the entry number,
 its structure and the field, e.g. ``specs file /x/specs.yaml: entry 3 (BOPP): humidity_pct:
 Input should be less than or equal to 100``. Structure names are normalised with the same
-alias map as acquisition, so "Bopp metalizado" in the file means BOPP MET.
+alias map as acquisition, so "Bopp metalizado" in the file means BOPP/MET.
 """
 
 from __future__ import annotations

@@ -26,9 +26,9 @@ from permeability.domain.schema import (
 #: name -> (WVTR at 38 °C/90 %/25 µm, thickness exponent, Ep kJ/mol, humidity sensitivity)
 FILMS: Mapping[str, tuple[float, float, float, float]] = {
     "BOPP": (5.0, 1.0, 11.0, 0.0),
-    "BOPP MET": (0.3, 0.1, 20.0, 0.0),
+    "BOPP/MET": (0.3, 0.1, 20.0, 0.0),
     "PET": (20.0, 0.9, 30.0, 0.5),
-    "BOPA": (250.0, 1.0, 40.0, 4.0),
+    "NY": (250.0, 1.0, 40.0, 4.0),
 }
 
 

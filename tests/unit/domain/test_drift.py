@@ -144,22 +144,22 @@ def test_a_humidity_shift_is_detected_on_humidity(training: pd.DataFrame) -> Non
 
 
 def test_a_large_barrier_change_shows_in_that_structures_target(training: pd.DataFrame) -> None:
-    report = d.detect_drift(training, _recent(101, DriftSpec(barrier_factor={"BOPP MET": 2.0})))
+    report = d.detect_drift(training, _recent(101, DriftSpec(barrier_factor={"BOPP/MET": 2.0})))
     flagged = {(t.feature, t.structure) for t in report.flagged}
-    assert (d.TARGET_FEATURE, "BOPP MET") in flagged
-    assert all(structure in ("BOPP MET", d.ALL_STRUCTURES) for _, structure in flagged)
+    assert (d.TARGET_FEATURE, "BOPP/MET") in flagged
+    assert all(structure in ("BOPP/MET", d.ALL_STRUCTURES) for _, structure in flagged)
 
 
 def test_new_structures_are_listed_and_change_the_mix(training: pd.DataFrame) -> None:
-    report = d.detect_drift(training, _recent(101, DriftSpec(new_structures=("BOPP/CPP",))))
+    report = d.detect_drift(training, _recent(101, DriftSpec(new_structures=("BOPP/PPC",))))
     assert report.drifted
-    assert set(report.new_structures) == {"BOPP/CPP"}
-    assert report.new_structures["BOPP/CPP"] > 50
+    assert set(report.new_structures) == {"BOPP/PPC"}
+    assert report.new_structures["BOPP/PPC"] > 50
     mix = report.test_for("Estructura")
     assert mix is not None
     assert mix.drifted
     assert mix.test == "chi2"
-    assert "new structures BOPP/CPP" in report.summary()
+    assert "new structures BOPP/PPC" in report.summary()
 
 
 @pytest.fixture(scope="module")

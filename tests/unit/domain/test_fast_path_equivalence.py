@@ -26,7 +26,7 @@ LINEAR = ("LinearRegression", "Ridge", "Lasso", "ElasticNet")
 TREES = ("RandomForestRegressor", "GradientBoostingRegressor", "HistGradientBoostingRegressor")
 #: Kernel and neighbour models predict one row in milliseconds, so fewer records.
 RECORDS = {name: 3000 if name in LINEAR + TREES else 200 for name in model_names() if name != AUTO}
-SPELLINGS = {"BOPP": ["BOPP", "bopp ", " Bopp"], "BOPP MET": ["Bopp metalizado", "bopp met"]}
+SPELLINGS = {"BOPP": ["BOPP", "bopp ", " Bopp"], "BOPP/MET": ["Bopp metalizado", "bopp met"]}
 
 
 @cache

@@ -59,8 +59,8 @@ def test_feature_names_describe_every_column(frame: pd.DataFrame) -> None:
     assert len(names) == builder.n_features == builder.transform_frame(frame.head(3)).shape[1]
     assert names[: len(PHYSICS_FEATURES)] == list(PHYSICS_FEATURES)
     assert "pc_1" in names
-    assert "structure=BOPA" in names
-    assert "structure=BOPA:log_thickness" in names
+    assert "structure=NY" in names
+    assert "structure=NY:log_thickness" in names
     assert f"structure={OTHER}" in names
     assert len(set(names)) == len(names)
 
@@ -92,7 +92,7 @@ def test_rare_structures_share_the_other_column(frame: pd.DataFrame) -> None:
     rare = frame.head(DEFAULT_MIN_STRUCTURE_SAMPLES - 1).assign(**{ESTRUCTURA: "EVOH"})
     builder = FeatureBuilder(pca_of(frame), interactions=False).fit(pd.concat([frame, rare]))
     assert "structure=EVOH" not in builder.feature_names
-    assert builder.known_structures == ["BOPA", "BOPP", "BOPP MET", "EVOH", "PET"]
+    assert builder.known_structures == ["BOPP", "BOPP/MET", "EVOH", "NY", "PET"]
     assert builder.pooled_structures == ["EVOH"]
     row = builder.transform_record(random_records(rare)[0])
     assert row[builder.feature_names.index(f"structure={OTHER}")] == 1.0
@@ -109,13 +109,13 @@ def test_min_structure_samples_decides_the_pooling(frame: pd.DataFrame) -> None:
 
 
 def test_a_few_rows_earn_an_own_level_but_not_own_slopes(frame: pd.DataFrame) -> None:
-    few = frame[frame[ESTRUCTURA] == "BOPA"].head(DEFAULT_MIN_STRUCTURE_SAMPLES)
-    data = pd.concat([frame[frame[ESTRUCTURA] != "BOPA"], few])
+    few = frame[frame[ESTRUCTURA] == "NY"].head(DEFAULT_MIN_STRUCTURE_SAMPLES)
+    data = pd.concat([frame[frame[ESTRUCTURA] != "NY"], few])
     builder = FeatureBuilder(pca_of(frame), interactions=True).fit(data)
-    assert "structure=BOPA" in builder.feature_names
+    assert "structure=NY" in builder.feature_names
     assert builder.pooled_structures == []
-    assert builder.own_slopes["BOPA"] == []
-    assert not [name for name in builder.feature_names if name.startswith("structure=BOPA:")]
+    assert builder.own_slopes["NY"] == []
+    assert not [name for name in builder.feature_names if name.startswith("structure=NY:")]
     assert builder.own_slopes["BOPP"] == list(INTERACTED_FEATURES)
 
 
@@ -151,16 +151,16 @@ def test_a_slope_one_sample_would_decide_is_not_fitted(frame: pd.DataFrame) -> N
 
 
 def test_slopes_need_min_interaction_samples_rows(frame: pd.DataFrame) -> None:
-    few = frame[frame[ESTRUCTURA] == "BOPA"].head(DEFAULT_MIN_INTERACTION_SAMPLES)
-    data = pd.concat([frame[frame[ESTRUCTURA] != "BOPA"], few])
+    few = frame[frame[ESTRUCTURA] == "NY"].head(DEFAULT_MIN_INTERACTION_SAMPLES)
+    data = pd.concat([frame[frame[ESTRUCTURA] != "NY"], few])
     enough = FeatureBuilder(pca_of(frame), interactions=True).fit(data)
     stricter = FeatureBuilder(
         pca_of(frame),
         interactions=True,
         min_interaction_samples=DEFAULT_MIN_INTERACTION_SAMPLES + 1,
     ).fit(data)
-    assert enough.own_slopes["BOPA"] == list(INTERACTED_FEATURES)
-    assert stricter.own_slopes["BOPA"] == []
+    assert enough.own_slopes["NY"] == list(INTERACTED_FEATURES)
+    assert stricter.own_slopes["NY"] == []
     assert stricter.own_slopes["BOPP"] == list(INTERACTED_FEATURES)
 
 
@@ -172,13 +172,13 @@ def test_log_humidity_has_one_shared_slope(frame: pd.DataFrame) -> None:
 
 def test_record_path_matches_the_frame_path_with_partial_slopes(frame: pd.DataFrame) -> None:
     mixed = _with_structure_rows(frame, "PET", **{GRADOS_C: 38.0, PORC_HUMEDAD: 90.0})
-    few = mixed[mixed[ESTRUCTURA] == "BOPA"].head(6)
+    few = mixed[mixed[ESTRUCTURA] == "NY"].head(6)
     mixed = pd.concat(
-        [mixed[mixed[ESTRUCTURA] != "BOPA"], few, frame.head(2).assign(**{ESTRUCTURA: "EVOH"})]
+        [mixed[mixed[ESTRUCTURA] != "NY"], few, frame.head(2).assign(**{ESTRUCTURA: "EVOH"})]
     )
     builder = FeatureBuilder(pca_of(frame), interactions=True).fit(mixed)
     assert builder.own_slopes["PET"] == ["log_thickness"]
-    assert builder.own_slopes["BOPA"] == []
+    assert builder.own_slopes["NY"] == []
     assert builder.pooled_structures == ["EVOH"]
     unseen = physics_frame(2000, seed=7)  # other conditions than the fitting rows of PET
     matrix = builder.transform_frame(unseen)
@@ -221,9 +221,9 @@ def test_unseen_structure_is_refused_when_strict_and_pooled_otherwise(frame: pd.
         builder.transform_record(record, strict=True)
     assert isinstance(caught.value, InvalidInputError)
     assert caught.value.structure == "PLA"
-    assert caught.value.known == ["BOPA", "BOPP", "BOPP MET", "PET"]
+    assert caught.value.known == ["BOPP", "BOPP/MET", "NY", "PET"]
     assert "'PLA'" in str(caught.value)
-    assert "BOPP MET" in str(caught.value)
+    assert "BOPP/MET" in str(caught.value)
     row = builder.transform_record(record, strict=False)
     assert row[builder.feature_names.index(f"structure={OTHER}")] == 1.0
     unseen = frame.head(4).assign(**{ESTRUCTURA: "PLA"})
@@ -237,7 +237,7 @@ def test_unseen_structure_is_refused_when_strict_and_pooled_otherwise(frame: pd.
 
 def test_hand_typed_spellings_map_to_the_canonical_structure(frame: pd.DataFrame) -> None:
     builder = _builder(frame, interactions=True)
-    record = random_records(frame[frame[ESTRUCTURA] == "BOPP MET"].head(1))[0]
+    record = random_records(frame[frame[ESTRUCTURA] == "BOPP/MET"].head(1))[0]
     expected = builder.transform_record(record)
     for spelling in ("bopp met", " Bopp metalizado ", "MET BOPP"):
         np.testing.assert_array_equal(

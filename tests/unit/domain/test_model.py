@@ -262,12 +262,12 @@ def test_model_describes_itself_as_json(linear: TrainingOutcome) -> None:
     described = json.loads(json.dumps(linear.model.describe()))
     assert described["model_name"] == "LinearRegression"
     assert described["fast_path"] == "linear"
-    assert set(described["structures"]) == {"BOPA", "BOPP", "BOPP MET", "PET"}
+    assert set(described["structures"]) == {"NY", "BOPP", "BOPP/MET", "PET"}
     assert sum(s["n_train"] for s in described["structures"].values()) == linear.n_train
     assert described["n_features"] == len(linear.model.feature_names)
     assert described["interval_level"] == 0.9
     assert described["pca"]["n_components"] == linear.model.pca.n_components
-    assert described["structures"]["BOPA"]["own_slopes"] == [
+    assert described["structures"]["NY"]["own_slopes"] == [
         "log_thickness",
         "inverse_temperature",
         "humidity",
@@ -278,7 +278,7 @@ def test_model_describes_itself_as_json(linear: TrainingOutcome) -> None:
 
 def test_rare_and_unseen_structures_do_not_break_training_or_inference() -> None:
     common = physics_frame(600, seed=31)
-    rare = physics_frame(DEFAULT_MIN_STRUCTURE_SAMPLES - 1, seed=32, weights={"BOPA": 1.0})
+    rare = physics_frame(DEFAULT_MIN_STRUCTURE_SAMPLES - 1, seed=32, weights={"NY": 1.0})
     rare[ESTRUCTURA] = "EVOH"
     rare[MUESTRA] = np.arange(10_001, 10_001 + len(rare))
     data = pd.concat([common, rare], ignore_index=True)
@@ -467,9 +467,9 @@ def test_predictions_are_clipped_to_the_training_range_in_every_path() -> None:
     assert measured.max() + LOG_CLIP_MARGIN - 1.0 < high <= measured.max() + LOG_CLIP_MARGIN
     extremes = pd.DataFrame(
         [
-            {GRADOS_C: 80.0, PORC_HUMEDAD: 100.0, ESTRUCTURA: "BOPA"}
+            {GRADOS_C: 80.0, PORC_HUMEDAD: 100.0, ESTRUCTURA: "NY"}
             | {c: 0.5 for c in (*CALIBRES, CALIBRE_PROM)},
-            {GRADOS_C: 0.0, PORC_HUMEDAD: 0.01, ESTRUCTURA: "PET MET", CALIBRE_PROM: 2000.0}
+            {GRADOS_C: 0.0, PORC_HUMEDAD: 0.01, ESTRUCTURA: "PET/MET", CALIBRE_PROM: 2000.0}
             | {c: 12.0 for c in CALIBRES},
         ]
     )

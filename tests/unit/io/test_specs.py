@@ -18,18 +18,18 @@ from permeability.settings import Settings
 
 GENERATED_STRUCTURES = {
     "BOPP",
-    "BOPP MET",
+    "BOPP/MET",
     "PET",
-    "PET MET",
+    "PET/MET",
     "LDPE",
     "HDPE",
-    "CPP",
-    "BOPA",
-    "BOPP PVDC",
+    "PPC",
+    "NY",
+    "BOPP/PVDC",
     "PET/LDPE",
-    "BOPP/BOPP MET",
-    "PET MET/LDPE",
-    "BOPA/LDPE",
+    "BOPP/BOPP/MET",
+    "PET/MET/LDPE",
+    "NY/LDPE",
 }
 
 
@@ -57,7 +57,7 @@ def test_lab_file_with_aliases_is_normalised(tmp_path: Path) -> None:
         " humidity_tolerance_pct: 5}\n",
     )
     specs = load_specs(path, {"mi film": "MYFILM"})
-    assert specs.structures == ["BOPP MET", "MYFILM"]
+    assert specs.structures == ["BOPP/MET", "MYFILM"]
     assert specs.source == str(path.resolve())
     assert specs.match("MYFILM", 23.5, 54.0, 20.0).limit is not None
 
