@@ -1,12 +1,8 @@
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from permeability.domain.cleaning import (
     CLEAN_COLUMNS,

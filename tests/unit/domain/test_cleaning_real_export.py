@@ -64,7 +64,8 @@ def test_the_real_headers_resolve_without_configuration() -> None:
     headers = [*REAL_HEADER, "Unnamed: 17", "Unnamed: 18", "Unnamed: 19"]
     resolved = resolve_columns(headers, {}, min_caliper_readings=3, source_label="x")
     assert resolved["Calibre_Prom"] == "CalibreProm"
-    assert resolved["Año"] == "Año" and resolved["Día"] == "Día"
+    assert resolved["Año"] == "Año"
+    assert resolved["Día"] == "Día"
     assert {"CONSECUTIVO", "Referencia", "Instrumentista"} <= set(resolved.values())
     assert not any(h.startswith("Unnamed") for h in resolved)
 

@@ -66,7 +66,8 @@ def test_replicates_of_one_test_are_different_records_under_the_default_identity
     )
     result = deduplicate_batch(frame)
     assert len(result.rows) == 3
-    assert result.skipped == 0 and result.conflict_rows == 0
+    assert result.skipped == 0
+    assert result.conflict_rows == 0
     assert result.rows["test_id"].nunique() == 2
 
 

@@ -5,11 +5,15 @@ The champion/challenger rule is tested in test_comparison.py.
 
 from __future__ import annotations
 
+import datetime
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from permeability.domain import evaluation as ev
+from permeability.domain.drift import DriftThresholds
 from permeability.domain.model import train_model
 from permeability.domain.pca import fit_caliper_pca
 from permeability.domain.schema import CALIBRES
@@ -260,10 +264,11 @@ def test_a_structure_the_version_never_saw_is_still_scored(model) -> None:  # ty
         400, 23, start_id=1501, mess=MessSpec.none(), drift=DriftSpec(new_structures=("BOPP/CPP",))
     )
     scored = ev.score_labelled(model, recent, _bopp_limit(), RULE)
-    new = scored["structure"] == "BOPP/CPP"
+    name = model.features.canonical_structure("BOPP/CPP")  # the version's canonical spelling
+    new = scored["structure"] == name
     assert new.any()
     assert np.isfinite(scored.loc[new, "predicted"]).all()
-    assert "BOPP/CPP" in {s.structure for s in ev.evaluate_scored(scored).per_structure}
+    assert name in {s.structure for s in ev.evaluate_scored(scored).per_structure}
 
 
 def test_residuals_for_drift_are_log_ratios(model) -> None:  # type: ignore[no-untyped-def]
@@ -283,6 +288,8 @@ def _log(rows: list[tuple[str, str, int, float]]) -> pd.DataFrame:
             "timestamp": pd.to_datetime([r[0] for r in rows], utc=True),
             "version": [r[1] for r in rows],
             "Muestra": [r[2] for r in rows],
+            "Grados_C": [38.0] * len(rows),
+            "Porc_Humedad": [90.0] * len(rows),
             "structure": ["BOPP"] * len(rows),
             "prediction": [r[3] for r in rows],
             "lower": [r[3] * 0.8 for r in rows],
@@ -317,3 +324,152 @@ def test_served_predictions_are_matched_with_later_results_latest_guide_value_wi
 
 def test_served_scored_of_an_empty_log_is_empty() -> None:
     assert ev.served_scored(_log([]), _records([(1, 5.0, "BOPP")]), "0.1").empty
+
+
+# -- issue 11: records, not replicate numbers -----------------------------------------------
+
+
+def _store(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Feature-store rows of the real export's kind: Muestra 1 and 2 in every test."""
+    base = _records([(int(r["Muestra"]), float(r["Permeabilidad"]), "BOPP") for r in rows])
+    for column in ("CONSECUTIVO", "Referencia", "Fecha", "record_id", "is_product"):
+        values = [r.get(column) for r in rows]
+        if any(v is not None for v in values):
+            base[column] = values
+    if "Fecha" in base.columns:
+        base["Fecha"] = pd.to_datetime(base["Fecha"])
+    return base
+
+
+def _served(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    log = _log([(str(r["at"]), "0.1", int(r["Muestra"]), float(r["prediction"])) for r in rows])
+    for column in ("CONSECUTIVO", "Referencia", "Fecha"):
+        log[column] = [r.get(column) for r in rows]
+    return log
+
+
+def test_served_predictions_join_on_consecutivo_with_muestra_repeated() -> None:
+    store = _store(
+        [
+            {"CONSECUTIVO": "101", "Muestra": 1, "Permeabilidad": 5.0, "Fecha": "2026-03-02"},
+            {"CONSECUTIVO": "102", "Muestra": 2, "Permeabilidad": 5.2, "Fecha": "2026-03-02"},
+            {"CONSECUTIVO": "103", "Muestra": 1, "Permeabilidad": 9.0, "Fecha": "2026-03-09"},
+            {"CONSECUTIVO": "104", "Muestra": 2, "Permeabilidad": 9.4, "Fecha": "2026-03-09"},
+        ]
+    )
+    log = _served(
+        [
+            {"at": "2026-03-09T10:00", "Muestra": 1, "prediction": 8.8, "CONSECUTIVO": "103"},
+            {"at": "2026-03-02T10:00", "Muestra": 1, "prediction": 4.9, "CONSECUTIVO": "101"},
+            {"at": "2026-03-02T10:01", "Muestra": 2, "prediction": 5.1, "CONSECUTIVO": "102.0"},
+        ]
+    )
+    scored = ev.served_scored(log, store, "0.1").sort_values("predicted")
+    # Each guide value meets its own record; joined on Muestra, 4.9 would have met 9.0 too.
+    assert scored["predicted"].tolist() == [4.9, 5.1, 8.8]
+    assert scored["measured"].tolist() == [5.0, 5.2, 9.0]
+
+
+def test_without_a_record_number_the_identity_must_agree_never_muestra_alone() -> None:
+    store = _store(
+        [
+            {"Muestra": 1, "Permeabilidad": 5.0, "Fecha": "2026-03-02", "Referencia": "R-1"},
+            {"Muestra": 1, "Permeabilidad": 9.0, "Fecha": "2026-03-09", "Referencia": "R-2"},
+        ]
+    )
+    log = _served(
+        [
+            {
+                "at": "2026-03-09T10:00",
+                "Muestra": 1,
+                "prediction": 8.0,
+                "Fecha": datetime.date(2026, 3, 9),
+                "Referencia": "R-2",
+            },
+            {"at": "2026-03-09T11:00", "Muestra": 1, "prediction": 1.0},  # no date, no reference
+            {
+                "at": "2026-03-09T12:00",
+                "Muestra": 1,
+                "prediction": 2.0,
+                "Fecha": datetime.date(2026, 3, 9),
+                "Referencia": "R-1",  # the date of one test, the reference of the other
+            },
+        ]
+    )
+    scored = ev.served_scored(log, store, "0.1")
+    assert scored["predicted"].tolist() == [8.0]
+    assert scored["measured"].tolist() == [9.0]
+
+
+def test_a_number_no_record_has_meets_only_unnumbered_records() -> None:
+    store = _store(
+        [
+            {"CONSECUTIVO": "7", "Muestra": 1, "Permeabilidad": 5.0, "Fecha": "2026-03-02"},
+            {"CONSECUTIVO": None, "Muestra": 1, "Permeabilidad": 6.0, "Fecha": "2026-03-02"},
+        ]
+    )
+    store.loc[1, "Grados_C"] = 25.0  # another test of the same day
+    common = {"Muestra": 1, "Fecha": datetime.date(2026, 3, 2)}
+    log = _served(
+        [
+            {"at": "2026-03-02T10:00", "prediction": 4.0, "CONSECUTIVO": "8", **common},
+            {"at": "2026-03-02T10:01", "prediction": 4.5, "CONSECUTIVO": "9", **common},
+        ]
+    )
+    log["Grados_C"] = [38.0, 25.0]
+    scored = ev.served_scored(log, store, "0.1")
+    # 8 at 38 °C has the identity of record 7, but another number: not that record. 9 at 25 °C
+    # meets the unnumbered record by its identity.
+    assert scored["predicted"].tolist() == [4.5]
+    assert scored["measured"].tolist() == [6.0]
+
+
+def test_a_record_predicted_twice_counts_once_with_its_latest_guide_value() -> None:
+    store = _store([{"CONSECUTIVO": "5", "Muestra": 1, "Permeabilidad": 5.0}])
+    log = _served(
+        [
+            {"at": "2026-03-02T11:00", "Muestra": 1, "prediction": 4.8, "CONSECUTIVO": "5"},
+            {"at": "2026-03-02T10:00", "Muestra": 1, "prediction": 3.0, "CONSECUTIVO": "5"},
+        ]
+    )
+    assert ev.served_scored(log, store, "0.1")["predicted"].tolist() == [4.8]
+
+
+def test_new_rows_are_found_by_record_id_not_by_the_replicate_number() -> None:
+    training = _store(
+        [
+            {"record_id": "101", "Muestra": 1, "Permeabilidad": 5.0},
+            {"record_id": "102", "Muestra": 2, "Permeabilidad": 5.2},
+        ]
+    )
+    current = _store(
+        [
+            {"record_id": "101", "Muestra": 1, "Permeabilidad": 5.0},
+            {"record_id": "102", "Muestra": 2, "Permeabilidad": 5.2},
+            {"record_id": "103", "Muestra": 1, "Permeabilidad": 5.0},  # a new test, replicate 1
+            {"record_id": "104", "Muestra": 2, "Permeabilidad": 5.3},
+        ]
+    )
+    assert ev.new_since_training(current, training).tolist() == [False, False, True, True]
+    # An old store without record ids falls back on Muestra (and then sees nothing new here).
+    old = ev.new_since_training(current.drop(columns="record_id"), training)
+    assert old.tolist() == [False, False, False, True]
+
+
+def test_non_product_rows_are_left_out_of_the_evaluation(model) -> None:  # type: ignore[no-untyped-def]
+    recent = generate_lab_data(200, 29, start_id=2001, mess=MessSpec.none())
+    recent["is_product"] = [i % 4 != 0 for i in range(len(recent))]
+    assert ev.product_rows(recent).sum() == 150
+    assert ev.product_rows(recent.drop(columns="is_product")).all()
+    scores = ev.score_version(
+        model,
+        "0.1",
+        training=None,
+        window=recent,
+        served_window=recent,
+        predictions=_log([]),
+        specs=_bopp_limit(),
+        rule=RULE,
+        thresholds=DriftThresholds(),
+    )
+    assert len(scores.recent_scored) == 150
