@@ -1,9 +1,8 @@
-"""Raw lab rows (text, as typed) in; clean samples and rejected rows with their reasons out.
+"""Raw lab rows (text, as typed) in; clean records and rejected rows with their reasons out.
 
-Everything here works on whole columns, because a lab export can hold a million rows and a
-Python loop per row costs seconds. The common case ("16.4", "16,4") is parsed with vectorised
-string operations; only the rare odd value ("16.4 µm", "1.234,5", "n/a") takes a slower path,
-and then once per distinct spelling, not once per row.
+Cells are parsed by :mod:`.parsing` (whole columns at a time: a lab export can hold a million
+rows), the record's identity, test and flags come from :mod:`.records`, structure names from
+:mod:`.structures`, and repeats between rows are :mod:`.deduplication`'s job.
 
 A row is rejected, never repaired by guesswork, when a value is impossible or unreadable; the
 reason lists every problem of the row, each naming the column and the value as it was typed.
@@ -24,6 +23,17 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from permeability.domain.calipers import fill_calipers
+from permeability.domain.parsing import (
+    UNITS,
+    _as_text,
+    _Parsed,
+    _ParsedDates,
+    _placeholders,
+    missing_tokens,
+    parse_dates,
+    parse_numbers,
+)
 from permeability.domain.records import (
     RecordRules,
     assign_test_ids,
@@ -58,7 +68,6 @@ from permeability.domain.validation import (
     MAX_SAMPLE_ID,
     MAX_STRUCTURE_LENGTH,
     RANGE_RULES,
-    caliper_means_consistent,
     structure_names_ok,
 )
 from permeability.errors import InvalidInputError
@@ -78,101 +87,9 @@ CLEAN_COLUMNS: Final = (
 )
 #: Every column a source may provide (matched by name, or through acquisition.column_map).
 SOURCE_COLUMNS: Final = (*RECORD_COLUMNS, *RECORD_FIELDS, *DATE_PARTS)
-#: What labs type for "no value" (Spanish-speaking labs: s.d./S/D "sin dato", N.D./n.d. "no
-#: determinado", NR "no reportado"); such a cell counts as missing, not as unreadable.
-MISSING_TOKENS: Final = frozenset(
-    {
-        "",
-        "na",
-        "n/a",
-        "n.a.",
-        "nan",
-        "null",
-        "none",
-        "-",
-        "--",
-        "—",
-        "–",
-        "?",
-        "s/d",
-        "s.d.",
-        "s.d",
-        "sd",
-        "sin dato",
-        "sin datos",
-        "n.d.",
-        "n.d",
-        "nd",
-        "nr",
-        "n.r.",
-        "no reportado",
-    }
-)
 #: Longest record number, reference or analyst name kept; longer is a paste error.
 MAX_FIELD_LENGTH: Final = 120
 _SHOWN_CHARS: Final = 60
-
-Units = Mapping[str, tuple[float, float]]  # unit key -> (scale, offset): value * scale + offset
-
-
-def unit_key(unit: str) -> str:
-    """A unit spelling reduced to letters, digits, % and °: 'g/m²·día' -> 'gm2dia'."""
-    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", unit))
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
-    return re.sub(r"[\s/·*.()\[\]_-]+", "", text)
-
-
-def _units(spellings: Mapping[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
-    return {unit_key(k): v for k, v in spellings.items()}
-
-
-_SAME: Final = (1.0, 0.0)
-#: US data sheets give WVTR per 100 in² (1 in² = 6.4516e-4 m²).
-_PER_100_SQ_IN: Final = (1.0 / 0.064516, 0.0)
-UNITS: Final[Mapping[str, Units]] = {
-    MUESTRA: {},
-    GRADOS_C: _units(
-        {
-            "°C": _SAME,
-            "ºC": _SAME,
-            "C": _SAME,
-            "°": _SAME,
-            "degC": _SAME,
-            "grados": _SAME,
-            "celsius": _SAME,
-            "°F": (5.0 / 9.0, -160.0 / 9.0),
-            "F": (5.0 / 9.0, -160.0 / 9.0),
-            "K": (1.0, -273.15),
-        }
-    ),
-    PORC_HUMEDAD: _units({"%": _SAME, "% HR": _SAME, "% RH": _SAME, "HR": _SAME, "RH": _SAME}),
-    PERMEABILIDAD: _units(
-        {
-            "g/m2·d": _SAME,
-            "g/m2·día": _SAME,
-            "g/m2·day": _SAME,
-            "g/m2·24h": _SAME,
-            "g/100in2·d": _PER_100_SQ_IN,
-            "g/100in2·day": _PER_100_SQ_IN,
-        }
-    ),
-    **{
-        column: _units(
-            {
-                "µm": _SAME,
-                "um": _SAME,
-                "micras": _SAME,
-                "micra": _SAME,
-                "micron": _SAME,
-                "microns": _SAME,
-                "micrones": _SAME,
-                "mm": (1000.0, 0.0),
-            }
-        )
-        for column in (*CALIBRES, CALIBRE_PROM)
-    },
-}
-
 
 # --------------------------------------------------------------------------- column names
 
@@ -238,177 +155,6 @@ def _require_columns(
             f"source {source_label} lacks required column(s) {', '.join(missing)}; "
             f"columns found: {found}"
         )
-
-
-# --------------------------------------------------------------------------- parsing
-
-
-@dataclass(frozen=True)
-class _Parsed:
-    """One column parsed: values (NaN when missing or unreadable) and why a value is unreadable."""
-
-    values: NDArray[np.float64]
-    missing: NDArray[np.bool_]
-    problem: NDArray[np.object_]  # None, or e.g. "is not a number"
-
-    @property
-    def invalid(self) -> NDArray[np.bool_]:
-        return np.asarray(pd.notna(self.problem))
-
-
-def _as_text(raw: pd.Series | None, n: int) -> pd.Series:
-    if raw is None:
-        return pd.Series(np.full(n, np.nan, dtype=object), dtype="str")
-    return raw.reset_index(drop=True).astype("str")
-
-
-def _blank(stripped: pd.Series) -> NDArray[np.bool_]:
-    return np.array(stripped.isna() | (stripped.str.len() == 0), dtype=bool)
-
-
-def _placeholders(
-    values: Sequence[object], tokens: frozenset[str] = MISSING_TOKENS
-) -> NDArray[np.bool_]:
-    """Which (few, distinct) values are a placeholder for "no value" such as 'n/a'."""
-    return np.array([str(v).strip().casefold() in tokens for v in values], dtype=bool)
-
-
-def missing_tokens(extra: Sequence[str] = ()) -> frozenset[str]:
-    """The built-in "no value" tokens plus the configured ones (compared case-insensitively)."""
-    return MISSING_TOKENS | {t.strip().casefold() for t in extra}
-
-
-#: ASCII digits only: "²" or "٣" are not numbers a lab typed.
-_NUMBER: Final = re.compile(
-    r"([+-]?)\s*((?:[0-9][0-9.,]*|[.,][0-9]+)(?:[eE][+-]?[0-9]+)?)\s*(.*)", flags=re.DOTALL
-)
-_GROUPED: Final = re.compile(r"[0-9]{1,3}(?:([.,])[0-9]{3})+")
-
-
-def _decimal(number: str) -> float | None:
-    """Read '16,4', '1.234,5', '1,234.5' or '1.234.567'; None when the separators make no sense."""
-    mantissa, exponent = re.match(r"([^eE]*)(.*)", number).groups()  # type: ignore[union-attr]
-    commas, dots = mantissa.count(","), mantissa.count(".")
-    if commas and dots:
-        decimal = "," if mantissa.rfind(",") > mantissa.rfind(".") else "."
-        thousands = "." if decimal == "," else ","
-        integer, _, fraction = mantissa.rpartition(decimal)
-        if mantissa.count(decimal) > 1 or not _GROUPED.fullmatch(integer):
-            return None
-        mantissa = integer.replace(thousands, "") + "." + fraction
-    elif commas > 1 or dots > 1:
-        if not _GROUPED.fullmatch(mantissa):
-            return None
-        mantissa = mantissa.replace(",", "").replace(".", "")
-    else:
-        mantissa = mantissa.replace(",", ".")
-    try:
-        return float(mantissa + exponent)
-    except ValueError:
-        return None
-
-
-def parse_number_text(text: str, units: Units) -> tuple[float, str | None]:
-    """One odd value: (number in the column's unit, None) or (NaN, what is wrong with it)."""
-    match = _NUMBER.fullmatch(text.strip())
-    value = _decimal(match.group(2)) if match else None
-    if match is None or value is None:
-        return float("nan"), "is not a number"
-    sign, _, unit = match.groups()
-    scale, offset = _SAME
-    if unit:
-        if not units:
-            return float("nan"), "is not a number"
-        found = units.get(unit_key(unit))
-        if found is None:
-            return float("nan"), f"has an unknown unit {unit!r}"
-        scale, offset = found
-    signed = -value if sign == "-" else value
-    return signed * scale + offset, None
-
-
-def _fast_floats(plain: pd.Series) -> NDArray[np.float64]:
-    """Cast plain decimal strings; characters such as '²' pass isdigit but not the cast."""
-    try:
-        cast = plain.astype("float64[pyarrow]")
-        return np.asarray(cast.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
-    except (ValueError, TypeError):
-        return np.asarray(pd.to_numeric(plain, errors="coerce"), dtype=np.float64)
-
-
-def parse_numbers(
-    text: pd.Series, units: Units, tokens: frozenset[str] = MISSING_TOKENS
-) -> _Parsed:
-    """Parse a text column to floats: decimal commas, stray spaces, units, thousands separators.
-
-    Unsigned plain decimals ("16.4", "16,4") take the vectorised path; the rest (signs, units,
-    placeholders, garbage) is parsed once per distinct spelling.
-    """
-    n = len(text)
-    stripped = text.str.strip()
-    missing = _blank(stripped)
-    dotted = stripped.str.replace(",", ".", regex=False)
-    digits = dotted.str.replace(".", "", n=1, regex=False).str.isdigit()
-    plain = np.asarray(digits.fillna(False), dtype=bool) & ~missing
-    values = np.full(n, np.nan)
-    problem = np.full(n, None, dtype=object)
-    if plain.any():
-        values[plain] = _fast_floats(dotted[plain])
-        plain &= ~np.isnan(values)
-    odd = np.flatnonzero(~missing & ~plain)
-    if odd.size:
-        codes, uniques = pd.factorize(stripped.iloc[odd])
-        placeholder = _placeholders(list(uniques), tokens)
-        parsed = [
-            (float("nan"), None) if gone else parse_number_text(str(u), units)
-            for u, gone in zip(uniques, placeholder, strict=True)
-        ]
-        values[odd] = np.array([p[0] for p in parsed], dtype=np.float64)[codes]
-        problem[odd] = np.array([p[1] for p in parsed], dtype=object)[codes]
-        missing[odd] = placeholder[codes]
-    return _Parsed(values, missing, problem)
-
-
-_DATE_FORMATS: Final = ("%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M")
-
-
-@dataclass(frozen=True)
-class _ParsedDates:
-    values: NDArray[np.datetime64]  # datetime64[ns], NaT when missing or unreadable
-    missing: NDArray[np.bool_]
-    invalid: NDArray[np.bool_]
-    with_time: NDArray[np.bool_]
-
-
-def parse_dates(text: pd.Series, tokens: frozenset[str] = MISSING_TOKENS) -> _ParsedDates:
-    """ISO dates and timestamps, then day-first forms (DD/MM/YYYY), as Spanish labs write them.
-
-    Parsed once per distinct spelling: a file spans a few hundred test days. Fecha is a test
-    date, so a time of day is dropped (and flagged, so the job can say so).
-    """
-    codes, uniques = pd.factorize(text.str.strip())
-    spelled = pd.Series(uniques, dtype="str")
-    placeholder = _placeholders(list(uniques), tokens) | (spelled.str.len() == 0).to_numpy(
-        dtype=bool
-    )
-    iso = pd.to_datetime(spelled.where(~placeholder), format="ISO8601", errors="coerce", utc=True)
-    found = iso.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
-    for fmt in _DATE_FORMATS:
-        todo = ~placeholder & np.isnat(found)
-        if not todo.any():
-            break
-        again = pd.to_datetime(spelled[todo], format=fmt, errors="coerce")
-        found[todo] = again.to_numpy(dtype="datetime64[ns]")
-    days = found.astype("datetime64[D]").astype("datetime64[ns]")
-    unique_invalid = ~placeholder & np.isnat(found)
-    unique_with_time = ~np.isnat(found) & (days != found)
-    missing = (codes < 0) | np.r_[placeholder, True][codes]
-    return _ParsedDates(
-        values=np.r_[days, np.array(["NaT"], dtype="datetime64[ns]")][codes],
-        missing=missing,
-        invalid=np.r_[unique_invalid, False][codes],
-        with_time=np.r_[unique_with_time, False][codes],
-    )
 
 
 # --------------------------------------------------------------------------- reasons
@@ -694,78 +440,6 @@ def _calipers(
         lambda rows: [f"does not match the mean of the readings ({means[r]:.2f} µm)" for r in rows],
     )
     return np.column_stack([fill.readings, fill.prom]), fill.n_filled
-
-
-@dataclass(frozen=True)
-class CaliperFill:
-    """The caliper repair of :func:`fill_calipers`, per row (arrays of the input's length).
-
-    ``readings`` (n × 5) and ``prom`` are what a sample is modelled with; ``filled`` (the
-    readings left empty) and ``prom_computed`` (CalibreProm absent or unreadable) say which of
-    them are the readings' mean instead of a typed value, so a caller can count or show it.
-    """
-
-    readings: NDArray[np.float64]
-    prom: NDArray[np.float64]
-    filled: NDArray[np.bool_]
-    prom_computed: NDArray[np.bool_]
-    readings_mean: NDArray[np.float64]
-    too_few: NDArray[np.bool_]
-    inconsistent: NDArray[np.bool_]
-    min_readings: int
-
-    @property
-    def n_filled(self) -> NDArray[np.int64]:
-        """Readings filled per row (CalibreProm is computed, not counted as a reading)."""
-        return np.asarray(self.filled.sum(axis=1), dtype=np.int64)
-
-    def shortfall(self, row: int) -> str:
-        """Why ``row`` has too few readings, naming the missing ones."""
-        absent = [c for c, gone in zip(CALIBRES, self.filled[row], strict=True) if gone]
-        present = len(CALIBRES) - len(absent)
-        return (
-            f"only {present} of {len(CALIBRES)} caliper readings present "
-            f"({', '.join(absent)} missing; at least {self.min_readings} needed)"
-        )
-
-
-def fill_calipers(
-    readings: NDArray[np.float64],
-    missing: NDArray[np.bool_],
-    stated_prom: NDArray[np.float64],
-    min_readings: int,
-) -> CaliperFill:
-    """The one caliper repair rule, shared by acquisition and batch scoring.
-
-    ``readings`` is n × 5 (Calibre1..5; NaN where missing or unreadable), ``missing`` marks the
-    readings left empty (unreadable ones are the caller's error, not a gap to fill) and
-    ``stated_prom`` is CalibreProm as typed (NaN when absent). A missing reading becomes the
-    mean of the row's usable readings, and so does a missing CalibreProm; a row with fewer
-    than ``min_readings`` readings present is ``too_few``. The stated CalibreProm is checked
-    against that mean only when every typed reading is usable and in range, so a row with a
-    bad reading gets one reason for it, not a second one about the mean.
-    """
-    n_missing = missing.sum(axis=1)
-    usable = ~np.isnan(readings)
-    counts = usable.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = np.where(usable, readings, 0.0).sum(axis=1) / counts
-    in_range = ~np.column_stack(
-        [RANGE_RULES[c].outside(readings[:, i]) for i, c in enumerate(CALIBRES)]
-    )
-    every_typed_usable = (counts == len(CALIBRES) - n_missing) & in_range.all(axis=1)
-    prom_computed = np.isnan(stated_prom)
-    checkable = every_typed_usable & (counts > 0) & ~prom_computed
-    return CaliperFill(
-        readings=np.where(missing, means[:, None], readings),
-        prom=np.where(prom_computed, means, stated_prom),
-        filled=missing,
-        prom_computed=prom_computed,
-        readings_mean=means,
-        too_few=np.asarray(len(CALIBRES) - n_missing < min_readings),
-        inconsistent=checkable & ~caliper_means_consistent(stated_prom, means),
-        min_readings=min_readings,
-    )
 
 
 def _rejected_rows(raw: pd.DataFrame, problems: _Problems, rows: NDArray[np.intp]) -> pd.DataFrame:

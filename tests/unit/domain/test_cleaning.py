@@ -7,14 +7,11 @@ import pytest
 from permeability.domain.cleaning import (
     CLEAN_COLUMNS,
     SOURCE_ROW,
-    UNITS,
     clean_records,
     header_key,
-    parse_dates,
-    parse_number_text,
-    parse_numbers,
     resolve_columns,
 )
+from permeability.domain.parsing import UNITS, parse_dates, parse_number_text, parse_numbers
 from permeability.domain.schema import CALIBRES
 from permeability.domain.structures import build_alias_map
 from permeability.errors import InvalidInputError
