@@ -8,6 +8,7 @@ metrics, linked to the training run, and the served guide values are among what 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -22,14 +23,23 @@ from pathlib import Path
 from typing import Any, Final
 
 import httpx
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from permeability.cli import app as cli
-from permeability.domain.schema import INPUT_COLUMNS, MUESTRA
-from permeability.domain.synthetic import MessSpec, generate_lab_data
+from permeability.domain.records import DEFAULT_NON_PRODUCT, is_non_product
+from permeability.domain.schema import (
+    CALIBRE_PROM,
+    CONSECUTIVO,
+    ESTRUCTURA,
+    INPUT_COLUMNS,
+    MUESTRA,
+)
+from permeability.domain.structures import build_alias_map, normalise_structure
+from permeability.domain.synthetic_export import generate_lab_export
 from permeability.io.exports import write_lab_export
 from permeability.io.registry import Registry, RegistryConfig
 from permeability.jobs.evaluation import EVALUATION_EXPERIMENT
@@ -98,7 +108,30 @@ def _process(args: list[str], environment: Mapping[str, str], ready_url: str) ->
 
 
 def _record(row: Mapping[Any, Any]) -> dict[str, Any]:
-    return {MUESTRA: int(row[MUESTRA]), **{c: row[c] for c in INPUT_COLUMNS}}
+    """A real-export row as the lab sends it before the result: its record number (so
+    evaluation joins the guide value to the record's later result), replicate and inputs."""
+    inputs = {c: row[c] for c in INPUT_COLUMNS if c != CALIBRE_PROM}
+    return {
+        CONSECUTIVO: int(row[CONSECUTIVO]),
+        MUESTRA: int(row[MUESTRA]),
+        CALIBRE_PROM: float(row["Calibre_Prom"]),
+        **inputs,
+    }
+
+
+def _known(home: Path) -> set[str]:
+    """Structures version 0.1 accepts, from its metadata in the model store."""
+    metadata = json.loads((home / "models" / "0.1" / "metadata.json").read_text(encoding="utf-8"))
+    return set(metadata["known_structures"])
+
+
+def _servable(upcoming: pd.DataFrame, known: set[str]) -> pd.DataFrame:
+    """The products among ``upcoming`` whose structure the version knows (the long tail of
+    rare laminates may hold one the first export did not)."""
+    aliases = build_alias_map()
+    names = [normalise_structure(str(s), aliases) for s in upcoming[ESTRUCTURA]]
+    keep = [n in known and not is_non_product(n, DEFAULT_NON_PRODUCT) for n in names]
+    return upcoming[keep]
 
 
 def test_acquire_train_promote_infer_acquire_evaluate(
@@ -129,10 +162,17 @@ def test_acquire_train_promote_infer_acquire_evaluate(
         assert promoted.status_code == 200, promoted.text
 
     # 3. New samples are sent to the inference service over HTTP before their results exist.
-    upcoming = generate_lab_data(
-        NEXT_ROWS, 8, start_id=FIRST_ROWS + 1, start_date=date(2026, 1, 5), mess=MessSpec.none()
+    upcoming = generate_lab_export(
+        NEXT_ROWS, 8, start_id=FIRST_ROWS + 1, start_date=date(2026, 1, 5), messy=False
     )
-    records = [_record(row) for row in upcoming.to_dict(orient="records")]
+    aliases = build_alias_map()
+    products = sum(
+        not is_non_product(normalise_structure(str(s), aliases), DEFAULT_NON_PRODUCT)
+        for s in upcoming[ESTRUCTURA]
+    )
+    servable = _servable(upcoming, _known(home))
+    records = [_record(row) for row in servable.to_dict(orient="records")]
+    assert len(records) > NEXT_ROWS // 2
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -157,8 +197,8 @@ def test_acquire_train_promote_infer_acquire_evaluate(
     report = _cli("evaluate")
     assert [e["version"] for e in report["evaluated"]] == ["0.1"]
     item = report["evaluated"][0]
-    assert item["recent_rows"] == NEXT_ROWS
-    assert item["served_rows"] == NEXT_ROWS  # every guide value served got its lab result
+    assert item["recent_rows"] == products  # calibration and reference films are left out
+    assert item["served_rows"] == len(records)  # every guide value served got its lab result
     assert item["training_run_id"] == trained["run_id"]
     assert item["drift"]["tests"]
 
@@ -186,7 +226,7 @@ def test_acquire_train_promote_infer_acquire_evaluate(
     }
     assert expected <= set(run.metrics)
     assert run.metrics["mae"] == pytest.approx(item["recent"]["metrics"]["mae"])
-    assert run.metrics["served_n_rows"] == NEXT_ROWS
+    assert run.metrics["served_n_rows"] == len(records)
     assert 0.0 < run.metrics["coverage"] <= 1.0
     assert any(name.startswith("coverage_") for name in run.metrics)
     assert run.tags["training_run_id"] == trained["run_id"]

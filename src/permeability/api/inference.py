@@ -57,11 +57,15 @@ from permeability.api.inference_state import (
     start_inference,
     state_of,
 )
+from permeability.domain.records import DEFAULT_NON_PRODUCT, non_product_patterns
 from permeability.io.model_cache import (
+    LoadedModel,
     NoChampionError,
     UnknownVersionError,
+    VersionState,
     VersionUnavailableError,
 )
+from permeability.jobs.predict_records import product_structures
 from permeability.settings import Settings, get_settings
 
 #: How often the background thread re-reads the champion alias and the specs file.
@@ -134,6 +138,34 @@ async def ready(request: Request) -> Response:
     )
 
 
+def _version_out(state: VersionState, loaded: LoadedModel | None) -> VersionOut:
+    """A version as ``GET /versions`` shows it. Its structures never include a non-product
+    (the page offers exactly these): filtered by the patterns the version was trained with
+    (the loaded model's, else its metadata's), the seed lab's defaults for older versions."""
+    if loaded is not None:
+        patterns: tuple[str, ...] = loaded.model.non_product
+        limit = loaded.model.detection_limit
+    else:
+        patterns = state.non_product if state.non_product is not None else DEFAULT_NON_PRODUCT
+        limit = state.detection_limit
+    return VersionOut(
+        version=state.version,
+        status=state.status,
+        reason=state.reason,
+        champion=state.champion,
+        loaded=state.loaded,
+        model=state.model_name,
+        created_at=state.created_at,
+        metrics=dict(state.metrics),
+        n_train=state.n_train,
+        run_id=state.run_id,
+        known_structures=product_structures(state.known_structures, patterns),
+        interval_level=state.interval_level,
+        non_product=list(non_product_patterns(patterns)),  # as the names are spelled
+        detection_limit=limit,
+    )
+
+
 @service_router.get("/versions", response_model=VersionsResponse, summary="What can serve")
 async def versions(request: Request) -> VersionsResponse:
     state = state_of(request)
@@ -141,23 +173,7 @@ async def versions(request: Request) -> VersionsResponse:
     return VersionsResponse(
         champion=state.cache.champion,
         champion_error=state.cache.champion_error,
-        versions=[
-            VersionOut(
-                version=s.version,
-                status=s.status,
-                reason=s.reason,
-                champion=s.champion,
-                loaded=s.loaded,
-                model=s.model_name,
-                created_at=s.created_at,
-                metrics=dict(s.metrics),
-                n_train=s.n_train,
-                run_id=s.run_id,
-                known_structures=list(s.known_structures),
-                interval_level=s.interval_level,
-            )
-            for s in states
-        ],
+        versions=[_version_out(s, state.cache.peek(s.version)) for s in states],
     )
 
 

@@ -6,11 +6,20 @@ the field (``loc``) and the problem: types (numbers must be JSON numbers; an int
 float field is fine, ``true`` or ``"25,6"`` is not), physical ranges (from
 :mod:`permeability.domain.schema`) and the caliper mean against its readings
 (:func:`~permeability.domain.schema.caliper_mean_consistent`). The structure is text here;
-whether the chosen version knows it is checked by the endpoint (it depends on the version).
+whether the chosen version knows it, or refuses it as a non-product (a calibration or
+reference film, an unreported material), is checked by the endpoint (it depends on the
+version).
+
+``Muestra`` is the *replicate number* of a test (specimen 1, 2, ...), not a sample id (issue
+11). The optional record fields ``CONSECUTIVO``, ``Referencia`` and ``Fecha`` say which lab
+record a guide value is for; they do not change it, they are echoed when sent and logged, so
+evaluation can match the answer with the lab's later result
+(:mod:`permeability.jobs.predict_records` holds their rules, shared with batch scoring).
 """
 
 from __future__ import annotations
 
+import datetime
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
@@ -31,6 +40,13 @@ from permeability.domain.schema import (
     caliper_mean_consistent,
 )
 from permeability.domain.specs import PERMEABILITY_UNIT
+from permeability.jobs.predict_records import (
+    MAX_RECORD_NUMBER_CHARS,
+    MAX_REFERENCE_CHARS,
+    iso_test_date,
+    record_number_text,
+    reference_text,
+)
 
 SEED_SAMPLE: Final[dict[str, Any]] = {
     "Muestra": 1,
@@ -45,6 +61,13 @@ SEED_SAMPLE: Final[dict[str, Any]] = {
     "CalibreProm": 16.4,
 }
 SEED_BODY: Final[dict[str, Any]] = {"version": "0.1", "data_test": SEED_SAMPLE}
+#: The seed's sample with the optional record fields of the lab's real export (issue 11).
+RECORD_SAMPLE: Final[dict[str, Any]] = {
+    **SEED_SAMPLE,
+    "CONSECUTIVO": "10234",
+    "Referencia": "REF-1187",
+    "Fecha": "2026-03-02",
+}
 Decision = Literal["approve", "reject", "retest"]
 
 
@@ -69,7 +92,37 @@ def _integer_only(value: Any) -> Any:
     return value
 
 
+def _record_number(value: Any) -> Any:
+    if value is None:
+        return None
+    try:
+        return record_number_text(value)
+    except ValueError as exc:
+        raise PydanticCustomError("record_number", "{problem}", {"problem": str(exc)}) from None
+
+
+def _reference(value: Any) -> Any:
+    if value is None:
+        return None
+    try:
+        return reference_text(value)
+    except ValueError as exc:
+        raise PydanticCustomError("reference", "{problem}", {"problem": str(exc)}) from None
+
+
+def _test_date(value: Any) -> Any:
+    if value is None:
+        return None
+    try:
+        return iso_test_date(value)
+    except ValueError as exc:
+        raise PydanticCustomError("test_date", "{problem}", {"problem": str(exc)}) from None
+
+
 Number = Annotated[float, BeforeValidator(_number_only)]
+RecordNumber = Annotated[str | None, BeforeValidator(_record_number)]
+Reference = Annotated[str | None, BeforeValidator(_reference)]
+TestDate = Annotated[datetime.date | None, BeforeValidator(_test_date)]
 _T_LOW, _T_HIGH = TEMPERATURE_RANGE_C
 _RH_LOW, _RH_HIGH = HUMIDITY_RANGE_PCT
 _L_LOW, _L_HIGH = CALIPER_RANGE_UM
@@ -79,13 +132,22 @@ def _caliper(description: str) -> Any:
     return Field(gt=_L_LOW, le=_L_HIGH, allow_inf_nan=False, description=description)
 
 
-class SampleInput(BaseModel):
-    """One lab sample: the seed's ``data_test`` (test conditions, structure, calipers)."""
+MUESTRA_DESCRIPTION: Final = (
+    "Replicate number of the test (specimen 1, 2, ... of one film under one set of "
+    "conditions), not a record id: many records share it."
+)
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [SEED_SAMPLE]})
+
+class SampleInput(BaseModel):
+    """One lab sample: the seed's ``data_test`` (test conditions, structure, calipers), and
+    optionally the record it is (``CONSECUTIVO``, ``Referencia``, ``Fecha``)."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [SEED_SAMPLE, RECORD_SAMPLE]}
+    )
 
     Muestra: Annotated[int, BeforeValidator(_integer_only)] = Field(
-        ge=0, le=2**53, description="Sample id; the prediction log is joined on it later."
+        ge=0, le=2**53, description=MUESTRA_DESCRIPTION
     )
     Grados_C: Number = Field(
         ge=_T_LOW, le=_T_HIGH, allow_inf_nan=False, description="Test temperature, °C."
@@ -104,6 +166,34 @@ class SampleInput(BaseModel):
     Calibre4: Number = _caliper("Caliper reading 4, µm.")
     Calibre5: Number = _caliper("Caliper reading 5, µm.")
     CalibreProm: Number = _caliper("Mean caliper, µm; must agree with the five readings.")
+    CONSECUTIVO: RecordNumber = Field(
+        default=None,
+        description="Optional. The lab's running record number (text or a whole number; "
+        f"echoed as text; at most {MAX_RECORD_NUMBER_CHARS} characters): the key evaluation "
+        "matches the answer with the lab result on.",
+        json_schema_extra={"anyOf": [{"type": "string"}, {"type": "integer"}, {"type": "null"}]},
+    )
+    Referencia: Reference = Field(
+        default=None,
+        description="Optional. Product reference of the test, as the lab writes it (text, at "
+        f"most {MAX_REFERENCE_CHARS} characters).",
+    )
+    Fecha: TestDate = Field(
+        default=None,
+        description="Optional. Test date, YYYY-MM-DD.",
+    )
+
+    @property
+    def record_fields(self) -> dict[str, Any]:
+        """The record fields sent (absent ones left out), as the answer echoes them."""
+        fields: dict[str, Any] = {}
+        if self.CONSECUTIVO is not None:
+            fields["CONSECUTIVO"] = self.CONSECUTIVO
+        if self.Referencia is not None:
+            fields["Referencia"] = self.Referencia
+        if self.Fecha is not None:
+            fields["Fecha"] = self.Fecha.isoformat()
+        return fields
 
     @field_validator("Estructura")
     @classmethod
@@ -197,7 +287,16 @@ class InferenceResponse(BaseModel):
     champion: bool = Field(description="Whether that version is the current champion.")
     model: str = Field(description="Estimator behind the version.")
     request_id: str
-    Muestra: int
+    Muestra: int = Field(description=MUESTRA_DESCRIPTION)
+    CONSECUTIVO: str | None = Field(
+        default=None, description="The record number sent, as text (absent when not sent)."
+    )
+    Referencia: str | None = Field(
+        default=None, description="The product reference sent (absent when not sent)."
+    )
+    Fecha: datetime.date | None = Field(
+        default=None, description="The test date sent (absent when not sent)."
+    )
     structure: str = Field(description="Canonical structure name the model used.")
     prediction: Quantity
     interval: IntervalOut
@@ -211,6 +310,17 @@ class InferenceResponse(BaseModel):
         description="Estimated probability that the measured WVTR exceeds the limit."
     )
     decision_reason: str
+    below_detection_limit: bool = Field(
+        default=False,
+        description="True when the guide value is below the instrument's detection limit "
+        "(`detection_limit`): a measurement would read 0, so report '< detection_limit'. "
+        "Present when the version knows its detection limit (versions trained before it "
+        "answer without this field and `detection_limit`).",
+    )
+    detection_limit: float | None = Field(
+        default=None,
+        description="The version's detection limit, g/m²·day (absent for older versions).",
+    )
 
 
 class BatchRequest(BaseModel):
@@ -226,8 +336,9 @@ class BatchRequest(BaseModel):
     level: float | None = Field(default=None, gt=0.0, lt=1.0, allow_inf_nan=False)
     records: list[Any] = Field(
         max_length=100_000,
-        description="Lab records (objects with the seed's field names). An item that is not "
-        "an object becomes a row whose error says so.",
+        description="Lab records (objects with the seed's field names, optionally with "
+        "CONSECUTIVO, Referencia and Fecha). An item that is not an object becomes a row "
+        "whose error says so.",
         json_schema_extra={"items": {"type": "object"}},
     )
 
@@ -241,7 +352,8 @@ class BatchResponse(BaseModel):
     decisions: dict[str, int]
     records: list[dict[str, Any]] = Field(
         description="Every input record, in order, plus filled, prediction, lower, upper, "
-        "p_exceed, decision, error, structure, limit and decision_reason."
+        "p_exceed, decision, error, structure, limit, decision_reason and "
+        "below_detection_limit (null for a row that failed)."
     )
 
     @computed_field(  # type: ignore[prop-decorator]
@@ -278,7 +390,18 @@ class VersionOut(BaseModel):
     n_train: int | None = Field(default=None, description="Samples the model was fitted on.")
     run_id: str | None = Field(default=None, description="MLflow run of the training.")
     known_structures: list[str] = Field(
-        default_factory=list, description="Structures this version accepts (canonical names)."
+        default_factory=list,
+        description="Structures this version accepts (canonical names; never a non-product).",
+    )
+    non_product: list[str] = Field(
+        default_factory=list,
+        description="Shell patterns of structure names the version refuses as non-products "
+        "(calibration and reference films, unreported materials); known when it is loaded.",
+    )
+    detection_limit: float | None = Field(
+        default=None,
+        description="WVTR (g/m²·day) below which a guide value is reported as '< limit'; "
+        "known when the version is loaded and was trained with one.",
     )
     interval_level: float | None = Field(
         default=None, description="Interval level the version was calibrated for by default."

@@ -29,13 +29,15 @@ from permeability.domain.specs import PERMEABILITY_UNIT, SpecificationSet, SpecL
 from permeability.errors import InvalidInputError
 from permeability.io.model_cache import LoadedModel
 from permeability.jobs.predict import DecisionPolicy
+from permeability.jobs.predict_records import non_product, non_product_message
 
 #: The errors of a single-sample request, as documented in the OpenAPI schema.
 SAMPLE_ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     404: {"description": "Unknown version (the body lists the available ones), or no champion."},
     422: {
-        "description": "A field is invalid or the structure is unknown to the version; "
-        "`detail[].loc` names the field."
+        "description": "A field is invalid, the structure is a non-product (a calibration or "
+        "reference film, an unreported material) or unknown to the version; `detail[].loc` "
+        "names the field."
     },
     503: {"description": "The version exists but cannot serve (missing or corrupt files)."},
 }
@@ -52,6 +54,20 @@ def _unknown_structure(raw: str, canonical: str, loaded: LoadedModel, loc: tuple
                 "type": "unknown_structure",
                 "input": raw,
                 "ctx": {"known": known},
+            }
+        ]
+    )
+
+
+def _non_product(raw: str, canonical: str, loc: tuple[Any, ...]) -> Any:
+    return RequestValidationError(
+        [
+            {
+                "loc": loc,
+                "msg": non_product_message(raw, canonical),
+                "type": "non_product",
+                "input": raw,
+                "ctx": {"structure": canonical},
             }
         ]
     )
@@ -112,6 +128,10 @@ def answer_sample(
     """
     model = loaded.model
     structure = model.features.canonical_structure(sample.Estructura)
+    # Before the unknown-structure check: "not a product" is the true reason, and it holds
+    # even for a version that (trained before non-products were flagged) knows the name.
+    if model.non_product and non_product(structure, model.non_product):
+        raise _non_product(sample.Estructura, structure, ("body", "data_test", "Estructura"))
     if structure not in loaded.known_structures:
         raise _unknown_structure(
             sample.Estructura, structure, loaded, ("body", "data_test", "Estructura")
@@ -141,6 +161,7 @@ def answer_sample(
         "model": loaded.model_name,
         "request_id": request_id,
         "Muestra": sample.Muestra,
+        **sample.record_fields,  # echoed only when sent: the seed's answer is unchanged
         "structure": structure,
         "prediction": {"value": prediction, "unit": PERMEABILITY_UNIT},
         "interval": {
@@ -156,6 +177,10 @@ def answer_sample(
         "p_exceed": p_exceed,
         "decision_reason": reason,
     }
+    limit = model.detection_limit
+    if limit is not None:  # versions trained before detection limits answer as they did
+        response["below_detection_limit"] = prediction < limit
+        response["detection_limit"] = limit
     log_row = {
         "request_id": request_id,
         "endpoint": "single",

@@ -103,6 +103,9 @@ class VersionState:
     run_id: str | None = None
     known_structures: tuple[str, ...] = ()
     interval_level: float | None = None
+    #: Recorded at training (None for versions trained before the record rules existed).
+    non_product: tuple[str, ...] | None = None
+    detection_limit: float | None = None
 
 
 def registry_champion_resolver(settings: Settings) -> ChampionResolver:
@@ -363,7 +366,15 @@ def _state_of(
         run_id=_text_or_none(_lineage(metadata).get("run_id")),
         known_structures=tuple(sorted(map(str, metadata.get("known_structures") or ()))),
         interval_level=_float_or_none(metadata.get("interval_level")),
+        non_product=_texts_or_none(metadata.get("non_product")),
+        detection_limit=_float_or_none(metadata.get("detection_limit")),
     )
+
+
+def _texts_or_none(value: Any) -> tuple[str, ...] | None:
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    return None
 
 
 def _lineage(metadata: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -1,8 +1,19 @@
 """The prediction log: every guide value given, as a Delta table ``predictions`` in the feature store.
 
-Evaluation later joins it with the lab's measured results by ``Muestra``, so each row keeps
-the inputs (the structure as typed and its canonical name), the outputs, the model version,
-the interval level and the latency.
+Evaluation later joins it with the lab's measured results on the record key (``CONSECUTIVO``
+when the request gave it, else the record's identity: test date, ``Referencia``, structure,
+``Muestra`` (the replicate number) and conditions), so each row keeps the inputs (the
+structure as typed and its canonical name), the record fields the request carried, the
+outputs, the model version, the interval level and the latency.
+
+**Schema changes.** The record fields (``CONSECUTIVO``, ``Referencia``, ``Fecha``; issue 11)
+are nullable columns at the end of :data:`SCHEMA`. Every append is written with Delta's
+``schema_mode="merge"``, so the first append of this code to a log created before them adds
+the columns to the table (one metadata change in that commit; the old rows read them as
+null) and later appends are plain. :func:`read_predictions` gives every column of
+:data:`SCHEMA` even for a log no new row reached yet. A process running the code from before
+the change cannot append to a log that already has the new columns: upgrade every writer of
+one log together (the service's workers and ``permeability predict`` share the package).
 
 Writing one Delta commit per request would cost milliseconds and leave thousands of tiny
 files, so requests only append to in-memory column buffers (typed C arrays, see
@@ -50,10 +61,13 @@ import pyarrow as pa
 from permeability.domain.schema import (
     CALIBRE_PROM,
     CALIBRES,
+    CONSECUTIVO,
     ESTRUCTURA,
+    FECHA,
     GRADOS_C,
     MUESTRA,
     PORC_HUMEDAD,
+    REFERENCIA,
 )
 from permeability.io.prediction_rows import RowBuffer, UnstorableValueError, timestamps
 
@@ -94,9 +108,16 @@ SCHEMA: Final = pa.schema(
         pa.field("p_exceed", pa.float64()),
         pa.field("decision", pa.string()),
         pa.field("latency_ms", pa.float64()),
+        # The record fields (issue 11), last: where a log created before them puts them when
+        # it gains them (Delta's schema merge appends new columns), so both orders agree.
+        pa.field(CONSECUTIVO, pa.string()),
+        pa.field(REFERENCIA, pa.string()),
+        pa.field(FECHA, pa.date32()),
     ]
 )
 COLUMNS: Final = tuple(SCHEMA.names)
+#: Columns a log written before issue 11 lacks (null in its rows).
+RECORD_COLUMNS: Final = (CONSECUTIVO, REFERENCIA, FECHA)
 
 # Set when the first append creates the table (Delta ignores it on later appends). Every
 # write replays the log since the last checkpoint, so with Delta's default of one checkpoint
@@ -353,6 +374,9 @@ def append_table(uri: str, table: pa.Table, storage_options: dict[str, str] | No
                 uri,
                 table,
                 mode="append",
+                # Adds the columns a log created by an earlier release lacks (see the module
+                # docstring); when the schemas already agree it writes no metadata.
+                schema_mode="merge",
                 configuration=TABLE_CONFIGURATION,
                 storage_options=storage_options,
             )
@@ -381,6 +405,8 @@ def _constant(value: Any, field: pa.Field, count: int) -> pa.Array:
         return timestamps(np.full(count, value, dtype=np.float64))
     if value is None:
         return pa.nulls(count, type=field.type)
+    if pa.types.is_date32(field.type):
+        return _dates(np.full(count, value, dtype="datetime64[D]"))
     if pa.types.is_string(field.type):
         indices = pa.array(np.zeros(count, dtype=np.int32))
         return pa.DictionaryArray.from_arrays(indices, pa.array([value])).cast(pa.string())
@@ -388,13 +414,17 @@ def _constant(value: Any, field: pa.Field, count: int) -> pa.Array:
 
 
 def columns_to_table(columns: Mapping[str, Any], count: int) -> pa.Table:
-    """An Arrow table in the log's schema from arrays (length ``count``) or scalars."""
-    missing = [c for c in COLUMNS if c not in columns]
+    """An Arrow table in the log's schema from arrays (length ``count``) or scalars.
+
+    The record fields are optional (null when absent): callers written before them still
+    log; every other column must be given.
+    """
+    missing = [c for c in COLUMNS if c not in columns and c not in RECORD_COLUMNS]
     if missing:
         raise ValueError(f"prediction log rows lack columns {missing}")
     arrays = []
     for field in SCHEMA:
-        value = columns[field.name]
+        value: Any = columns.get(field.name)
         if np.ndim(value) == 0:
             arrays.append(_constant(value, field, count))
         elif field.name == "timestamp":
@@ -403,6 +433,8 @@ def columns_to_table(columns: Mapping[str, Any], count: int) -> pa.Table:
             arrays.append(pa.array(np.asarray(value, dtype=np.float64), type=pa.float64()))
         elif field.name == MUESTRA:
             arrays.append(pa.array(np.asarray(value, dtype=np.int64), type=pa.int64()))
+        elif pa.types.is_date32(field.type):
+            arrays.append(_dates(value))
         else:
             arrays.append(
                 pa.array(np.asarray(value, dtype=object), type=pa.string(), from_pandas=True)
@@ -410,10 +442,24 @@ def columns_to_table(columns: Mapping[str, Any], count: int) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=SCHEMA)
 
 
+def _dates(values: Any) -> pa.Array:
+    """Dates (numpy ``datetime64``, ``datetime.date`` objects, None/NaT for missing) as date32."""
+    days = np.asarray(values, dtype="datetime64[D]")
+    missing = np.isnat(days)
+    numbers = days.astype(np.int64).astype(np.int32)
+    return pa.array(numbers, type=pa.int32(), mask=missing if missing.any() else None).cast(
+        pa.date32()
+    )
+
+
 def read_predictions(
     feature_store_uri: str, storage_options: dict[str, str] | None = None
 ) -> pd.DataFrame:
-    """The whole log (empty frame with the log's columns when nothing was logged yet)."""
+    """The whole log (empty frame with the log's columns when nothing was logged yet).
+
+    A log written before a column existed (the record fields) reads it as null in every row,
+    so readers see one shape whatever release wrote the log.
+    """
     from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
 
@@ -421,4 +467,8 @@ def read_predictions(
         table = DeltaTable(predictions_uri(feature_store_uri), storage_options=storage_options)
     except TableNotFoundError:
         return SCHEMA.empty_table().to_pandas()
-    return table.to_pyarrow_table().to_pandas()
+    frame = table.to_pyarrow_table().to_pandas()
+    for name in COLUMNS:
+        if name not in frame.columns:
+            frame[name] = None
+    return frame

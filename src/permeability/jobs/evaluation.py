@@ -3,11 +3,13 @@
 For each version evaluated (the champion by default, one ``version``, or ``all_versions``):
 
 1. **Recent labelled rows**: rows of the current feature-store version that the version did
-   not train on (a Muestra absent from its training feature set, or changed since), optionally
-   only those dated on or after ``since`` (test date, else load time). The version predicts
-   them with the intervals and decisions the inference service would give.
+   not train on (a record, ``record_id``, absent from its training feature set, or changed
+   since), optionally only those dated on or after ``since`` (test date, else load time). The
+   version predicts them with the intervals and decisions the inference service would give.
+   Non-product rows (calibration and reference films, unreported materials) are left out.
 2. **Served predictions**: the prediction log's guide values of that version for those same
-   samples, as they were served (``since`` filters by request time).
+   records, as they were served (``since`` filters by request time), matched on
+   ``CONSECUTIVO`` or the record's identity, never on ``Muestra`` (a replicate number) alone.
 3. **Drift**: the recent rows against the version's training feature set (inputs, structure
    mix, new structures, the target, and the model's residuals against its calibration).
 

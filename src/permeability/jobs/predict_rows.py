@@ -2,8 +2,10 @@
 
 Text is read exactly as acquisition reads it (decimal commas, units such as "16.4 µm",
 placeholders such as "n/a" = missing), and missing caliper readings are repaired by the same
-rule (:func:`permeability.domain.cleaning.fill_calipers`): a lab file acquisition accepts is
-scored the same way. Every check runs on whole columns; messages are worded only for the
+rule (:func:`permeability.domain.calipers.fill_calipers`): a lab file acquisition accepts is
+scored the same way. The optional record fields (``CONSECUTIVO``, ``Referencia``, ``Fecha`` or
+``Año``/``Mes``/``Día``) are checked by :mod:`permeability.jobs.predict_records`, and a
+structure the version refuses as a non-product is a row error saying so. Every check runs on whole columns; messages are worded only for the
 rows that fail, and every problem of a row is said, each naming the field.
 """
 
@@ -20,7 +22,8 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from permeability.config import AcquisitionParams
-from permeability.domain.cleaning import UNITS, CaliperFill, fill_calipers, parse_numbers
+from permeability.domain.calipers import CaliperFill, fill_calipers
+from permeability.domain.parsing import UNITS, parse_numbers
 from permeability.domain.schema import (
     CALIBRE_PROM,
     CALIBRES,
@@ -35,6 +38,12 @@ from permeability.domain.schema import (
 )
 from permeability.errors import InvalidInputError
 from permeability.io.model_cache import LoadedModel
+from permeability.jobs.predict_records import (
+    RecordFields,
+    check_record_fields,
+    non_product,
+    non_product_message,
+)
 
 FloatArray = NDArray[np.float64]
 
@@ -281,8 +290,21 @@ def _structures(column: pd.Series, loaded: LoadedModel, problems: _Problems) -> 
     remap = np.array([position.get(name, -1) if name else -1 for name in canonical] + [-1])
     codes = remap[raw_codes]  # raw code -1 (missing) picks the trailing -1
     problems.add(codes < 0, lambda i: f"{ESTRUCTURA} is missing or not text")
+    # Non-products first, and never also called unknown: "not a product" is the reason.
+    patterns = loaded.model.non_product
+    refused = np.array(
+        [bool(patterns) and non_product(name, patterns) for name in categories] + [False],
+        dtype=bool,
+    )
+    problems.add(
+        refused[codes],
+        lambda i: non_product_message(uniques[raw_codes[i]], categories[codes[i]]),
+    )
     known = loaded.known_structures
-    unknown = np.array([name not in known for name in categories] + [False], dtype=bool)
+    unknown = np.array(
+        [name not in known and not refused[i] for i, name in enumerate(categories)] + [False],
+        dtype=bool,
+    )
     listed = ", ".join(sorted(known))
     problems.add(
         unknown[codes],
@@ -321,6 +343,7 @@ class CheckedRows:
     valid: NDArray[np.bool_]
     filled_codes: NDArray[np.int64]  # into filled_texts; 0 ("") when nothing was filled
     filled_texts: list[str]
+    record_fields: RecordFields
 
 
 def check_rows(frame: pd.DataFrame, loaded: LoadedModel, min_readings: int) -> CheckedRows:
@@ -336,6 +359,7 @@ def check_rows(frame: pd.DataFrame, loaded: LoadedModel, min_readings: int) -> C
         _check_range(name, parsed[name], problems)
     fill = _fill_calipers(parsed, min_readings, problems)
     structures = _structures(frame[ESTRUCTURA], loaded, problems)
+    record_fields = check_record_fields(frame, problems)
     numbers = {
         GRADOS_C: parsed[GRADOS_C].values,
         PORC_HUMEDAD: parsed[PORC_HUMEDAD].values,
@@ -353,6 +377,7 @@ def check_rows(frame: pd.DataFrame, loaded: LoadedModel, min_readings: int) -> C
         valid,
         filled_codes,
         filled_texts,
+        record_fields,
     )
 
 

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from permeability.domain.schema import CALIBRE_PROM, ESTRUCTURA, GRADOS_C, MUESTRA, PORC_HUMEDAD
 from permeability.domain.specs import SpecificationSet
 from permeability.io.model_cache import LoadedModel
+from permeability.jobs.predict_records import record_field_columns
 from permeability.jobs.predict_rows import (
     DEFAULT_MIN_CALIPER_READINGS,
     NUMERIC_FIELDS,
@@ -37,7 +38,8 @@ from permeability.jobs.scoring_decisions import (
     decision_reasons,
 )
 
-#: Added to every row, in this order: the repair note next to the inputs, then the issue's six.
+#: Added to every row, in this order: the repair note next to the inputs, then the issue's six,
+#: then what later issues added (last, so readers of the earlier columns by position still work).
 OUTPUT_COLUMNS: Final = (
     "filled",
     "prediction",
@@ -49,6 +51,7 @@ OUTPUT_COLUMNS: Final = (
     "structure",
     "limit",
     "decision_reason",
+    "below_detection_limit",
 )
 PREDICT_CHUNK_ROWS: Final = 131_072
 
@@ -139,6 +142,7 @@ def score_frame(
         "structure": _categorical(checked.structure_codes, checked.structure_categories),
         "limit": out["limit"],
         "decision_reason": _categorical(reason_codes, reason_texts),
+        "below_detection_limit": _below_limit(out["prediction"], rows, loaded),
     }
     kept = frame.drop(columns=[c for c in OUTPUT_COLUMNS if c in frame.columns])
     result = pd.concat([kept, pd.DataFrame(outputs, index=frame.index)], axis=1)
@@ -242,6 +246,21 @@ def _exceedance(
     return result
 
 
+def _below_limit(
+    prediction: FloatArray, rows: NDArray[np.intp], loaded: LoadedModel
+) -> pd.arrays.BooleanArray:
+    """True where a scored row's guide value is under the version's detection limit, False
+    for the other scored rows (and for every row of a version without one), null where the
+    row failed: nullable booleans, written True / False / empty in CSV."""
+    below = np.zeros(len(prediction), dtype=bool)
+    limit = loaded.model.detection_limit
+    if limit is not None:
+        below[rows] = prediction[rows] < limit
+    failed = np.ones(len(prediction), dtype=bool)
+    failed[rows] = False
+    return pd.arrays.BooleanArray(below, failed)
+
+
 def _categorical(codes: NDArray[np.integer[Any]], categories: Sequence[str]) -> pd.Categorical[str]:
     """Low-cardinality text columns as categoricals: no per-row Python string objects."""
     return pd.Categorical.from_codes(codes, categories=pd.Index(list(categories)))
@@ -290,4 +309,5 @@ class _LogSource:
             "p_exceed": self.out["p_exceed"][rows],
             "decision": words[self.decision[rows]],  # -1 picks the trailing None
             "latency_ms": self.seconds * 1000.0,
+            **record_field_columns(self.checked.record_fields, rows),
         }

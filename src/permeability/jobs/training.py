@@ -520,6 +520,8 @@ class _Recorder:
             },
             **self._counts(),
             "known_structures": _known_structures(outcome.model),
+            "non_product": list(outcome.model.non_product),
+            "detection_limit": outcome.model.detection_limit,
             "interval_level": self.context.config.inference.interval_level,
             "training_seconds": round(float(outcome.seconds), 3),
             "files": ["MLmodel", f"artifacts/{pyfunc.MODEL_ARTIFACT_FILE}"],

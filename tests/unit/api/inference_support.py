@@ -73,6 +73,7 @@ def publish_version(
                 "metrics": metrics or {"mae": 1.0},
                 "created_at": "2026-01-01T00:00:00+00:00",
                 "files": [str(MODEL_FILE)],
+                "known_structures": sorted(getattr(model, "known_structures", [])),
             }
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import tempfile
 import threading
 import time
@@ -10,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
@@ -46,6 +48,9 @@ def _row(i: int, **overrides: Any) -> dict[str, Any]:
         "p_exceed": 0.2,
         "decision": "retest",
         "latency_ms": 0.3,
+        "CONSECUTIVO": f"C-{i}",
+        "Referencia": "REF-1",
+        "Fecha": datetime.date(2026, 1, 2),
     }
     row.update(overrides)
     return row
@@ -336,3 +341,82 @@ def test_the_last_rows_are_written_even_if_the_helper_process_is_gone(tmp_path: 
     log.append(_row(1))
     log.close()
     assert sorted(read_predictions(str(tmp_path))["Muestra"]) == [0, 1]
+
+
+# -- issue 11: the record fields, and logs written before them --------------------------------
+
+
+def _old_log(tmp_path: Path, rows: int) -> str:
+    """A log as the release before issue 11 wrote it: its schema without the record fields."""
+    from deltalake import write_deltalake
+
+    from permeability.io.prediction_log import RECORD_COLUMNS, SCHEMA, TABLE_CONFIGURATION
+
+    old_schema = pa.schema([f for f in SCHEMA if f.name not in RECORD_COLUMNS])
+    old_rows = [{k: v for k, v in _row(i).items() if k not in RECORD_COLUMNS} for i in range(rows)]
+    for row in old_rows:
+        row["timestamp"] = pd.Timestamp(row["timestamp"], unit="s", tz="UTC")
+    table = pa.Table.from_pylist(old_rows, schema=old_schema)
+    uri = predictions_uri(str(tmp_path))
+    write_deltalake(uri, table, mode="append", configuration=TABLE_CONFIGURATION)
+    assert "CONSECUTIVO" not in DeltaTable(uri).schema().to_arrow().names  # type: ignore[attr-defined]
+    return uri
+
+
+def test_record_fields_are_stored_with_their_types(tmp_path: Path) -> None:
+    log = PredictionLog(predictions_uri(str(tmp_path)), flush_interval_s=3600)
+    log.append(_row(0))
+    log.append(_row(1, CONSECUTIVO=None, Referencia=None, Fecha=None))
+    assert log.flush() == 2
+    table = DeltaTable(predictions_uri(str(tmp_path))).to_pyarrow_table().sort_by("request_id")
+    assert table.schema.field("Fecha").type == pa.date32()
+    assert table.column("CONSECUTIVO").to_pylist() == ["C-0", None]
+    assert table.column("Referencia").to_pylist() == ["REF-1", None]
+    assert table.column("Fecha").to_pylist() == [datetime.date(2026, 1, 2), None]
+
+
+def test_a_fecha_that_is_not_a_date_is_refused_and_counted(tmp_path: Path) -> None:
+    log = PredictionLog(predictions_uri(str(tmp_path)), flush_interval_s=3600)
+    log.append(_row(0, Fecha="2026-01-02"))  # text, not a date: a caller's bug
+    log.append(_row(1, Fecha=datetime.datetime(2026, 1, 2, 10)))  # a time is not a test date
+    assert log.rows_dropped == 2
+    assert log.flush() == 0
+
+
+def test_a_log_written_before_the_record_fields_reads_them_as_null(tmp_path: Path) -> None:
+    _old_log(tmp_path, 3)
+    frame = read_predictions(str(tmp_path))
+    assert list(frame.columns) == list(COLUMNS)
+    assert len(frame) == 3
+    assert frame[["CONSECUTIVO", "Referencia", "Fecha"]].isna().all().all()
+
+
+@pytest.mark.parametrize("helper_process", [False, True])
+def test_a_log_written_before_the_record_fields_takes_new_rows(
+    tmp_path: Path, helper_process: bool
+) -> None:
+    uri = _old_log(tmp_path, 3)
+    log = PredictionLog(uri, flush_interval_s=3600, write_in_subprocess=helper_process)
+    try:
+        log.append(_row(10))
+        log.append_columns({**_row(11), "Muestra": np.array([11, 12])}, 2)
+        assert log.flush() == 3
+        log.append(_row(13))  # a second append: the table already has the columns
+        assert log.flush() == 1
+    finally:
+        log.close()
+    frame = read_predictions(str(tmp_path)).sort_values("Muestra")
+    assert len(frame) == 7
+    old, new = frame[frame["Muestra"] < 10], frame[frame["Muestra"] >= 10]
+    assert old["CONSECUTIVO"].isna().all()
+    assert new["CONSECUTIVO"].tolist() == ["C-10", "C-11", "C-11", "C-13"]
+    assert new["Fecha"].tolist() == [datetime.date(2026, 1, 2)] * 4
+    assert DeltaTable(uri).schema().to_arrow().field("Fecha").type == pa.date32()  # type: ignore[attr-defined]
+
+
+def test_column_batches_may_leave_out_the_record_fields(tmp_path: Path) -> None:
+    log = PredictionLog(predictions_uri(str(tmp_path)), flush_interval_s=3600)
+    columns = {k: v for k, v in _row(0).items() if k not in ("CONSECUTIVO", "Referencia", "Fecha")}
+    log.append_columns({**columns, "Muestra": np.arange(4)}, 4)
+    assert log.flush() == 4
+    assert read_predictions(str(tmp_path))["Fecha"].isna().all()

@@ -225,13 +225,29 @@
     } else {
       run.textContent = "–";
     }
-    byId("fact-structures").textContent = (version?.known_structures || []).join(", ") || "–";
+    byId("fact-structures").textContent = offeredStructures(version).join(", ") || "–";
+  }
+
+  // A shell pattern of the service (its * and ?) as a regular expression.
+  function globRegExp(pattern) {
+    let source = "";
+    for (const char of String(pattern)) {
+      source += char === "*" ? ".*" : char === "?" ? "." : /[\\^$+.()|{}\[\]]/.test(char) ? `\\${char}` : char;
+    }
+    return new RegExp(`^${source}$`);
+  }
+
+  // The structures a version accepts, never a calibration/reference film or an unreported
+  // material: the service already leaves them out; the page checks the version's patterns too.
+  function offeredStructures(version) {
+    const patterns = (version?.non_product || []).map(globRegExp);
+    return (version?.known_structures || []).filter((name) => !patterns.some((p) => p.test(name)));
   }
 
   function renderStructures() {
     const select = byId("f-Estructura");
     const current = select.value;
-    const known = selectedVersion()?.known_structures || [];
+    const known = offeredStructures(selectedVersion());
     const placeholder = new Option(t("structure.choose"), "");
     select.replaceChildren(placeholder, ...known.map((name) => new Option(name, name)));
     select.value = known.includes(current) ? current : "";
@@ -322,7 +338,10 @@
     const type = String(problem.type || "");
     if (type === "missing") return t("error.required");
     if (field === "Muestra") return t("error.whole");
-    if (field === "Estructura") return type === "unknown_structure" ? t("error.structure") : t("error.required");
+    if (field === "Estructura") {
+      if (type === "non_product") return t("error.non_product");
+      return type === "unknown_structure" ? t("error.structure") : t("error.required");
+    }
     if (type === "caliper_mean_inconsistent") {
       const mean = problem.ctx?.mean ?? readingsMean();
       return t("error.mean", { mean: fmt(Number(mean), 4) });
@@ -341,6 +360,7 @@
     [/^Muestra /, () => ({ type: "integer_type" })],
     [/^CalibreProm \S+ is inconsistent with the mean of the readings ([\d.]+)/, (m) => ({ type: "caliper_mean_inconsistent", ctx: { mean: m[1] } })],
     [/^Estructura .* is not known/, () => ({ type: "unknown_structure_row" })],
+    [/^Estructura .* not a product/, () => ({ type: "non_product" })],
     [/^(\w+) must be in /, () => ({ type: "greater_than" })],
     [/^(\w+) /, () => ({ type: "number_type" })],
   ];
@@ -396,7 +416,14 @@
     byId("decision-text").textContent = decision === "none"
       ? noDecisionText(answer, sample)
       : t(`decision.${decision}.text`, { p: percent(answer.p_exceed) });
-    byId("r-prediction").textContent = `${fmt(answer.prediction.value)} ${t("unit.wvtr")}`;
+    // Under the detection limit a number would be false precision: the lab would read 0.
+    const below = answer.below_detection_limit === true && answer.detection_limit != null;
+    byId("r-prediction").textContent = below
+      ? `< ${fmt(answer.detection_limit)} ${t("unit.wvtr")}`
+      : `${fmt(answer.prediction.value)} ${t("unit.wvtr")}`;
+    byId("r-prediction").title = below
+      ? t("result.below_limit", { limit: fmt(answer.detection_limit), unit: t("unit.wvtr") })
+      : "";
     const interval = answer.interval;
     byId("r-interval-label").textContent = t("result.interval", { level: percent(interval.level) });
     byId("r-interval").textContent = intervalText(interval, t("unit.wvtr"));
@@ -599,7 +626,8 @@
     tr.append(cell(text(row.Muestra)), cell(text(row.Estructura)));
     tr.append(cell(`${text(row.Grados_C)} °C / ${text(row.Porc_Humedad)} ${t("unit.rh")}`));
     tr.append(cell(text(row.CalibreProm), "num"));
-    tr.append(cell(fmt(row.prediction), "num"));
+    const limit = state.versions.find((v) => v.version === state.batchVersion)?.detection_limit;
+    tr.append(cell(row.below_detection_limit === true && limit != null ? `< ${fmt(limit)}` : fmt(row.prediction), "num"));
     tr.append(cell(row.lower == null ? "–" : intervalText(row, ""), "num"));
     tr.append(cell(row.limit == null ? "–" : fmt(row.limit), "num"));
     tr.append(cell(row.p_exceed == null ? "–" : percent(row.p_exceed), "num"));
