@@ -33,6 +33,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from permeability.domain.records import MAX_FIELD_LENGTH
 from permeability.domain.schema import (
     CALIPER_RANGE_UM,
     HUMIDITY_RANGE_PCT,
@@ -41,8 +42,6 @@ from permeability.domain.schema import (
 )
 from permeability.domain.specs import PERMEABILITY_UNIT
 from permeability.jobs.predict_records import (
-    MAX_RECORD_NUMBER_CHARS,
-    MAX_REFERENCE_CHARS,
     iso_test_date,
     record_number_text,
     reference_text,
@@ -169,14 +168,14 @@ class SampleInput(BaseModel):
     CONSECUTIVO: RecordNumber = Field(
         default=None,
         description="Optional. The lab's running record number (text or a whole number; "
-        f"echoed as text; at most {MAX_RECORD_NUMBER_CHARS} characters): the key evaluation "
+        f"echoed as text; at most {MAX_FIELD_LENGTH} characters): the key evaluation "
         "matches the answer with the lab result on.",
         json_schema_extra={"anyOf": [{"type": "string"}, {"type": "integer"}, {"type": "null"}]},
     )
     Referencia: Reference = Field(
         default=None,
         description="Optional. Product reference of the test, as the lab writes it (text, at "
-        f"most {MAX_REFERENCE_CHARS} characters).",
+        f"most {MAX_FIELD_LENGTH} characters).",
     )
     Fecha: TestDate = Field(
         default=None,

@@ -35,12 +35,15 @@ from permeability.domain.parsing import (
     parse_numbers,
 )
 from permeability.domain.records import (
+    TEST_YEARS,
     RecordRules,
     assign_test_ids,
     censor_below_limit,
+    field_text_problem,
     join_key,
     non_product_mask,
     resolve_record_key,
+    whole_number_text,
 )
 from permeability.domain.schema import (
     BELOW_DETECTION_LIMIT,
@@ -87,8 +90,6 @@ CLEAN_COLUMNS: Final = (
 )
 #: Every column a source may provide (matched by name, or through acquisition.column_map).
 SOURCE_COLUMNS: Final = (*RECORD_COLUMNS, *RECORD_FIELDS, *DATE_PARTS)
-#: Longest record number, reference or analyst name kept; longer is a paste error.
-MAX_FIELD_LENGTH: Final = 120
 _SHOWN_CHARS: Final = 60
 
 # --------------------------------------------------------------------------- column names
@@ -347,34 +348,22 @@ def _normalise_structures(
     return np.asarray(names, dtype=object), np.asarray(layers, dtype=object)
 
 
-_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
-
-
 def _record_field(
     column: str, text: pd.Series, problems: _Problems, tokens: frozenset[str]
 ) -> NDArray[np.object_]:
     """A free-text record field (record number, reference, analyst): trimmed, or None.
 
-    '17.0' as a record number is 17 (spreadsheets turn whole numbers into floats).
+    The rules (:func:`~permeability.domain.records.field_text_problem`, '17.0' is 17) are the
+    ones the API and batch scoring apply to the same fields.
     """
     codes, uniques = pd.factorize(text.str.strip())
     spellings = [str(u) for u in uniques]
     gone = _placeholders(spellings, tokens) | np.array([not u for u in spellings], dtype=bool)
-    kept = [None if g else _whole_number_text(u) for u, g in zip(spellings, gone, strict=True)]
+    kept = [None if g else whole_number_text(u) for u, g in zip(spellings, gone, strict=True)]
     values = np.array([*kept, None], dtype=object)[codes]
-    control = np.array(
-        [v is not None and _CONTROL.search(v) is not None for v in kept] + [False], dtype=bool
-    )
-    problems.value(control[codes], column, text, "contains a control character")
-    long = np.array(
-        [v is not None and len(v) > MAX_FIELD_LENGTH for v in kept] + [False], dtype=bool
-    )
-    problems.value(long[codes], column, text, f"is longer than {MAX_FIELD_LENGTH} characters")
+    found = np.array([None if v is None else field_text_problem(v) for v in kept] + [None])
+    problems.value(pd.notna(found[codes]), column, text, lambda rows: list(found[codes[rows]]))
     return np.asarray(values, dtype=object)
-
-
-def _whole_number_text(value: str) -> str:
-    return re.sub(r"^([+-]?\d+)\.0+$", r"\1", value)
 
 
 def _test_dates(
@@ -395,7 +384,7 @@ def _test_dates(
     year, month, day = (p.values for p in parts)
     with np.errstate(invalid="ignore"):
         whole = np.logical_and.reduce([np.mod(v, 1.0) == 0 for v in (year, month, day)])
-        plausible = whole & (year >= 1900) & (year <= 2200)
+        plausible = whole & (year >= TEST_YEARS[0]) & (year <= TEST_YEARS[1])
     built = pd.to_datetime(
         pd.DataFrame(
             {

@@ -16,7 +16,7 @@ a record on its own: the training-vs-current comparison uses the store's ``recor
 served predictions are matched on ``CONSECUTIVO`` or on the record's identity (test date,
 ``Referencia``, structure, ``Muestra``, conditions). Calibration and reference films and
 unreported materials (``is_product`` false) are no product's guide value and are left out of
-every metric (:func:`product_rows`).
+every metric (:func:`permeability.domain.records.product_rows`).
 
 :func:`evaluate_scored` turns such a table into R², MAE, MSE, RMSE, MAPE, per-structure
 errors, interval coverage per structure and decision quality (approve / reject / retest counts,
@@ -49,7 +49,7 @@ from permeability.domain.drift import (
 )
 from permeability.domain.intervals import decide_many
 from permeability.domain.model import PermeabilityModel
-from permeability.domain.records import DEFAULT_IDENTITY, join_key, key_text
+from permeability.domain.records import DEFAULT_IDENTITY, join_key, key_text, product_rows
 from permeability.domain.schema import (
     CALIBRE_PROM,
     CALIBRES,
@@ -57,7 +57,6 @@ from permeability.domain.schema import (
     ESTRUCTURA,
     FECHA,
     GRADOS_C,
-    IS_PRODUCT,
     MUESTRA,
     PERMEABILIDAD,
     PORC_HUMEDAD,
@@ -109,21 +108,11 @@ RECORD_FIELDS: Final = (
 )
 
 
-def product_rows(frame: pd.DataFrame) -> NDArray[np.bool_]:
-    """Rows that are products (``is_product`` true); every row of a store without the flag.
-
-    Calibration and reference films and unreported materials are real measurements, but no
-    product model gives them a guide value, so they must not count in its metrics or drift.
-    """
-    if IS_PRODUCT not in frame.columns:
-        return np.ones(len(frame), dtype=bool)
-    flags = frame[IS_PRODUCT].astype("boolean").fillna(True)
-    return np.asarray(flags.to_numpy(dtype=bool), dtype=bool)
-
-
 def _products(frame: pd.DataFrame) -> pd.DataFrame:
-    keep = product_rows(frame)
-    return frame if keep.all() else frame.loc[keep].reset_index(drop=True)
+    """The product rows (:func:`permeability.domain.records.product_rows`): calibration and
+    reference films and unreported materials are real measurements, but no product model gives
+    them a guide value, so they must not count in its metrics or drift."""
+    return product_rows(frame).reset_index(drop=True)
 
 
 def record_key_column(current: pd.DataFrame, training: pd.DataFrame) -> str:
@@ -595,7 +584,7 @@ def score_version(
     ``served_window`` the unseen rows its logged ``predictions`` are matched against (on the
     record key, :func:`match_served`). Drift compares ``window`` with its ``training`` feature
     set (not assessed without one or without recent rows), residuals included. Non-product
-    rows (:func:`product_rows`) are left out of all three.
+    rows (:func:`_products`) are left out of all three.
     """
     window = _products(window)
     served_window = _products(served_window)

@@ -67,6 +67,28 @@ REFERENCE_FILMS: Final = ("CALIBRACION*", "MATERIAL-REF*", "NIST-*")
 DEFAULT_DETECTION_LIMIT: Final = 0.0005
 #: Separates the values of a multi-column record key.
 KEY_SEPARATOR: Final = "|"
+#: Longest record number, reference or analyst name kept; longer is a paste error. One limit
+#: for every entry (acquisition, the API, batch files), so what loads can also be scored.
+MAX_FIELD_LENGTH: Final = 120
+#: Years a test date may have (a typo such as 21 or 20221 is an error, not a date).
+TEST_YEARS: Final = (1900, 2200)
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+_WHOLE: Final = re.compile(r"^([+-]?\d+)\.0*$")
+
+
+def field_text_problem(text: str) -> str | None:
+    """What is wrong with a record field's trimmed text (None: nothing), in words that follow
+    the field's name and value: "contains a control character"."""
+    if _CONTROL.search(text) is not None:
+        return "contains a control character"
+    if len(text) > MAX_FIELD_LENGTH:
+        return f"is longer than {MAX_FIELD_LENGTH} characters"
+    return None
+
+
+def whole_number_text(text: str) -> str:
+    """A record number as text: '17.0' (a spreadsheet's number) is '17'; other text unchanged."""
+    return _WHOLE.sub(r"\1", text.strip())
 
 
 @dataclass(frozen=True)
@@ -173,8 +195,8 @@ def product_rows(frame: pd.DataFrame, patterns: Sequence[str] = ()) -> pd.DataFr
     A frame without the flag (built by hand, or an old store) is all products.
     """
     keep = np.ones(len(frame), dtype=bool)
-    if IS_PRODUCT in frame.columns:
-        keep &= frame[IS_PRODUCT].to_numpy(dtype=bool)
+    if IS_PRODUCT in frame.columns:  # a missing flag (a frame merged with an old one) is a product
+        keep &= frame[IS_PRODUCT].astype("boolean").fillna(True).to_numpy(dtype=bool)
     if patterns and ESTRUCTURA in frame.columns:
         keep &= ~non_product_mask(list(frame[ESTRUCTURA]), patterns)
     return frame if keep.all() else frame[keep]

@@ -29,7 +29,12 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from permeability.domain.parsing import parse_dates
-from permeability.domain.records import is_non_product
+from permeability.domain.records import (
+    TEST_YEARS,
+    field_text_problem,
+    is_non_product,
+    whole_number_text,
+)
 from permeability.domain.schema import (
     ANIO,
     CONSECUTIVO,
@@ -43,8 +48,6 @@ from permeability.domain.schema import (
 
 #: The optional record fields of a request, in the order answers echo them.
 RECORD_INPUT_FIELDS: Final = (CONSECUTIVO, REFERENCIA, FECHA)
-MAX_RECORD_NUMBER_CHARS: Final = 64
-MAX_REFERENCE_CHARS: Final = 100
 _ISO_DATE: Final = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -60,9 +63,8 @@ def record_number_text(value: Any) -> str:
         text = value.strip()
         if not text:
             raise ValueError("must not be blank")
-        if len(text) > MAX_RECORD_NUMBER_CHARS:
-            raise ValueError(f"must be at most {MAX_RECORD_NUMBER_CHARS} characters")
-        return text
+        _check_field_text(text)
+        return whole_number_text(text)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(
             f"must be text or a whole number, got {type(value).__name__} {repr(value)[:40]}"
@@ -82,9 +84,15 @@ def reference_text(value: Any) -> str:
     text = value.strip()
     if not text:
         raise ValueError("must not be blank")
-    if len(text) > MAX_REFERENCE_CHARS:
-        raise ValueError(f"must be at most {MAX_REFERENCE_CHARS} characters")
+    _check_field_text(text)
     return text
+
+
+def _check_field_text(text: str) -> None:
+    """Acquisition's rule for the same field (domain/records.py): one set of rules."""
+    problem = field_text_problem(text)
+    if problem is not None:
+        raise ValueError(problem)
 
 
 def iso_test_date(value: Any) -> datetime.date:
@@ -166,10 +174,7 @@ def _missing(value: Any) -> bool:
 
 
 def _file_record_number(value: Any) -> str:
-    """As :func:`record_number_text`; file cells are text, so '17.0' (a spreadsheet's number)
-    is read as the whole number 17."""
-    if isinstance(value, str) and re.fullmatch(r"\s*\d+\.0*\s*", value):
-        return value.strip().split(".")[0]
+    """As :func:`record_number_text` (which reads '17.0', a spreadsheet's number, as 17)."""
     if isinstance(value, np.integer | np.floating):
         value = value.item()
     return record_number_text(value)
@@ -280,8 +285,11 @@ def _check_date_parts(frame: pd.DataFrame, problems: Problems) -> NDArray[np.dat
     )
     days = np.full(n, "NaT", dtype="datetime64[D]")
     invalid = np.zeros(n, dtype=bool)
+    low, high = TEST_YEARS
     for i in np.flatnonzero(complete):
         try:
+            if not low <= numbers[ANIO][i] <= high:
+                raise ValueError("year out of range")
             day = datetime.date(int(numbers[ANIO][i]), int(numbers[MES][i]), int(numbers[DIA][i]))
         except (ValueError, OverflowError):
             invalid[i] = True

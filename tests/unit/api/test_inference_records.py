@@ -141,7 +141,7 @@ def test_a_request_without_record_fields_logs_them_as_null(
         ("CONSECUTIVO", 17.5, "must be text or a whole number"),
         ("CONSECUTIVO", -3, "must not be negative"),
         ("CONSECUTIVO", "   ", "must not be blank"),
-        ("CONSECUTIVO", "x" * 65, "at most 64 characters"),
+        ("CONSECUTIVO", "x" * 121, "longer than 120 characters"),
         ("CONSECUTIVO", ["1"], "must be text or a whole number"),
         ("Referencia", 1187, "must be text"),
         ("Referencia", "", "must not be blank"),

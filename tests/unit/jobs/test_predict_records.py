@@ -53,7 +53,7 @@ def test_a_json_test_date_is_written_yyyy_mm_dd() -> None:
 def test_file_columns_give_one_date_per_row_and_name_every_problem() -> None:
     frame = pd.DataFrame(
         {
-            "CONSECUTIVO": ["17.0", "", "x" * 70, "20", "21", "22"],
+            "CONSECUTIVO": ["17.0", "", "x" * 121, "20", "21", "22"],
             "Referencia": ["R-1", "R-1", "", "R-2", "R-3", None],
             "Año": ["2025", "", "2025", "2025", "", "2025"],
             "Mes": ["11", "", "13", "11", "", "1"],
@@ -68,7 +68,7 @@ def test_file_columns_give_one_date_per_row_and_name_every_problem() -> None:
     expected = ["2025-11-04", "2025-11-05", "NaT", "NaT", "NaT", "2025-01-02"]
     assert fields.fecha.astype(str).tolist() == expected
     assert problems.messages[0] == problems.messages[1] == problems.messages[5] == []
-    assert any("CONSECUTIVO" in m and "at most 64" in m for m in problems.messages[2])
+    assert any("CONSECUTIVO" in m and "longer than 120 characters" in m for m in problems.messages[2])
     assert not any(m.startswith("Referencia") for m in problems.messages[2])  # empty = absent
     assert any("2025/13/1 is not a calendar date" in m for m in problems.messages[2])
     assert problems.messages[3] == ["Fecha 2025-11-05 disagrees with Año/Mes/Día 2025-11-04"]
