@@ -68,7 +68,9 @@ def test_file_columns_give_one_date_per_row_and_name_every_problem() -> None:
     expected = ["2025-11-04", "2025-11-05", "NaT", "NaT", "NaT", "2025-01-02"]
     assert fields.fecha.astype(str).tolist() == expected
     assert problems.messages[0] == problems.messages[1] == problems.messages[5] == []
-    assert any("CONSECUTIVO" in m and "longer than 120 characters" in m for m in problems.messages[2])
+    assert any(
+        "CONSECUTIVO" in m and "longer than 120 characters" in m for m in problems.messages[2]
+    )
     assert not any(m.startswith("Referencia") for m in problems.messages[2])  # empty = absent
     assert any("2025/13/1 is not a calendar date" in m for m in problems.messages[2])
     assert problems.messages[3] == ["Fecha 2025-11-05 disagrees with Año/Mes/Día 2025-11-04"]
