@@ -116,6 +116,15 @@ class TrainResponse(BaseModel):
         description="Product rows whose WVTR was under the detection limit (learnt at it)."
     )
     detection_limit: float | None = Field(description="WVTR under which the lab reads nothing.")
+    split_grouping: str = Field(
+        description="'test_id': every split kept each test's replicates together (held-out "
+        "metrics say what a new test will see); 'row': the data had no test ids."
+    )
+    n_test_groups: int = Field(description="Tests in the held-out part.")
+    noise_floor: dict[str, float | int] | None = Field(
+        description="Replicate disagreement: noise_floor_mae is the error no model can beat "
+        "(metrics.mae_over_noise_floor compares the model with it)."
+    )
     created_at: str
     model_path: str
     seconds: float

@@ -72,12 +72,20 @@ from permeability.domain.schema import (
     PORC_HUMEDAD,
     TEMPERATURE_RANGE_C,
 )
-from permeability.domain.structures import build_alias_map, normalise_structure
+from permeability.domain.structures import (
+    UNKNOWN_FAMILY,
+    build_alias_map,
+    normalise_structure,
+    parse_structure,
+    structure_family,
+)
 from permeability.errors import InvalidInputError
 
 FloatArray = NDArray[np.float64]
 
 OTHER: Final = "OTHER"
+#: Category of the rare structures of one family (``FAMILY:foil``): pooled by their best barrier.
+FAMILY_PREFIX: Final = "FAMILY:"
 #: Fitting rows a structure needs for its own indicator (intercept); fewer pool into OTHER.
 DEFAULT_MIN_STRUCTURE_SAMPLES: Final = 3
 #: Fitting rows a category needs before any structure × variable slope of its own.
@@ -251,6 +259,9 @@ class FeatureBuilder:
         self.structure_counts: dict[str, int] = {}
         self.categories: tuple[str, ...] = ()
         self._category_index: dict[str, int] = {}
+        #: Family -> the category that serves a structure of that family never seen when
+        #: fitting: the family's pooled category, else its most measured structure.
+        self._family_index: dict[str, int] = {}
         # Interaction columns as (category, interacted feature) in matrix order, and per
         # category the matrix column of each interacted feature (-1: shared slope only).
         self._interaction_columns: tuple[tuple[int, int], ...] = ()
@@ -273,10 +284,26 @@ class FeatureBuilder:
             for name, count in counts.items()
             if count >= self.min_structure_samples and name != OTHER
         )
-        self.categories = (*kept, OTHER)
-        self._category_index = {name: i for i, name in enumerate(kept)}
+        families = {name: self.family_of(name) for name in counts}
+        pooled: Counter[str] = Counter()
+        for name, count in counts.items():
+            if name not in kept and families[name] != UNKNOWN_FAMILY:
+                pooled[families[name]] += count
+        family_categories = sorted(
+            f for f, rows in pooled.items() if rows >= self.min_structure_samples
+        )
+        self.categories = (*kept, *(FAMILY_PREFIX + f for f in family_categories), OTHER)
+        self._category_index = {name: i for i, name in enumerate(self.categories[:-1])}
+        self._family_index = {f: len(kept) + i for i, f in enumerate(family_categories)}
+        for name in sorted(kept, key=lambda n: (-counts[n], n)):  # most measured first
+            if families[name] != UNKNOWN_FAMILY:
+                self._family_index.setdefault(families[name], self._category_index[name])
+        other = len(self.categories) - 1
         for name in counts:
-            self._category_index.setdefault(name, len(kept))
+            family_category = self._family_index.get(families[name], other)
+            self._category_index.setdefault(name, family_category if name not in kept else other)
+        for category in self.categories[len(kept) : -1]:
+            self._category_index.pop(category, None)  # FAMILY:x is a category, not a name
         codes, uniques = pd.factorize(names)
         lookup = np.array([self._category_index[str(u)] for u in uniques], dtype=np.intp)
         self._choose_interactions(frame, lookup[codes])
@@ -333,9 +360,15 @@ class FeatureBuilder:
 
     @property
     def pooled_structures(self) -> list[str]:
-        """Structures seen when fitting that share the ``OTHER`` category."""
-        other = len(self.categories) - 1
-        return sorted(n for n in self.structure_counts if self._category_index[n] == other)
+        """Structures seen when fitting without a category of their own (too few rows): they
+        share their family's (``FAMILY:…``, or its most measured structure) or ``OTHER``."""
+        return sorted(
+            n for n in self.structure_counts if self.categories[self._category_index[n]] != n
+        )
+
+    def category_name(self, name: str) -> str:
+        """The category a seen structure is modelled (and calibrated) with."""
+        return self.categories[self._category_index[name]]
 
     @property
     def own_slopes(self) -> dict[str, list[str]]:
@@ -387,12 +420,26 @@ class FeatureBuilder:
         names = np.array([self.canonical_structure(v) for v in uniques], dtype=object)
         return np.asarray(names[codes], dtype=object)
 
+    def family_of(self, name: str) -> str:
+        """The family of a canonical name (:func:`~permeability.domain.structures.structure_family`)."""
+        return structure_family(parse_structure(name, self.aliases).layers)
+
+    def stand_in(self, name: str) -> str | None:
+        """For a structure never seen when fitting: the category its family would be predicted
+        with (``FAMILY:foil`` or the family's most measured structure), or None (no family:
+        it is not a list of known layers, or no structure of its family was seen)."""
+        index = getattr(self, "_family_index", {}).get(self.family_of(name))
+        return None if index is None else self.categories[index]
+
     def _category_of(self, name: str, strict: bool) -> int:
         index = self._category_index.get(name)
         if index is not None:
             return index
         if strict:
             raise UnknownStructureError(name, self.known_structures)
+        family_index = getattr(self, "_family_index", {}).get(self.family_of(name))
+        if family_index is not None:
+            return int(family_index)
         return len(self.categories) - 1
 
     # -- transforms --------------------------------------------------------------------------

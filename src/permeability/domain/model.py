@@ -46,7 +46,6 @@ import pandas as pd
 import sklearn
 from numpy.typing import NDArray
 from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, Ridge
-from sklearn.model_selection import KFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import ThreadpoolController, threadpool_limits
@@ -78,6 +77,7 @@ from permeability.domain.models import (
     resolve_params,
     uses_interactions,
 )
+from permeability.domain.noise_floor import NoiseFloor, replicate_noise_floor
 from permeability.domain.pca import CaliperPCA
 from permeability.domain.records import DEFAULT_NON_PRODUCT, product_rows
 from permeability.domain.schema import (
@@ -86,6 +86,14 @@ from permeability.domain.schema import (
     MUESTRA,
     PERMEABILIDAD,
     PERMEABILITY_RANGE,
+)
+from permeability.domain.splits import (
+    distinct_groups,
+    grouped_folds,
+    grouped_split,
+    row_groups,
+    split_grouping,
+    stratified_split,
 )
 from permeability.domain.trees import CompiledEnsemble, compile_ensemble
 from permeability.errors import EmptyFeatureStoreError, InvalidInputError
@@ -421,41 +429,11 @@ class TrainingOutcome:
     n_calibration: int
     n_test: int
     seconds: float
-
-
-# -- splitting ------------------------------------------------------------------------------
-
-
-def stratified_split(
-    labels: Sequence[str] | NDArray[np.object_], fraction: float, rng: np.random.Generator
-) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
-    """(kept, held) positions with ``fraction`` of each label held out.
-
-    Labels with one row cannot be stratified: those rows are pooled and split at random. The
-    held count per stratum is allocated by largest remainder, so the total is the rounded
-    overall share, and a stratum with two or more rows always keeps one row.
-    """
-    names = np.asarray(labels, dtype=object).astype(str)
-    _, inverse, counts = np.unique(names, return_inverse=True, return_counts=True)
-    strata = np.where(counts[inverse] >= 2, inverse, -1)
-    groups = [np.flatnonzero(strata == s) for s in sorted(set(strata.tolist()))]
-    targets = np.array([fraction * len(g) for g in groups])
-    held_counts = np.floor(targets).astype(int)
-    remaining = round(fraction * len(names)) - int(held_counts.sum())
-    if remaining > 0:
-        ties = rng.random(len(groups))
-        order = np.lexsort((ties, -(targets - held_counts)))
-        held_counts[order[:remaining]] += 1
-    held: list[NDArray[np.intp]] = []
-    kept: list[NDArray[np.intp]] = []
-    for group, count in zip(groups, held_counts, strict=True):
-        is_pool = strata[group[0]] == -1
-        limit = len(group) if is_pool else len(group) - 1
-        shuffled = rng.permutation(group)
-        take = min(int(count), limit)
-        held.append(shuffled[:take])
-        kept.append(shuffled[take:])
-    return np.sort(np.concatenate(kept)), np.sort(np.concatenate(held))
+    #: ``test_id`` when every split kept each test's replicates together, ``row`` otherwise.
+    split_grouping: str = "row"
+    n_test_groups: int = 0
+    #: The replicate disagreement of the training data (None without replicated tests).
+    noise_floor: NoiseFloor | None = None
 
 
 # -- validation -----------------------------------------------------------------------------
@@ -562,10 +540,14 @@ def _cross_validate(
     random_state: int,
     hierarchy: _Hierarchy,
 ) -> dict[str, float]:
-    """K-fold MAE and R² on the original scale; features are refitted inside every fold."""
-    if folds > len(frame):
+    """K-fold MAE and R² on the original scale; features are refitted inside every fold.
+
+    Folds are whole tests, so a score says what the lab will see on a new test.
+    """
+    tests = distinct_groups(row_groups(frame))
+    if folds > tests:
         raise InvalidInputError(
-            f"cv={folds} folds need at least {folds} fitting rows, got {len(frame)}"
+            f"cv={folds} folds need at least {folds} fitting tests, got {tests}"
         )
     maes: list[float] = []
     r2s: list[float] = []
@@ -632,15 +614,15 @@ def _check_calibration(calibration: str, folds: int) -> None:
         raise InvalidInputError(f"calibration_folds must be from 2 to 20, got {folds}")
 
 
-def _calibration_method(calibration: str, train_rows: int, folds: int) -> str:
+def _calibration_method(calibration: str, train_rows: int, train_tests: int, folds: int) -> str:
     """The conformal method a training uses (see :func:`train_model`)."""
     if calibration == "split":
         return SPLIT_CONFORMAL
     if calibration == "cross" or train_rows <= CROSS_CALIBRATION_MAX_ROWS:
-        if train_rows < folds:
+        if train_tests < folds:
             raise InvalidInputError(
                 f"cross-conformal calibration with {folds} folds needs at least {folds} "
-                f"training rows, got {train_rows}"
+                f"training tests, got {train_tests}"
             )
         return CROSS_CONFORMAL
     return SPLIT_CONFORMAL
@@ -680,9 +662,11 @@ def _out_of_fold(
     random_state: int,
     hierarchy: _Hierarchy,
 ) -> Iterator[tuple[NDArray[np.intp], FloatArray]]:
-    """(held-out positions, their predictions) per K-fold refit; features refitted per fold."""
-    splitter = KFold(n_splits=folds, shuffle=True, random_state=random_state)
-    for train_rows, held_rows in splitter.split(frame):
+    """(held-out positions, their predictions) per K-fold refit; features refitted per fold.
+
+    The folds keep each test's replicates together (:mod:`permeability.domain.splits`).
+    """
+    for train_rows, held_rows in grouped_folds(row_groups(frame), folds, random_state):
         fitted = _fit(
             name,
             params,
@@ -800,12 +784,17 @@ def _train(
     probe.fit(data).transform_frame(data)  # refuses bad inputs before any fitting starts
     names = probe.canonical_structures(data)
     rng = np.random.default_rng(random_state)
-    train_rows, test_rows = stratified_split(names, test_size, rng)
-    method = _calibration_method(calibration, len(train_rows), calibration_folds)
+    groups = row_groups(data)
+    train_rows, test_rows = grouped_split(names, groups, test_size, rng)
+    method = _calibration_method(
+        calibration, len(train_rows), distinct_groups(groups[train_rows]), calibration_folds
+    )
     if method == CROSS_CONFORMAL:
         fit_rows, calibration_rows = train_rows, train_rows
     else:
-        fit_pos, calibration_pos = stratified_split(names[train_rows], calibration_fraction, rng)
+        fit_pos, calibration_pos = grouped_split(
+            names[train_rows], groups[train_rows], calibration_fraction, rng
+        )
         fit_rows, calibration_rows = train_rows[fit_pos], train_rows[calibration_pos]
     if min(len(fit_rows), len(calibration_rows), len(test_rows)) < 1:
         raise InvalidInputError(
@@ -873,11 +862,16 @@ def _train(
     )
     test_frame = data.iloc[test_rows]
     scored = _score(trained, test_frame, names[test_rows], interval_level)
+    floor = replicate_noise_floor(data)
+    metrics = dict(scored.metrics)
+    if floor is not None and floor.noise_floor_mae > 0:
+        metrics["noise_floor_mae"] = floor.noise_floor_mae
+        metrics["mae_over_noise_floor"] = metrics["mae"] / floor.noise_floor_mae
     return TrainingOutcome(
         model=trained,
         model_name=chosen_name,
         params=resolved,
-        metrics=scored.metrics,
+        metrics=metrics,
         per_structure=scored.per_structure,
         cv_scores=cv_scores,
         test_predictions=scored.predictions,
@@ -885,6 +879,9 @@ def _train(
         n_calibration=len(calibration_rows),
         n_test=len(test_rows),
         seconds=0.0,
+        split_grouping=split_grouping(data),
+        n_test_groups=distinct_groups(groups[test_rows]),
+        noise_floor=floor,
     )
 
 

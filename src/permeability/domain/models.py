@@ -31,6 +31,7 @@ from typing import Any, Final, Protocol, cast
 
 from sklearn.base import BaseEstimator
 from sklearn.ensemble import (
+    ExtraTreesRegressor,
     GradientBoostingRegressor,
     HistGradientBoostingRegressor,
     RandomForestRegressor,
@@ -183,6 +184,23 @@ _SPECS: Final[Mapping[str, _Spec]] = {
         },
         seeded=True,
     ),
+    "ExtraTreesRegressor": _Spec(
+        ExtraTreesRegressor,
+        "Extremely randomised trees: random split points average out noise on small data.",
+        scaled=False,
+        interactions=False,
+        tunable=(
+            "n_estimators",
+            "max_depth",
+            "min_samples_split",
+            "min_samples_leaf",
+            "max_features",
+            "bootstrap",
+            "ccp_alpha",
+        ),
+        defaults={"n_estimators": 100, "min_samples_leaf": 2, "max_features": 0.7, "n_jobs": 1},
+        seeded=True,
+    ),
     "GradientBoostingRegressor": _Spec(
         GradientBoostingRegressor,
         "Boosted regression trees (exact splits); slower than the histogram version.",
@@ -241,9 +259,16 @@ _SPECS: Final[Mapping[str, _Spec]] = {
 
 #: What ``auto`` cross-validates, cheapest first (the time budget may stop the list early).
 AUTO_CANDIDATES: Final[tuple[tuple[str, Mapping[str, Any]], ...]] = (
+    # The physics-informed linear model: exact on data that follows the law.
     ("Ridge", {"alpha": 1e-3}),
     # Early stopping on 10 % of the rows also below 10k rows (scikit-learn's 'auto' threshold).
     ("HistGradientBoostingRegressor", {"max_iter": 500, "early_stopping": True}),
+    # Tree ensembles for data that does not follow our physics (the seed lab's real data:
+    # recorded conditions that may not be the test's set points); averaged trees never
+    # extrapolate beyond the levels they saw.
+    ("RandomForestRegressor", {"n_estimators": 100, "min_samples_leaf": 2}),
+    ("ExtraTreesRegressor", {}),
+    ("GradientBoostingRegressor", {}),
 )
 #: Seconds ``auto`` may spend cross-validating before it stops adding candidates.
 AUTO_TIME_BUDGET_S: Final = 60.0

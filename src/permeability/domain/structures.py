@@ -226,3 +226,31 @@ def _parse(raw: str, aliases: _FrozenAliases) -> StructureName:
     if layers:
         return StructureName("/".join(layers), tuple(layers))
     return StructureName("-".join(parts), ())
+
+
+#: Families of films by the layer that sets their barrier, best barrier first: a laminate
+#: belongs to the family of its best barrier (layers in series, 1/WVTR = Σ 1/WVTR_layer, so
+#: the tightest layer dominates). Used to pool rare structures and to bound extrapolation.
+FAMILIES: Final = (
+    ("foil", ("AL",)),
+    ("metallized", ("MET",)),
+    ("high-barrier coating", ("PVDC", "EVOH")),
+    ("polypropylene", ("BOPP", "PPC", "MATE")),
+    ("polyethylene", ("PE", "PE-MDO", "LDPE", "HDPE")),
+    ("polyester", ("PET",)),
+    ("nylon", ("NY",)),
+    ("pvc", ("PVC",)),
+    ("bio-based", ("PLA", "CELOFAN")),
+    ("paper", ("PAPEL",)),
+)
+#: The family of a name that is not a list of known layers.
+UNKNOWN_FAMILY: Final = "unknown"
+
+
+def structure_family(layers: Sequence[str]) -> str:
+    """The family of a structure's layers: that of its best barrier (see :data:`FAMILIES`)."""
+    present = set(layers)
+    for family, members in FAMILIES:
+        if present.intersection(members):
+            return family
+    return UNKNOWN_FAMILY

@@ -106,6 +106,17 @@ class TrainingResult(BaseModel):
         description="Product rows whose WVTR was under the detection limit (learnt at it)."
     )
     detection_limit: float | None
+    split_grouping: str = Field(
+        description="'test_id': the test part, calibration and every fold kept each test's "
+        "replicates together, so held-out metrics say what a new test will see; 'row': the "
+        "data had no test ids."
+    )
+    n_test_groups: int = Field(description="Tests in the held-out part.")
+    noise_floor: dict[str, float | int] | None = Field(
+        description="The replicate disagreement of the data (domain/noise_floor.py): "
+        "noise_floor_mae is the error no model can beat; metrics.mae_over_noise_floor is the "
+        "model's MAE over it. None without tests of two or more replicates."
+    )
     created_at: str
     model_path: str
     seconds: float
@@ -330,6 +341,9 @@ class _Recorder:
             n_calibration=int(outcome.n_calibration),
             n_test=int(outcome.n_test),
             **self._row_counts(),
+            split_grouping=outcome.split_grouping,
+            n_test_groups=int(outcome.n_test_groups),
+            noise_floor=outcome.noise_floor.as_dict() if outcome.noise_floor else None,
             created_at=created_at.isoformat(),
             model_path=str(path),
             seconds=round(finished - started_at, 3),
@@ -402,6 +416,7 @@ class _Recorder:
             "interval_level": self.context.config.inference.interval_level,
             "description": spec.description or "",
             "feature_set_version": self.features.version,
+            "split_grouping": outcome.split_grouping,
             **{f"data_{k}": v for k, v in self._row_counts().items()},
             "non_product": ",".join(self.context.config.acquisition.non_product),
         }
@@ -418,6 +433,15 @@ class _Recorder:
         for key, value in (self.outcome.cv_scores or {}).items():
             metrics[safe_metric_name("cv", key, taken)] = float(value)
         metrics.update({k: float(v) for k, v in self._counts().items()})
+        floor = self.outcome.noise_floor
+        if floor is not None:
+            metrics.update(
+                {
+                    "replicate_mae": floor.replicate_mae,
+                    "replicate_log_sd": floor.replicate_log_sd,
+                    "noise_floor_tests": float(floor.tests),
+                }
+            )
         return metrics
 
     def _counts(self) -> dict[str, int]:
@@ -517,7 +541,10 @@ class _Recorder:
                 "random_state": self.context.config.training.random_state,
                 "calibration_fraction": self.context.config.training.calibration_fraction,
                 "calibration_method": self.outcome.model.calibration.method,
+                "grouping": self.outcome.split_grouping,
+                "test_groups": int(self.outcome.n_test_groups),
             },
+            "noise_floor": self.outcome.noise_floor.as_dict() if self.outcome.noise_floor else None,
             **self._counts(),
             "known_structures": _known_structures(outcome.model),
             "non_product": list(outcome.model.non_product),
