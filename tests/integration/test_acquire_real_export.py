@@ -307,6 +307,15 @@ def test_training_uses_product_rows_only_and_at_least_95_percent_of_them(
     )
     assert used >= 0.95 * export.product_rows
     assert not set(result.per_structure) & NON_PRODUCT_NAMES
+    # Issue 12: the replicates of one test never straddle the split, and the data's own
+    # noise floor stands beside the model's error.
+    assert result.split_grouping == "test_id"
+    assert result.noise_floor is not None
+    assert result.noise_floor["tests"] >= 300
+    assert 0 < result.noise_floor["noise_floor_mae"] < result.metrics["mae"]
+    assert result.metrics["mae_over_noise_floor"] == pytest.approx(
+        result.metrics["mae"] / result.noise_floor["noise_floor_mae"]
+    )
 
 
 # --------------------------------------------------------------------------- built differently

@@ -362,3 +362,39 @@ def test_the_record_path_takes_exactly_the_values_of_the_physical_range(
         assert record_ok == frame_ok, (column, value)
         expected = math.isfinite(value) and (value > low if lower_exclusive else value >= low)
         assert record_ok == (expected and value <= high), (column, value)
+
+
+def test_rare_structures_pool_with_their_family_not_with_every_other_film(
+    frame: pd.DataFrame,
+) -> None:
+    """Two rare foil laminates (2 rows each) share a FAMILY:foil level: a foil laminate must
+    not be averaged with paper or PE (1000× apart), which OTHER would do."""
+    rare = pd.concat(
+        [
+            frame.head(2).assign(**{ESTRUCTURA: "PET/AL/PE"}),
+            frame.iloc[2:4].assign(**{ESTRUCTURA: "PET/AL/PPC"}),
+            frame.iloc[4:5].assign(**{ESTRUCTURA: "NUEVO-FILM"}),
+        ]
+    )
+    builder = FeatureBuilder(pca_of(frame), interactions=False).fit(pd.concat([frame, rare]))
+    assert "structure=FAMILY:foil" in builder.feature_names
+    assert builder.category_name("PET/AL/PE") == "FAMILY:foil"
+    assert builder.category_name("PET/AL/PPC") == "FAMILY:foil"
+    assert builder.category_name("NUEVO-FILM") == OTHER  # not a list of known layers
+    assert builder.pooled_structures == ["NUEVO-FILM", "PET/AL/PE", "PET/AL/PPC"]
+    # A foil laminate never seen stands in with its family; one of unknown layers has none.
+    assert builder.stand_in("PET/AL/NY/PE") == "FAMILY:foil"
+    assert builder.stand_in("XYZ-FILM") is None
+    record = {**random_records(rare)[0], ESTRUCTURA: "PET/AL/NY/PE"}
+    row = builder.transform_record(record, strict=False)
+    assert row[builder.feature_names.index("structure=FAMILY:foil")] == 1.0
+    with pytest.raises(UnknownStructureError):
+        builder.transform_record(record, strict=True)
+
+
+def test_an_unseen_structure_stands_in_with_its_familys_most_measured_structure(
+    frame: pd.DataFrame,
+) -> None:
+    builder = FeatureBuilder(pca_of(frame), interactions=False).fit(frame)
+    assert builder.stand_in("BOPP/BOPP/MET") == "BOPP/MET"  # metallized: the family's own film
+    assert builder.stand_in("PET/PET") == "PET"

@@ -137,6 +137,7 @@ def test_training_is_deterministic_for_a_random_state(frame: pd.DataFrame) -> No
 SMALL_MODELS = [name for name in model_names() if name != AUTO]
 TREE_MODELS = (
     "RandomForestRegressor",
+    "ExtraTreesRegressor",
     "GradientBoostingRegressor",
     "HistGradientBoostingRegressor",
 )

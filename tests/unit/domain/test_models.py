@@ -26,6 +26,7 @@ REQUIRED = {
     "Lasso",
     "ElasticNet",
     "RandomForestRegressor",
+    "ExtraTreesRegressor",
     "GradientBoostingRegressor",
     "HistGradientBoostingRegressor",
     "SVR",
