@@ -69,6 +69,7 @@ from permeability.domain.schema import (
     ESTRUCTURA,
     GRADOS_C,
     HUMIDITY_RANGE_PCT,
+    PERMEABILIDAD,
     PORC_HUMEDAD,
     TEMPERATURE_RANGE_C,
 )
@@ -262,6 +263,8 @@ class FeatureBuilder:
         #: Family -> the category that serves a structure of that family never seen when
         #: fitting: the family's pooled category, else its most measured structure.
         self._family_index: dict[str, int] = {}
+        #: Per category, the (min, max) log WVTR of its family in the fitting rows (or None).
+        self.category_log_range: tuple[tuple[float, float] | None, ...] = ()
         # Interaction columns as (category, interacted feature) in matrix order, and per
         # category the matrix column of each interacted feature (-1: shared slope only).
         self._interaction_columns: tuple[tuple[int, int], ...] = ()
@@ -307,8 +310,38 @@ class FeatureBuilder:
         codes, uniques = pd.factorize(names)
         lookup = np.array([self._category_index[str(u)] for u in uniques], dtype=np.intp)
         self._choose_interactions(frame, lookup[codes])
+        self.category_log_range = self._family_log_ranges(frame, lookup[codes])
         self._fitted = True
         return self
+
+    def category_family(self, index: int) -> str | None:
+        """The family a category belongs to (None for ``OTHER``, which mixes families)."""
+        name = self.categories[index]
+        if name == OTHER:
+            return None
+        if name.startswith(FAMILY_PREFIX):
+            return name.removeprefix(FAMILY_PREFIX)
+        family = self.family_of(name)
+        return None if family == UNKNOWN_FAMILY else family
+
+    def _family_log_ranges(
+        self, frame: pd.DataFrame, category: NDArray[np.intp]
+    ) -> tuple[tuple[float, float] | None, ...]:
+        """Per category, the (min, max) log WVTR its family showed in the fitting rows (None
+        without a family or a target): what bounds the model's extrapolation."""
+        if PERMEABILIDAD not in frame.columns:
+            return tuple(None for _ in self.categories)
+        target = pd.to_numeric(frame[PERMEABILIDAD], errors="coerce").to_numpy(dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logs = np.log(target)
+        families = [self.category_family(i) for i in range(len(self.categories))]
+        row_family = np.array([families[c] for c in category], dtype=object)
+        ranges: dict[str, tuple[float, float]] = {}
+        for family in {f for f in families if f is not None}:
+            values = logs[(row_family == family) & np.isfinite(logs)]
+            if values.size:
+                ranges[family] = (float(values.min()), float(values.max()))
+        return tuple(None if f is None else ranges.get(f) for f in families)
 
     def _choose_interactions(self, frame: pd.DataFrame, category: NDArray[np.intp]) -> None:
         """Keep a category × variable slope only where the fitting rows identify it.
@@ -454,11 +487,7 @@ class FeatureBuilder:
         missing = [c for c in (*NUMERIC_INPUTS, ESTRUCTURA) if c not in frame.columns]
         if missing:
             raise InvalidInputError(f"frame is missing column(s) {', '.join(missing)}")
-        names = self.canonical_structures(frame)
-        # One category lookup per distinct name, not per row (a million rows: ~0.3 s saved).
-        codes, uniques = pd.factorize(names)
-        lookup = np.array([self._category_of(str(u), strict) for u in uniques], dtype=np.intp)
-        category = lookup[codes]
+        category = self.categories_of_frame(frame, strict=strict)
         inputs = {column: _numeric_column(frame, column) for column in NUMERIC_INPUTS}
         # A positive input so tiny that its ratio to the reference underflows logs to -inf
         # (as on the record path); that is expected, not worth a warning per batch.
@@ -480,8 +509,22 @@ class FeatureBuilder:
                 flat[row_start[has] + column[has]] = base[_INTERACTED_POSITIONS[offset]][has]
         return matrix
 
+    def categories_of_frame(self, frame: pd.DataFrame, *, strict: bool = False) -> NDArray[np.intp]:
+        """The category index of every row (unseen structures: their family's, or ``OTHER``)."""
+        names = self.canonical_structures(frame)
+        # One category lookup per distinct name, not per row (a million rows: ~0.3 s saved).
+        codes, uniques = pd.factorize(names)
+        lookup = np.array([self._category_of(str(u), strict) for u in uniques], dtype=np.intp)
+        return np.asarray(lookup[codes], dtype=np.intp)
+
     def transform_record(self, record: Mapping[str, Any], *, strict: bool = True) -> FloatArray:
         """One (p,) row with the same numbers :meth:`transform_frame` gives for that record."""
+        return self.transform_record_with_category(record, strict=strict)[0]
+
+    def transform_record_with_category(
+        self, record: Mapping[str, Any], *, strict: bool = True
+    ) -> tuple[FloatArray, int]:
+        """:meth:`transform_record` and the record's category index."""
         self._require_fitted()
         name = self.canonical_structure(record.get(ESTRUCTURA))
         category = self._category_of(name, strict)
@@ -494,7 +537,7 @@ class FeatureBuilder:
             for offset, column in enumerate(self._interaction_slots[category]):
                 if column >= 0:
                     row[column] = base[_INTERACTED_POSITIONS[offset]]
-        return row
+        return row, category
 
     def _base_columns(self, inputs: Mapping[str, Any]) -> list[Any]:
         """Physics columns then caliper components, for scalars or arrays alike.

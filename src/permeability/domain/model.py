@@ -126,11 +126,31 @@ CROSS_CALIBRATION_MAX_ROWS: Final = 20_000
 CALIBRATION_METHODS: Final = ("auto", "split", "cross")
 #: Predicted log WVTR is clipped to [min, max] of the fitting rows' log WVTR ± this (ln 20).
 LOG_CLIP_MARGIN: Final = math.log(20.0)
+#: How far beyond what a structure's family showed in training a guide value may go: a rare
+#: structure or a condition outside the fitted range never gets a value more than 3× above
+#: the family's highest or below its lowest measured WVTR (domain/features.py, families).
+FAMILY_EXTRAPOLATION_FACTOR: Final = 3.0
+FAMILY_LOG_MARGIN: Final = math.log(FAMILY_EXTRAPOLATION_FACTOR)
 
 
 def log_bounds(log_target: FloatArray, margin: float = LOG_CLIP_MARGIN) -> tuple[float, float]:
     """The clip range of predicted log WVTR: the fitted range widened by ``margin`` each side."""
     return float(np.min(log_target)) - margin, float(np.max(log_target)) + margin
+
+
+def category_bounds(builder: FeatureBuilder, bounds: tuple[float, float]) -> FloatArray:
+    """(n_categories, 2) clip range of log WVTR per category: its family's fitted range
+    widened by :data:`FAMILY_LOG_MARGIN`, never beyond the overall ``bounds`` (which is all a
+    category without a family, ``OTHER``, or a model pickled before families, gets)."""
+    low, high = bounds
+    ranges = getattr(builder, "category_log_range", ()) or ()
+    table = np.tile(np.array([low, high], dtype=np.float64), (len(builder.categories), 1))
+    for index, found in enumerate(ranges):
+        if found is not None:
+            family_low, family_high = found
+            table[index, 0] = max(low, family_low - FAMILY_LOG_MARGIN)
+            table[index, 1] = min(high, family_high + FAMILY_LOG_MARGIN)
+    return table
 
 
 @dataclass(frozen=True)
@@ -236,6 +256,7 @@ class PermeabilityModel:
         #: films, unreported materials): the model refuses them (domain/records.py).
         self.non_product = tuple(non_product)
         self.sklearn_version = sklearn.__version__
+        self._set_category_bounds()
         folded = _folded_linear(estimator)
         self._weights: FloatArray | None = None if folded is None else folded[0]
         self._intercept = 0.0 if folded is None else folded[1]
@@ -263,12 +284,21 @@ class PermeabilityModel:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state.pop("_compiled", None)
+        state.pop("_category_bounds", None)
+        state.pop("_bounds_by_category", None)
         return state
+
+    def _set_category_bounds(self) -> None:
+        """Derived state (left out of the pickle): the clip range of each category, as an array
+        for frames and as Python floats for the single-record path."""
+        self._category_bounds = category_bounds(self.features, self.log_bounds)
+        self._bounds_by_category = tuple((float(lo), float(hi)) for lo, hi in self._category_bounds)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state.setdefault("detection_limit", None)
         state.setdefault("non_product", ())
         self.__dict__.update(state)
+        self._set_category_bounds()
         self._compiled = self._compile_trees()
 
     # -- what it knows ---------------------------------------------------------------------
@@ -307,19 +337,27 @@ class PermeabilityModel:
     # -- predictions -----------------------------------------------------------------------
 
     def predict_log_frame(self, frame: pd.DataFrame, strict: bool = False) -> FloatArray:
-        """Predicted log WVTR per row, clipped to :attr:`log_bounds`."""
-        return self._predict_log_matrix(self.features.transform_frame(frame, strict=strict))
+        """Predicted log WVTR per row, clipped to its family's bounds (:func:`category_bounds`)."""
+        return self.predict_log_detail(frame, strict=strict)[0]
 
-    def _predict_log_matrix(self, matrix: FloatArray) -> FloatArray:
+    def predict_log_detail(
+        self, frame: pd.DataFrame, strict: bool = False
+    ) -> tuple[FloatArray, NDArray[np.bool_]]:
+        """Clipped log WVTR per row and whether the clip changed it (an extrapolation)."""
+        matrix = self.features.transform_frame(frame, strict=strict)
+        raw = self._raw_log_matrix(matrix)
+        bounds = self._category_bounds[self.features.categories_of_frame(frame, strict=strict)]
+        clipped = np.clip(raw, bounds[:, 0], bounds[:, 1])
+        return clipped, np.asarray(clipped != raw, dtype=bool)
+
+    def _raw_log_matrix(self, matrix: FloatArray) -> FloatArray:
         if self._weights is not None:
-            raw = np.asarray(self.estimator.predict(matrix), dtype=np.float64)
-        else:
-            with _one_openmp_thread():
-                raw = np.asarray(self.estimator.predict(matrix), dtype=np.float64)
-        return np.clip(raw, *self.log_bounds)
+            return np.asarray(self.estimator.predict(matrix), dtype=np.float64)
+        with _one_openmp_thread():
+            return np.asarray(self.estimator.predict(matrix), dtype=np.float64)
 
-    def _clipped(self, log_value: float) -> float:
-        low, high = self.log_bounds
+    def _clipped(self, log_value: float, category: int) -> float:
+        low, high = self._bounds_by_category[category]
         return min(max(log_value, low), high)
 
     def predict_frame(self, frame: pd.DataFrame, strict: bool = False) -> FloatArray:
@@ -327,14 +365,23 @@ class PermeabilityModel:
         return np.exp(self.predict_log_frame(frame, strict=strict))
 
     def predict_record(self, record: Mapping[str, Any], strict: bool = True) -> float:
-        """Median WVTR of one record through the fast path (:attr:`fast_path`), clipped to
-        :attr:`log_bounds` exactly as :meth:`predict_frame` clips."""
-        row = self.features.transform_record(record, strict=strict)
+        """Median WVTR of one record through the fast path (:attr:`fast_path`), clipped to its
+        family's bounds exactly as :meth:`predict_frame` clips."""
+        return self.predict_record_detail(record, strict=strict)[0]
+
+    def predict_record_detail(
+        self, record: Mapping[str, Any], strict: bool = True
+    ) -> tuple[float, bool]:
+        """:meth:`predict_record` and whether the clip changed it (an extrapolation)."""
+        row, category = self.features.transform_record_with_category(record, strict=strict)
         if self._weights is not None:
-            return math.exp(self._clipped(float(row @ self._weights) + self._intercept))
-        if self._compiled is not None:
-            return math.exp(self._clipped(self._compiled.predict_row(row)))
-        return math.exp(float(self._predict_log_matrix(row.reshape(1, -1))[0]))
+            raw = float(row @ self._weights) + self._intercept
+        elif self._compiled is not None:
+            raw = self._compiled.predict_row(row)
+        else:
+            raw = float(self._raw_log_matrix(row.reshape(1, -1))[0])
+        clipped = self._clipped(raw, category)
+        return math.exp(clipped), clipped != raw
 
     def predict_records(
         self, records: Sequence[Mapping[str, Any]], strict: bool = True
@@ -343,10 +390,14 @@ class PermeabilityModel:
         clipped to :attr:`log_bounds` like the other paths."""
         if len(records) == 0:
             return np.empty(0, dtype=np.float64)
-        rows = np.vstack([self.features.transform_record(r, strict=strict) for r in records])
+        pairs = [self.features.transform_record_with_category(r, strict=strict) for r in records]
+        rows = np.vstack([row for row, _ in pairs])
+        bounds = self._category_bounds[np.array([c for _, c in pairs], dtype=np.intp)]
         if self._weights is not None:
-            return np.exp(np.clip(rows @ self._weights + self._intercept, *self.log_bounds))
-        return np.exp(self._predict_log_matrix(rows))
+            raw = rows @ self._weights + self._intercept
+        else:
+            raw = self._raw_log_matrix(rows)
+        return np.exp(np.clip(raw, bounds[:, 0], bounds[:, 1]))
 
     # -- uncertainty -----------------------------------------------------------------------
 
@@ -527,7 +578,9 @@ def _predict(
     """Median WVTR from a :func:`_fit` result, clipped as :class:`PermeabilityModel` clips."""
     estimator, builder, bounds = fitted
     matrix = builder.transform_frame(frame, strict=False)
-    return np.exp(np.clip(np.asarray(estimator.predict(matrix), dtype=np.float64), *bounds))
+    table = category_bounds(builder, bounds)[builder.categories_of_frame(frame, strict=False)]
+    raw = np.asarray(estimator.predict(matrix), dtype=np.float64)
+    return np.exp(np.clip(raw, table[:, 0], table[:, 1]))
 
 
 def _cross_validate(

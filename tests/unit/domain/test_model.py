@@ -13,6 +13,7 @@ from sklearn.linear_model import LinearRegression
 
 from permeability.domain.features import DEFAULT_MIN_STRUCTURE_SAMPLES, UnknownStructureError
 from permeability.domain.model import (
+    FAMILY_LOG_MARGIN,
     LOG_CLIP_MARGIN,
     MIN_TRAINING_ROWS,
     TrainingOutcome,
@@ -458,7 +459,7 @@ def test_small_data_predictions_at_unusual_conditions_stay_physical(rows: int, s
     np.testing.assert_allclose(records, predicted, rtol=1e-9, atol=0.0)
 
 
-def test_predictions_are_clipped_to_the_training_range_in_every_path() -> None:
+def test_predictions_are_clipped_to_the_familys_range_in_every_path() -> None:
     data = _small(300, 1)
     outcome = train_model(data, pca_of(data), model="LinearRegression")
     model = outcome.model
@@ -475,7 +476,20 @@ def test_predictions_are_clipped_to_the_training_range_in_every_path() -> None:
         ]
     )
     reference = model.predict_frame(extremes)
-    np.testing.assert_allclose(np.log(reference), [high, low], rtol=1e-12)
+    # Each extreme is bounded by what its own family showed (± ln 3), within the overall range.
+    nylon = np.log(data.loc[data[ESTRUCTURA] == "NY", PERMEABILIDAD].to_numpy(dtype=float))
+    metallized = np.log(
+        data.loc[data[ESTRUCTURA] == "BOPP/MET", PERMEABILIDAD].to_numpy(dtype=float)
+    )
+    fit_rows = set(outcome.model.features.structure_counts)
+    assert {"NY", "BOPP/MET"} <= fit_rows
+    expected = [nylon.max() + FAMILY_LOG_MARGIN, metallized.min() - FAMILY_LOG_MARGIN]
+    np.testing.assert_allclose(np.log(reference), expected, atol=0.2)
+    assert np.log(reference[0]) <= high
+    assert np.log(reference[1]) >= low
+    _, extrapolated = model.predict_log_detail(extremes)
+    assert extrapolated.tolist() == [True, True]
+    assert model.predict_record_detail(random_records(extremes)[0])[1] is True
     records = random_records(extremes)
     np.testing.assert_allclose(model.predict_records(records), reference, rtol=1e-12)
     np.testing.assert_allclose([model.predict_record(r) for r in records], reference, rtol=1e-12)
