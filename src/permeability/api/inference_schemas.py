@@ -320,6 +320,24 @@ class InferenceResponse(BaseModel):
         default=None,
         description="The version's detection limit, g/m²·day (absent for older versions).",
     )
+    basis: Literal["structure", "layers"] = Field(
+        default="structure",
+        description="'structure': the version learnt this structure (or pooled it with its "
+        "family when it had few rows). 'layers': a laminate never seen, whose layers are all "
+        "known, predicted from its family (the structures sharing its best barrier layer: "
+        "`stand_in`), with an interval twice as wide in log terms.",
+    )
+    stand_in: str | None = Field(
+        default=None,
+        description="With basis 'layers': the category the value comes from (FAMILY:foil, or "
+        "the family's most measured structure).",
+    )
+    extrapolated: bool = Field(
+        default=False,
+        description="True when the model's value went more than 3x beyond the WVTR range the "
+        "structure's family showed in training and was bounded there; the interval is then "
+        "twice as wide in log terms. Treat it as a rough guide: run the full test.",
+    )
 
 
 class BatchRequest(BaseModel):

@@ -26,6 +26,7 @@ from permeability.api.inference_schemas import (
 from permeability.api.inference_state import InferenceState
 from permeability.domain.intervals import decide
 from permeability.domain.specs import PERMEABILITY_UNIT, SpecificationSet, SpecLimit
+from permeability.domain.structures import LAYER_VOCABULARY
 from permeability.errors import InvalidInputError
 from permeability.io.model_cache import LoadedModel
 from permeability.jobs.predict import DecisionPolicy
@@ -43,6 +44,11 @@ SAMPLE_ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
 }
 
 
+#: How much wider (in log terms) the interval of a guide value the model is less sure of is:
+#: a laminate predicted from its family, or a value bounded at its family's range.
+UNCERTAIN_WIDENING: Final = 2.0
+
+
 def _unknown_structure(raw: str, canonical: str, loaded: LoadedModel, loc: tuple[Any, ...]) -> Any:
     known = sorted(loaded.known_structures)
     return RequestValidationError(
@@ -50,7 +56,9 @@ def _unknown_structure(raw: str, canonical: str, loaded: LoadedModel, loc: tuple
             {
                 "loc": loc,
                 "msg": f"structure {raw!r} ({canonical}) is not known to version "
-                f"{loaded.version}; known structures: {', '.join(known)}",
+                f"{loaded.version} and is not a laminate of known layers "
+                f"({', '.join(LAYER_VOCABULARY)}) whose family the version learnt; "
+                f"known structures: {', '.join(known)}",
                 "type": "unknown_structure",
                 "input": raw,
                 "ctx": {"known": known},
@@ -132,25 +140,31 @@ def answer_sample(
     # even for a version that (trained before non-products were flagged) knows the name.
     if model.non_product and non_product(structure, model.non_product):
         raise _non_product(sample.Estructura, structure, ("body", "data_test", "Estructura"))
+    stand_in: str | None = None
     if structure not in loaded.known_structures:
-        raise _unknown_structure(
-            sample.Estructura, structure, loaded, ("body", "data_test", "Estructura")
-        )
+        stand_in = _stand_in(model, structure)
+        if stand_in is None:
+            raise _unknown_structure(
+                sample.Estructura, structure, loaded, ("body", "data_test", "Estructura")
+            )
     record = sample.model_dump()
     record["Estructura"] = structure
-    prediction = model.predict_record(record)
+    prediction, extrapolated = model.predict_record_detail(record, strict=stand_in is None)
     if not 0.0 < prediction < math.inf:
         raise InvalidInputError(
             "the model gives no finite positive value for this sample; its inputs are far "
             "outside the data it was trained on"
         )
-    lower, upper = model.interval(prediction, structure, level)
+    widen = UNCERTAIN_WIDENING if (stand_in is not None or extrapolated) else 1.0
+    lower, upper = _interval(model, prediction, structure, level, widen)
     match = specs.match(structure, sample.Grados_C, sample.Porc_Humedad, sample.CalibreProm)
     decision: Decision | None = None
     p_exceed: float | None = None
     reason = f"no decision: {match.reason}"
     if match.limit is not None:
-        p_exceed = model.p_exceed(prediction, structure, match.limit.max_permeability)
+        p_exceed = model.p_exceed(
+            prediction, structure, _widened_limit(prediction, match.limit.max_permeability, widen)
+        )
         decision = decide(p_exceed, policy.approve_below, policy.reject_above)
         reason = _decision_reason(decision, p_exceed, match.limit, policy)
     # A plain dict, serialised by pydantic-core: building pydantic models here would cost
@@ -178,9 +192,12 @@ def answer_sample(
         "decision_reason": reason,
     }
     limit = model.detection_limit
-    if limit is not None:  # versions trained before detection limits answer as they did
+    if limit is not None:  # versions trained before the real-export rules answer as they did
         response["below_detection_limit"] = prediction < limit
         response["detection_limit"] = limit
+        response["basis"] = "structure" if stand_in is None else "layers"
+        response["stand_in"] = stand_in
+        response["extrapolated"] = extrapolated
     log_row = {
         "request_id": request_id,
         "endpoint": "single",
@@ -197,6 +214,32 @@ def answer_sample(
         "decision": decision,
     }
     return response, log_row
+
+
+def _stand_in(model: Any, structure: str) -> str | None:
+    """The category an unseen laminate of known layers is predicted with (None: 422)."""
+    finder = getattr(model.features, "stand_in", None)
+    return None if finder is None else finder(structure)
+
+
+def _interval(
+    model: Any, prediction: float, structure: str, level: float, widen: float
+) -> tuple[float, float]:
+    """The conformal interval; ``widen`` > 1 stretches its log half-widths by that factor."""
+    lower, upper = model.interval(prediction, structure, level)
+    if widen == 1.0:
+        return lower, upper
+    low = prediction * (lower / prediction) ** widen if lower > 0 else 0.0
+    high = prediction * (upper / prediction) ** widen if upper < math.inf else math.inf
+    return low, high
+
+
+def _widened_limit(prediction: float, limit: float, widen: float) -> float:
+    """The limit at which the unwidened residuals give P(exceed) of the widened ones: with
+    log residuals scaled by ``widen``, P(y > L) = P(r > log(L/ŷ)/widen)."""
+    if widen == 1.0:
+        return limit
+    return prediction * (limit / prediction) ** (1.0 / widen)
 
 
 def parse_inference_request(raw: bytes) -> InferenceRequest:

@@ -234,11 +234,12 @@ def _parse(raw: str, aliases: _FrozenAliases) -> StructureName:
 FAMILIES: Final = (
     ("foil", ("AL",)),
     ("metallized", ("MET",)),
-    ("high-barrier coating", ("PVDC", "EVOH")),
+    ("pvdc-coated", ("PVDC",)),
     ("polypropylene", ("BOPP", "PPC", "MATE")),
     ("polyethylene", ("PE", "PE-MDO", "LDPE", "HDPE")),
     ("polyester", ("PET",)),
     ("nylon", ("NY",)),
+    ("evoh", ("EVOH",)),  # an oxygen barrier, but hygroscopic: a poor water-vapour barrier
     ("pvc", ("PVC",)),
     ("bio-based", ("PLA", "CELOFAN")),
     ("paper", ("PAPEL",)),

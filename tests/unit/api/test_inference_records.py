@@ -325,3 +325,34 @@ def test_a_csv_file_with_the_real_exports_date_columns(
     logged = read_predictions(settings.resolved_feature_store_uri)
     assert logged["CONSECUTIVO"].tolist() == ["17"]
     assert logged["Fecha"].tolist() == [datetime.date(2025, 11, 4)]
+
+
+def test_an_unseen_laminate_of_known_layers_is_predicted_from_its_family(
+    service: tuple[Any, Any],
+) -> None:
+    """Issue 12: BOPP/PPC was never trained on; its best barrier is polypropylene, whose most
+    measured structure (BOPP) stands in, with an interval twice as wide in log terms."""
+    _, client = service
+    seen = _post(client, "0.2", SEED_SAMPLE).json()
+    unseen = _post(client, "0.2", {**SEED_SAMPLE, "Estructura": "BOPP-PPC"})
+    assert unseen.status_code == 200, unseen.text
+    body = unseen.json()
+    assert (body["structure"], body["basis"], body["stand_in"]) == ("BOPP/PPC", "layers", "BOPP")
+    assert seen["basis"] == "structure"
+    assert seen["stand_in"] is None
+    assert body["prediction"]["value"] == pytest.approx(seen["prediction"]["value"])
+    value = body["prediction"]["value"]
+    _, upper = tiny_model().interval(value, "BOPP/PPC", body["interval"]["level"])
+    assert body["interval"]["upper"] / value == pytest.approx((upper / value) ** 2, rel=1e-9)
+
+
+def test_a_laminate_whose_family_the_version_never_saw_keeps_the_422(
+    service: tuple[Any, Any],
+) -> None:
+    _, client = service
+    for name in ("PET-AL-PE", "PET-XYZ-PE"):  # no foil in training; XYZ is no known layer
+        response = _post(client, "0.2", {**SEED_SAMPLE, "Estructura": name})
+        assert response.status_code == 422, response.text
+        error = response.json()["detail"][0]
+        assert error["type"] == "unknown_structure"
+        assert "not a laminate of known layers (PET, BOPP, PE, PE-MDO" in error["msg"]
