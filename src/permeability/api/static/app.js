@@ -209,6 +209,12 @@
       : "–";
     byId("fact-n-train").textContent = version?.n_train != null ? t("model.n_train_value", { n: fmt(version.n_train, 9) }) : "–";
     byId("fact-mae").textContent = metrics.mae != null ? `${fmt(metrics.mae)} ${t("unit.wvtr")}` : "–";
+    byId("fact-noise-floor").textContent = metrics.noise_floor_mae != null
+      ? t("model.noise_floor_value", {
+          floor: `${fmt(metrics.noise_floor_mae)} ${t("unit.wvtr")}`,
+          ratio: fmt(metrics.mae_over_noise_floor),
+        })
+      : "–";
     byId("fact-coverage").textContent = metrics.coverage != null
       ? t("model.coverage_value", { coverage: percent(metrics.coverage) })
       : "–";
@@ -429,11 +435,17 @@
     byId("r-interval").textContent = intervalText(interval, t("unit.wvtr"));
     byId("r-limit").textContent = spec ? limitText(spec) : t("result.no_limit");
     byId("r-p-exceed").textContent = answer.p_exceed == null ? "–" : percent(answer.p_exceed);
-    byId("r-meta").textContent = t("result.meta", {
-      version: answer.version,
-      sample: sample?.Muestra ?? "–",
-      structure: answer.structure,
-    });
+    const caveats = [];
+    if (answer.basis === "layers") caveats.push(t("result.from_family", { stand_in: answer.stand_in }));
+    if (answer.extrapolated === true) caveats.push(t("result.extrapolated"));
+    byId("r-meta").textContent = [
+      t("result.meta", {
+        version: answer.version,
+        sample: sample?.Muestra ?? "–",
+        structure: answer.structure,
+      }),
+      ...caveats,
+    ].join(" ");
     drawChart(answer, decision);
   }
 
