@@ -24,7 +24,12 @@ from permeability.api.inference_schemas import (
     SpecificationOut,
 )
 from permeability.api.inference_state import InferenceState
-from permeability.domain.intervals import decide
+from permeability.domain.intervals import (
+    UNCERTAIN_WIDENING,
+    decide,
+    widen_interval,
+    widened_limit,
+)
 from permeability.domain.specs import PERMEABILITY_UNIT, SpecificationSet, SpecLimit
 from permeability.domain.structures import LAYER_VOCABULARY
 from permeability.errors import InvalidInputError
@@ -42,11 +47,6 @@ SAMPLE_ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     },
     503: {"description": "The version exists but cannot serve (missing or corrupt files)."},
 }
-
-
-#: How much wider (in log terms) the interval of a guide value the model is less sure of is:
-#: a laminate predicted from its family, or a value bounded at its family's range.
-UNCERTAIN_WIDENING: Final = 2.0
 
 
 def _unknown_structure(raw: str, canonical: str, loaded: LoadedModel, loc: tuple[Any, ...]) -> Any:
@@ -156,14 +156,14 @@ def answer_sample(
             "outside the data it was trained on"
         )
     widen = UNCERTAIN_WIDENING if (stand_in is not None or extrapolated) else 1.0
-    lower, upper = _interval(model, prediction, structure, level, widen)
+    lower, upper = widen_interval(prediction, *model.interval(prediction, structure, level), widen)
     match = specs.match(structure, sample.Grados_C, sample.Porc_Humedad, sample.CalibreProm)
     decision: Decision | None = None
     p_exceed: float | None = None
     reason = f"no decision: {match.reason}"
     if match.limit is not None:
         p_exceed = model.p_exceed(
-            prediction, structure, _widened_limit(prediction, match.limit.max_permeability, widen)
+            prediction, structure, widened_limit(prediction, match.limit.max_permeability, widen)
         )
         decision = decide(p_exceed, policy.approve_below, policy.reject_above)
         reason = _decision_reason(decision, p_exceed, match.limit, policy)
@@ -220,26 +220,6 @@ def _stand_in(model: Any, structure: str) -> str | None:
     """The category an unseen laminate of known layers is predicted with (None: 422)."""
     finder = getattr(model.features, "stand_in", None)
     return None if finder is None else finder(structure)
-
-
-def _interval(
-    model: Any, prediction: float, structure: str, level: float, widen: float
-) -> tuple[float, float]:
-    """The conformal interval; ``widen`` > 1 stretches its log half-widths by that factor."""
-    lower, upper = model.interval(prediction, structure, level)
-    if widen == 1.0:
-        return lower, upper
-    low = prediction * (lower / prediction) ** widen if lower > 0 else 0.0
-    high = prediction * (upper / prediction) ** widen if upper < math.inf else math.inf
-    return low, high
-
-
-def _widened_limit(prediction: float, limit: float, widen: float) -> float:
-    """The limit at which the unwidened residuals give P(exceed) of the widened ones: with
-    log residuals scaled by ``widen``, P(y > L) = P(r > log(L/ŷ)/widen)."""
-    if widen == 1.0:
-        return limit
-    return prediction * (limit / prediction) ** (1.0 / widen)
 
 
 def parse_inference_request(raw: bytes) -> InferenceRequest:

@@ -244,3 +244,27 @@ def decide_many(p_exceed: ArrayLike, approve_below: float, reject_above: float) 
     return np.where(
         values < approve_below, APPROVE, np.where(values > reject_above, REJECT, RETEST)
     )
+
+
+#: How much wider, in log terms, the interval of a less certain guide value is: a laminate
+#: never seen, predicted from its family, or a value bounded at its family's range.
+UNCERTAIN_WIDENING: Final = 2.0
+
+
+def widen_interval(
+    prediction: float, lower: float, upper: float, factor: float
+) -> tuple[float, float]:
+    """The interval with its log half-widths stretched by ``factor`` (1: unchanged)."""
+    if factor == 1.0:
+        return lower, upper
+    low = prediction * (lower / prediction) ** factor if lower > 0 else 0.0
+    high = prediction * (upper / prediction) ** factor if upper < math.inf else math.inf
+    return low, high
+
+
+def widened_limit(prediction: float, limit: float, factor: float) -> float:
+    """The limit at which the unwidened residuals give the widened P(exceed): with log
+    residuals scaled by ``factor``, P(y > L) = P(r > log(L/ŷ)/factor)."""
+    if factor == 1.0:
+        return limit
+    return prediction * (limit / prediction) ** (1.0 / factor)

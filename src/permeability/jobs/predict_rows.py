@@ -301,8 +301,13 @@ def _structures(column: pd.Series, loaded: LoadedModel, problems: _Problems) -> 
         lambda i: non_product_message(uniques[raw_codes[i]], categories[codes[i]]),
     )
     known = loaded.known_structures
+    stand_in = getattr(loaded.model.features, "stand_in", None)
     unknown = np.array(
-        [name not in known and not refused[i] for i, name in enumerate(categories)] + [False],
+        [
+            name not in known and not refused[i] and (stand_in is None or stand_in(name) is None)
+            for i, name in enumerate(categories)
+        ]
+        + [False],
         dtype=bool,
     )
     listed = ", ".join(sorted(known))
@@ -310,7 +315,8 @@ def _structures(column: pd.Series, loaded: LoadedModel, problems: _Problems) -> 
         unknown[codes],
         lambda i: (
             f"{ESTRUCTURA} {as_text(uniques[raw_codes[i]])} ({categories[codes[i]]}) is not "
-            f"known to version {loaded.version}; known structures: {listed}"
+            f"known to version {loaded.version} and is not a laminate of known layers whose "
+            f"family the version learnt; known structures: {listed}"
         ),
     )
     return _Structures(np.asarray(codes, dtype=np.intp), categories)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from permeability.domain.intervals import UNCERTAIN_WIDENING
 from permeability.domain.schema import CALIBRE_PROM, ESTRUCTURA, GRADOS_C, MUESTRA, PORC_HUMEDAD
 from permeability.domain.specs import SpecificationSet
 from permeability.io.model_cache import LoadedModel
@@ -52,8 +53,12 @@ OUTPUT_COLUMNS: Final = (
     "limit",
     "decision_reason",
     "below_detection_limit",
+    "basis",
+    "extrapolated",
 )
 PREDICT_CHUNK_ROWS: Final = 131_072
+#: What a guide value is based on: the structure itself, or its family (an unseen laminate).
+BASES: Final = ("structure", "layers")
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,8 @@ def score_frame(
     checked = check_rows(frame, loaded, min_readings)
     rows = np.flatnonzero(checked.valid)
     out = {name: np.full(n, np.nan) for name in _SCORES}
+    basis = np.full(n, -1, dtype=np.int8)
+    extrapolated = np.zeros(n, dtype=bool)
     decision = np.full(n, -1, dtype=np.int8)
     reason_codes = np.full(n, -1, dtype=np.int64)
     reason_texts: list[str] = []
@@ -129,6 +136,8 @@ def score_frame(
         for name in _SCORES:
             out[name][rows] = scored[name]
         decision[rows] = scored["decision"]
+        basis[rows] = scored["basis"]
+        extrapolated[rows] = scored["extrapolated"]
         reason_codes[rows] = scored["reason_codes"]
         reason_texts = scored["reason_texts"]
     outputs = {
@@ -143,6 +152,8 @@ def score_frame(
         "limit": out["limit"],
         "decision_reason": _categorical(reason_codes, reason_texts),
         "below_detection_limit": _below_limit(out["prediction"], rows, loaded),
+        "basis": _categorical(basis, list(BASES)),
+        "extrapolated": pd.arrays.BooleanArray(extrapolated, basis < 0),
     }
     kept = frame.drop(columns=[c for c in OUTPUT_COLUMNS if c in frame.columns])
     result = pd.concat([kept, pd.DataFrame(outputs, index=frame.index)], axis=1)
@@ -172,15 +183,21 @@ def _score_valid_rows(
     """Prediction, interval, limit, P(exceed), decision and reason for the valid rows."""
     # In chunks: the model matrix of a million rows is ~600 MB; 128k rows fit in memory
     # bandwidth better and bound the peak.
-    prediction = np.concatenate(
-        [
-            loaded.model.predict_frame(_clean_frame(checked, chunk), strict=True)
-            for chunk in np.array_split(rows, max(1, math.ceil(len(rows) / PREDICT_CHUNK_ROWS)))
-        ]
-    )
+    # strict=False: unseen laminates of known layers passed the checks (their family stands
+    # in); every other unseen name is already a row error.
+    detail = [
+        loaded.model.predict_log_detail(_clean_frame(checked, chunk), strict=False)
+        for chunk in np.array_split(rows, max(1, math.ceil(len(rows) / PREDICT_CHUNK_ROWS)))
+    ]
+    prediction = np.exp(np.concatenate([log for log, _ in detail]))
+    extrapolated = np.concatenate([flags for _, flags in detail])
     group_codes = checked.structure_codes[rows]
     group_names = np.asarray(checked.structure_categories, dtype=object)
+    known = loaded.known_structures
+    from_layers = np.array([str(n) not in known for n in group_names], dtype=bool)[group_codes]
+    widen = np.where(from_layers | extrapolated, UNCERTAIN_WIDENING, 1.0)
     low, high = _interval_factors(loaded, group_names, group_codes, policy.level)
+    low, high = low**widen, high**widen  # intervals.widen_interval, for whole columns
     matched = specs.match_coded(
         group_codes,
         [str(n) for n in group_names],
@@ -190,7 +207,7 @@ def _score_valid_rows(
     )
     limit_values = np.array([lim.max_permeability for lim in specs.limits] + [np.nan])
     limits = limit_values[matched.limit_index]  # index -1 picks the trailing NaN
-    p_exceed = _exceedance(loaded, prediction, group_names, group_codes, limits)
+    p_exceed = _exceedance(loaded, prediction, group_names, group_codes, limits, widen)
     decision = decision_codes(p_exceed, ~np.isnan(limits), policy)
     reason_codes, reason_texts = decision_reasons(
         specs, policy, matched.reason_code, matched.limit_index, group_names, group_codes, decision
@@ -204,6 +221,8 @@ def _score_valid_rows(
         "decision": decision,
         "reason_codes": reason_codes,
         "reason_texts": reason_texts,
+        "basis": from_layers.astype(np.int8),  # codes into BASES
+        "extrapolated": extrapolated,
     }
 
 
@@ -224,18 +243,21 @@ def _exceedance(
     names: NDArray[np.object_],
     codes: NDArray[np.intp],
     limits: FloatArray,
+    widen: FloatArray,
 ) -> FloatArray:
     """Conformal P(measured > limit) for rows with a limit (NaN elsewhere), grouped by structure.
 
     Same formula as :meth:`ConformalCalibration.p_exceed`, (1 + #{r > log L − log ŷ})/(n + 1),
     applied per structure group with one ``searchsorted`` (its own batch helper sorts the
-    structure names of every row, which costs more than the scoring itself at 1M rows).
+    structure names of every row, which costs more than the scoring itself at 1M rows). A row
+    whose residuals are widened by ``widen`` compares them with the threshold divided by it.
     """
     result = np.full(len(prediction), np.nan)
     has_limit = ~np.isnan(limits)
     if not has_limit.any():
         return result
     thresholds = np.log(limits, where=has_limit, out=np.zeros_like(limits)) - np.log(prediction)
+    thresholds = thresholds / widen  # intervals.widened_limit, for whole columns
     for code, name in enumerate(names):
         rows = np.flatnonzero(has_limit & (codes == code))
         if len(rows) == 0:

@@ -291,7 +291,7 @@ def test_batch_answers_csv_when_asked(client: TestClient) -> None:
         assert response.headers["content-type"].startswith("text/csv")
         frame = pd.read_csv(io.StringIO(response.text), keep_default_na=False)
         assert frame["Muestra"].tolist() == [1, 2, 3]
-        assert frame.columns[-10:].tolist()[:6] == [
+        assert frame.columns[-12:].tolist()[:6] == [
             "prediction",
             "lower",
             "upper",

@@ -314,13 +314,15 @@ def test_a_csv_file_with_the_real_exports_date_columns(
     )
     assert response.status_code == 200, response.text
     scored = pd.read_csv(io.StringIO(response.text), keep_default_na=False, dtype=str)
-    assert scored.columns[-1] == "below_detection_limit"
+    assert scored.columns[-3:].tolist() == ["below_detection_limit", "basis", "extrapolated"]
     errors = scored["error"].tolist()
     assert errors[0] == ""
     assert "Año/Mes/Día 2025/2/30 is not a calendar date" in errors[1]
     assert "Mes missing" in errors[2]
     assert "Fecha 2025-11-05 disagrees with Año/Mes/Día 2025-11-04" in errors[3]
     assert scored["below_detection_limit"].tolist() == ["True", "", "", ""]
+    assert scored["basis"].tolist() == ["structure", "", "", ""]
+    assert scored["extrapolated"].tolist() == ["False", "", "", ""]
     app.state.inference.log.flush()
     logged = read_predictions(settings.resolved_feature_store_uri)
     assert logged["CONSECUTIVO"].tolist() == ["17"]
@@ -356,3 +358,21 @@ def test_a_laminate_whose_family_the_version_never_saw_keeps_the_422(
         error = response.json()["detail"][0]
         assert error["type"] == "unknown_structure"
         assert "not a laminate of known layers (PET, BOPP, PE, PE-MDO" in error["msg"]
+
+
+def test_a_batch_predicts_an_unseen_laminate_from_its_family_like_the_single_route(
+    service: tuple[Any, Any],
+) -> None:
+    _, client = service
+    sample = {**SEED_SAMPLE, "Estructura": "BOPP-PPC"}
+    single = _post(client, "0.2", sample).json()
+    batch = client.post(
+        "/inference/batch", json={"version": "0.2", "records": [sample, SEED_SAMPLE]}
+    )
+    assert batch.status_code == 200, batch.text
+    unseen, seen = batch.json()["records"]
+    assert (unseen["basis"], seen["basis"]) == ("layers", "structure")
+    assert unseen["extrapolated"] is False
+    assert unseen["prediction"] == pytest.approx(single["prediction"]["value"], rel=1e-12)
+    assert unseen["lower"] == pytest.approx(single["interval"]["lower"], rel=1e-9)
+    assert unseen["upper"] == pytest.approx(single["interval"]["upper"], rel=1e-9)
