@@ -33,30 +33,17 @@ from numpy.typing import NDArray
 from sqlalchemy import Column, Date, Double, Integer, MetaData, String, Table, create_engine
 from sqlalchemy.types import TypeEngine
 
+from permeability.domain.schema import CALIBRES, REAL_EXPORT_COLUMNS, REAL_EXPORT_EMPTY_COLUMNS
+
 #: The processed real data, beside the repository (``../shared/data``), never inside it.
 SEED_LAB_PROCESSED: Final = (
     Path(__file__).resolve().parents[1].parent / "shared" / "data" / "seed_lab_processed.csv"
 )
 
-CALIPER_COLUMNS: Final = ("Calibre1", "Calibre2", "Calibre3", "Calibre4", "Calibre5")
-UNNAMED_COLUMNS: Final = ("Unnamed: 17", "Unnamed: 18", "Unnamed: 19")
-#: The raw export's columns, in order (the seed ETL's own list).
-EXPORT_COLUMNS: Final = (
-    "CONSECUTIVO",
-    "Año",
-    "Mes",
-    "Día",
-    "Referencia",
-    "Estructura",
-    *CALIPER_COLUMNS,
-    "Calibre_Prom",
-    "Muestra",
-    "Grados_C",
-    "Porc_Humedad",
-    "Permeabilidad",
-    "Instrumentista",
-    *UNNAMED_COLUMNS,
-)
+CALIPER_COLUMNS: Final = CALIBRES
+UNNAMED_COLUMNS: Final = REAL_EXPORT_EMPTY_COLUMNS
+#: The raw export's columns, in order (the seed ETL's own list; domain/schema.py).
+EXPORT_COLUMNS: Final = REAL_EXPORT_COLUMNS
 
 ONE_HOT_PREFIX: Final = "Estructura_"
 #: The category ``get_dummies(drop_first=True)`` dropped: the 4 rows with no one-hot set.

@@ -33,6 +33,28 @@ REFERENCIA: Final = "Referencia"
 INSTRUMENTISTA: Final = "Instrumentista"
 #: Record fields that identify a record and travel with it (store, API echo, prediction log).
 RECORD_FIELDS: Final = (CONSECUTIVO, REFERENCIA, INSTRUMENTISTA)
+#: The real export spells the caliper mean this way (headers match ignoring "_").
+CALIBRE_PROM_REAL: Final = "Calibre_Prom"
+#: The real export's three trailing empty columns (a spreadsheet's leftovers).
+REAL_EXPORT_EMPTY_COLUMNS: Final = ("Unnamed: 17", "Unnamed: 18", "Unnamed: 19")
+
+#: The seed lab's real export, its columns in order (the seed ETL's own list).
+REAL_EXPORT_COLUMNS: Final = (
+    CONSECUTIVO,
+    ANIO,
+    MES,
+    DIA,
+    REFERENCIA,
+    ESTRUCTURA,
+    *CALIBRES,
+    CALIBRE_PROM_REAL,
+    MUESTRA,
+    GRADOS_C,
+    PORC_HUMEDAD,
+    PERMEABILIDAD,
+    INSTRUMENTISTA,
+    *REAL_EXPORT_EMPTY_COLUMNS,
+)
 
 # Columns the feature store derives and keeps with each record.
 #: The record's key: the values of ``acquisition.record_key`` joined (see domain/records.py).

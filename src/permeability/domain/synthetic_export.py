@@ -26,6 +26,7 @@ import pandas as pd
 
 from permeability.domain.schema import (
     ANIO,
+    CALIBRE_PROM_REAL,
     CALIBRES,
     CONSECUTIVO,
     DIA,
@@ -45,7 +46,6 @@ from permeability.domain.synthetic import (
     generate_lab_data,
 )
 from permeability.domain.synthetic_lab import (
-    CALIBRE_PROM_REAL,
     EMPTY_COLUMNS,
     FILM,
     REAL_COLUMNS,

@@ -18,18 +18,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from permeability.domain.schema import (
-    ANIO,
     CALIBRES,
-    CONSECUTIVO,
-    DIA,
-    ESTRUCTURA,
-    GRADOS_C,
-    INSTRUMENTISTA,
-    MES,
-    MUESTRA,
-    PERMEABILIDAD,
-    PORC_HUMEDAD,
-    REFERENCIA,
+    REAL_EXPORT_COLUMNS,
+    REAL_EXPORT_EMPTY_COLUMNS,
 )
 from permeability.domain.structures import normalise_structure
 from permeability.domain.synthetic_catalogue import (
@@ -51,26 +42,9 @@ from permeability.domain.synthetic_physics import (
 if TYPE_CHECKING:
     from permeability.domain.synthetic_export import ExportSpec
 
-#: The real export spells the caliper mean with an underscore (the seed: ``CalibreProm``).
-CALIBRE_PROM_REAL: Final = "Calibre_Prom"
-#: Three empty columns at the end of the real export, named as pandas names them on read.
-EMPTY_COLUMNS: Final = ("Unnamed: 17", "Unnamed: 18", "Unnamed: 19")
-REAL_COLUMNS: Final = (
-    CONSECUTIVO,
-    ANIO,
-    MES,
-    DIA,
-    REFERENCIA,
-    ESTRUCTURA,
-    *CALIBRES,
-    CALIBRE_PROM_REAL,
-    MUESTRA,
-    GRADOS_C,
-    PORC_HUMEDAD,
-    PERMEABILIDAD,
-    INSTRUMENTISTA,
-    *EMPTY_COLUMNS,
-)
+#: The real layout's columns (defined once, in domain/schema.py).
+EMPTY_COLUMNS: Final = REAL_EXPORT_EMPTY_COLUMNS
+REAL_COLUMNS: Final = REAL_EXPORT_COLUMNS
 #: Truth columns of the real layout (benchmarks only; exports drop ``_`` columns).
 FILM: Final = "_film"
 TEST: Final = "_test"

@@ -8,24 +8,10 @@ import pytest
 
 from permeability.domain.cleaning import SOURCE_ROW, clean_records, resolve_columns
 from permeability.domain.records import RecordRules
-from permeability.domain.schema import CALIBRES
+from permeability.domain.schema import CALIBRES, REAL_EXPORT_COLUMNS, REAL_EXPORT_EMPTY_COLUMNS
 from permeability.domain.structures import build_alias_map
 
-REAL_HEADER = (
-    "CONSECUTIVO",
-    "Año",
-    "Mes",
-    "Día",
-    "Referencia",
-    "Estructura",
-    *CALIBRES,
-    "Calibre_Prom",
-    "Muestra",
-    "Grados_C",
-    "Porc_Humedad",
-    "Permeabilidad",
-    "Instrumentista",
-)
+REAL_HEADER = tuple(c for c in REAL_EXPORT_COLUMNS if c not in REAL_EXPORT_EMPTY_COLUMNS)
 SEED_NAMES = {
     "Calibre_Prom": "CalibreProm",
 }
