@@ -256,8 +256,10 @@ class IntervalOut(BaseModel):
         description="Conformal calibration on residuals of rows the predicting model did not "
         "train on: a held-out part (split) or out-of-fold refits (cross).",
     )
-    calibration: Literal["structure", "pooled"] = Field(
-        description="'structure': this structure's own residuals; 'pooled': all structures'."
+    calibration: Literal["structure", "family", "pooled"] = Field(
+        description="'structure': this structure's own residuals; 'family': those of the "
+        "structures sharing its best barrier layer (too few of its own); 'pooled': all "
+        "structures'."
     )
 
 

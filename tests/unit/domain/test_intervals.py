@@ -157,3 +157,21 @@ def test_calibration_survives_pickling() -> None:
     restored = pickle.loads(pickle.dumps(calibration))  # noqa: S301 (own object round trip)
     assert restored.interval(3.0, "BOPP", 0.9) == calibration.interval(3.0, "BOPP", 0.9)
     assert restored.describe() == calibration.describe()
+
+
+def test_a_small_structure_calibrates_with_its_family_before_the_pool() -> None:
+    """BOPP/PPC (5 residuals) borrows polypropylene's (BOPP, 40 tight residuals), not the pool
+    that foil's wide residuals dominate; a name of no known family takes the pool."""
+    rng = np.random.default_rng(4)
+    names = ["BOPP"] * 40 + ["PET/AL/PE"] * 40 + ["BOPP/PPC"] * 5
+    residuals = np.r_[rng.normal(0, 0.05, 40), rng.normal(0, 1.0, 40), rng.normal(0, 0.05, 5)]
+    calibration = ConformalCalibration(residuals, names, min_calibration=30)
+    assert calibration.source("BOPP/PPC") == "family"
+    assert calibration.source("BOPP/BOPP/PPC") == "family"  # never seen: its family too
+    assert calibration.source("NUEVO-FILM") == "pooled"
+    family_low, family_high = calibration.interval(1.0, "BOPP/PPC", 0.9)
+    pooled_low, pooled_high = calibration.interval(1.0, "NUEVO-FILM", 0.9)
+    assert family_high - family_low < 0.5 * (pooled_high - pooled_low)
+    np.testing.assert_array_equal(
+        calibration.residuals_for("BOPP/PPC"), np.sort(np.r_[residuals[:40], residuals[80:]])
+    )
