@@ -25,7 +25,8 @@ from typer.testing import CliRunner
 from permeability.cli import app
 from permeability.io.feature_store import FeatureStore
 from permeability.io.registry import Registry
-from permeability.jobs.acquisition import AcquisitionReport, acquire
+from permeability.jobs.acquisition import acquire
+from permeability.jobs.acquisition_report import AcquisitionReport
 from permeability.jobs.training import TrainingResult, TrainingSpec, train
 from permeability.settings import Settings
 from tests.real_export import (

@@ -15,7 +15,8 @@ from permeability.domain.synthetic import MessSpec, generate_lab_data
 from permeability.errors import InvalidInputError
 from permeability.io.exports import write_lab_export
 from permeability.io.feature_store import FeatureStore
-from permeability.jobs.acquisition import AcquisitionReport, acquire
+from permeability.jobs.acquisition import acquire
+from permeability.jobs.acquisition_report import AcquisitionReport
 from permeability.settings import Settings
 
 HEADER = (
