@@ -195,3 +195,34 @@ def test_a_compaction_by_another_engine_keeps_the_pca_of_the_data(loaded: Featur
     assert after.version == before.version + 1
     assert after.pca == before.pca
     assert after.frame.drop(columns="ingested_at").equals(before.frame.drop(columns="ingested_at"))
+
+
+def test_a_store_written_before_record_ids_reads_and_refuses_new_loads(tmp_path: Path) -> None:
+    """A table keyed by Muestra (the layout before issue 11) stays readable for the models
+    trained on it (its rows read as their own records, tests and products) and refuses a load
+    with a message that says what to do."""
+    from deltalake import write_deltalake
+
+    old_columns = [
+        "Muestra",
+        "Grados_C",
+        "Porc_Humedad",
+        "Estructura",
+        *CALIBRES,
+        "CalibreProm",
+        "Permeabilidad",
+        "Fecha",
+        "n_calibres_imputados",
+        "ingested_at",
+    ]
+    old = samples([7, 8])[old_columns]
+    store = FeatureStore(str(tmp_path / "store"))
+    write_deltalake(store.table_uri, old)
+    records = store.read_records()
+    assert records["record_id"].tolist() == ["7", "8"]
+    assert records["test_id"].tolist() == ["T-7", "T-8"]
+    assert records["is_product"].tolist() == [True, True]
+    assert records["below_detection_limit"].tolist() == [False, False]
+    assert records["CONSECUTIVO"].isna().all()
+    with pytest.raises(InvalidInputError, match="written before records had an identity"):
+        store.commit(samples([9]), replaced=[], pca=pca_of(old), metadata={"run_id": "r"})
