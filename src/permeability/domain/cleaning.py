@@ -91,6 +91,8 @@ CLEAN_COLUMNS: Final = (
 #: Every column a source may provide (matched by name, or through acquisition.column_map).
 SOURCE_COLUMNS: Final = (*RECORD_COLUMNS, *RECORD_FIELDS, *DATE_PARTS)
 _SHOWN_CHARS: Final = 60
+#: A result written as under a value ("<0.01", "< 0,005", "≤ 0.01").
+_BELOW_SIGN: Final = r"^\s*[<≤]\s*"
 
 # --------------------------------------------------------------------------- column names
 
@@ -264,7 +266,14 @@ def clean_records(
     n = len(raw)
     text = {c: _as_text(raw.get(c), n) for c in SOURCE_COLUMNS}
     problems = _Problems(n)
-    numbers = {c: parse_numbers(text[c], UNITS[c], tokens) for c in RECORD_COLUMNS if c in UNITS}
+    # "< 0,01": the lab's own way to write a result under what its instrument reads.
+    stated_below = np.array(text[PERMEABILIDAD].str.match(_BELOW_SIGN).fillna(False), dtype=bool)
+    wvtr_text = text[PERMEABILIDAD].str.replace(_BELOW_SIGN, "", regex=True)
+    numbers = {
+        c: parse_numbers(wvtr_text if c == PERMEABILIDAD else text[c], UNITS[c], tokens)
+        for c in RECORD_COLUMNS
+        if c in UNITS
+    }
     for column, parsed in numbers.items():
         problems.value(parsed.invalid, column, text[column], parsed.problem)
     for column in REQUIRED_COLUMNS:
@@ -272,6 +281,9 @@ def clean_records(
             problems.missing(numbers[column].missing, column, text[column])
     _check_sample_ids(numbers[MUESTRA].values, text[MUESTRA], problems)
     wvtr, censored = censor_below_limit(numbers[PERMEABILIDAD].values, rules.detection_limit)
+    with np.errstate(invalid="ignore"):
+        stated_below &= wvtr > 0  # "< 0" or "< -1" stays an impossible value
+    censored = censored | stated_below  # "< x": at most x, stored at x (or at the limit)
     numbers[PERMEABILIDAD] = dataclasses.replace(numbers[PERMEABILIDAD], values=wvtr)
     for column, rule in RANGE_RULES.items():
         outside = rule.outside(numbers[column].values)

@@ -192,3 +192,19 @@ def test_control_characters_in_a_record_field_are_refused() -> None:
     assert (
         result.rejected.iloc[0]["reason"] == "Referencia 'REF\\x0012' contains a control character"
     )
+
+
+def test_a_result_written_under_a_value_is_censored_at_that_value() -> None:
+    result = clean_real(
+        real_row("1", Permeabilidad="<0,01"),
+        real_row("2", Permeabilidad="≤ 0.0001"),
+        real_row("3", Permeabilidad="< -1"),
+        real_row("4", Permeabilidad="<abc"),
+    )
+    frame = result.clean
+    assert frame["record_id"].tolist() == ["1", "2"]
+    assert frame["Permeabilidad"].tolist() == [0.01, 0.0005]
+    assert frame["below_detection_limit"].tolist() == [True, True]
+    reasons = result.rejected["reason"].tolist()
+    assert reasons[0].startswith("Permeabilidad '< -1' is outside")
+    assert reasons[1] == "Permeabilidad '<abc' is not a number"
