@@ -69,6 +69,7 @@ from permeability.domain.synthetic_physics import (
     instrument_sigma,
     law,
     layer_table,
+    named_streams,
     round_significant,
 )
 from permeability.errors import InvalidInputError
@@ -190,13 +191,6 @@ _STREAMS: Final = (
     "spelling",
     "repeat",
 )
-
-
-def _streams(seed: int) -> dict[str, np.random.Generator]:
-    children = np.random.SeedSequence(seed).spawn(len(_STREAMS))
-    return {
-        name: np.random.default_rng(child) for name, child in zip(_STREAMS, children, strict=True)
-    }
 
 
 @dataclass(frozen=True)
@@ -395,7 +389,7 @@ def generate_lab_data(
     if start_id < 0:
         raise InvalidInputError(f"start_id must be a non-negative integer, got {start_id}")
     spec = mess or MessSpec.none()
-    streams = _streams(seed)
+    streams = named_streams(seed, _STREAMS)
     mix = _build_mix(drift)
     samples, remeasured, n_repeat = _samples_in_date_order(
         rows, spec, streams, mix, drift, start_id

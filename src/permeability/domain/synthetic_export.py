@@ -55,7 +55,7 @@ from permeability.domain.synthetic_lab import (
     measure_replicates,
     spell_structures,
 )
-from permeability.domain.synthetic_physics import FloatArray, IntArray, law
+from permeability.domain.synthetic_physics import FloatArray, IntArray, law, named_streams
 from permeability.errors import InvalidInputError
 
 __all__ = [
@@ -136,13 +136,6 @@ _STREAMS: Final = (
 )
 
 
-def _streams(seed: int) -> dict[str, np.random.Generator]:
-    children = np.random.SeedSequence(seed).spawn(len(_STREAMS))
-    return {
-        name: np.random.default_rng(child) for name, child in zip(_STREAMS, children, strict=True)
-    }
-
-
 def _date_parts(start_date: date, day: IntArray) -> tuple[IntArray, IntArray, IntArray]:
     """Year, month and day of ``start_date + day`` (vectorised through numpy's calendar)."""
     stamps = np.datetime64(start_date, "D") + day.astype("timedelta64[D]")
@@ -197,7 +190,7 @@ def generate_real_export(
     """
     _check(rows, seed, start_id)
     chosen = spec or ExportSpec()
-    streams = _streams(seed)
+    streams = named_streams(seed, _STREAMS)
     tests = draw_tests(rows, chosen, streams)
     per_row = tests.row_test
     replicate = np.arange(rows, dtype=np.int64) - tests.first_row[per_row] + 1

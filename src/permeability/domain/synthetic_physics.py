@@ -180,3 +180,11 @@ def round_significant(values: ArrayLike, digits: int) -> FloatArray:
         rows = finite & (decimals == d)
         out[rows] = np.round(array[rows], int(d))
     return out
+
+
+def named_streams(seed: int, names: Sequence[str]) -> dict[str, np.random.Generator]:
+    """One independent random stream per name, all from ``seed``: adding a draw to one stream
+    leaves every other stream's numbers as they were (so a change to one kind of mess does not
+    reshuffle the whole export)."""
+    children = np.random.SeedSequence(seed).spawn(len(names))
+    return {name: np.random.default_rng(child) for name, child in zip(names, children, strict=True)}
