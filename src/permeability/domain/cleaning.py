@@ -35,10 +35,10 @@ from permeability.domain.parsing import (
     parse_numbers,
 )
 from permeability.domain.records import (
-    TEST_YEARS,
     RecordRules,
     assign_test_ids,
     censor_below_limit,
+    dates_from_parts,
     field_text_problem,
     join_key,
     non_product_mask,
@@ -393,21 +393,8 @@ def _test_dates(
     todo = dates.missing & given
     if not todo.any():
         return dates
-    year, month, day = (p.values for p in parts)
-    with np.errstate(invalid="ignore"):
-        whole = np.logical_and.reduce([np.mod(v, 1.0) == 0 for v in (year, month, day)])
-        plausible = whole & (year >= TEST_YEARS[0]) & (year <= TEST_YEARS[1])
-    built = pd.to_datetime(
-        pd.DataFrame(
-            {
-                "year": np.where(todo & plausible, year, 2000),
-                "month": np.where(todo & plausible, month, 1),
-                "day": np.where(todo & plausible, day, 1),
-            }
-        ),
-        errors="coerce",
-    ).to_numpy(dtype="datetime64[ns]")
-    impossible = todo & (~plausible | np.isnat(built))
+    built = dates_from_parts(*(np.where(todo, p.values, np.nan) for p in parts))
+    impossible = todo & np.isnat(built)
     shown = text[DATE_PARTS[0]] + "/" + text[DATE_PARTS[1]] + "/" + text[DATE_PARTS[2]]
     problems.value(
         impossible,

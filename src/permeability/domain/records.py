@@ -76,6 +76,28 @@ _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 _WHOLE: Final = re.compile(r"^([+-]?\d+)\.0*$")
 
 
+def dates_from_parts(
+    year: NDArray[np.float64], month: NDArray[np.float64], day: NDArray[np.float64]
+) -> NDArray[np.datetime64]:
+    """The real export's ``Año``/``Mes``/``Día`` as dates (datetime64[ns]); NaT where a part is
+    missing or not a whole number, the year is outside :data:`TEST_YEARS`, or the three make
+    no calendar date (2021/2/30). The one rule acquisition and batch scoring apply."""
+    with np.errstate(invalid="ignore"):
+        whole = np.logical_and.reduce([np.mod(v, 1.0) == 0 for v in (year, month, day)])
+        usable = whole & (year >= TEST_YEARS[0]) & (year <= TEST_YEARS[1])
+    built = pd.to_datetime(
+        pd.DataFrame(
+            {
+                "year": np.where(usable, year, 2000),
+                "month": np.where(usable, month, 1),
+                "day": np.where(usable, day, 1),
+            }
+        ),
+        errors="coerce",
+    ).to_numpy(dtype="datetime64[ns]")
+    return np.where(usable, built, np.datetime64("NaT", "ns"))
+
+
 def field_text_problem(text: str) -> str | None:
     """What is wrong with a record field's trimmed text (None: nothing), in words that follow
     the field's name and value: "contains a control character"."""

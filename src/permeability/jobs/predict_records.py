@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 
 from permeability.domain.parsing import parse_dates
 from permeability.domain.records import (
-    TEST_YEARS,
+    dates_from_parts,
     field_text_problem,
     is_non_product,
     whole_number_text,
@@ -283,18 +283,9 @@ def _check_date_parts(frame: pd.DataFrame, problems: Problems) -> NDArray[np.dat
             f"a date in {ANIO}/{MES}/{DIA} needs all three"
         ),
     )
-    days = np.full(n, "NaT", dtype="datetime64[D]")
-    invalid = np.zeros(n, dtype=bool)
-    low, high = TEST_YEARS
-    for i in np.flatnonzero(complete):
-        try:
-            if not low <= numbers[ANIO][i] <= high:
-                raise ValueError("year out of range")
-            day = datetime.date(int(numbers[ANIO][i]), int(numbers[MES][i]), int(numbers[DIA][i]))
-        except (ValueError, OverflowError):
-            invalid[i] = True
-            continue
-        days[i] = np.datetime64(day, "D")
+    built = dates_from_parts(*(np.where(complete, numbers[p], np.nan) for p in DATE_PARTS))
+    invalid = complete & np.isnat(built)
+    days = built.astype("datetime64[D]")
     problems.add(
         invalid,
         lambda i: (
