@@ -69,8 +69,6 @@ from typing import Any, Final  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from numpy.typing import NDArray  # noqa: E402
-from sklearn.ensemble import RandomForestRegressor  # noqa: E402
-from sklearn.linear_model import LinearRegression  # noqa: E402
 from sklearn.model_selection import GroupKFold, KFold  # noqa: E402
 
 from permeability.domain import metrics as m  # noqa: E402
@@ -91,13 +89,15 @@ REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from tests.real_baselines import (  # noqa: E402
+    BASELINES,
+    baseline_predictions,
+    pc_columns,
+)
 from tests.real_export import SEED_LAB_PROCESSED, build_real_export  # noqa: E402
 
 FloatArray = NDArray[np.float64]
 
-SEED_LR: Final = "seed LinearRegression (raw)"
-DEFAULT_RF: Final = "default RandomForest (raw)"
-BASELINES: Final = (SEED_LR, DEFAULT_RF)
 SPLITS: Final = ("grouped", "random")
 FOLDS: Final = 5
 LEVEL: Final = 0.9
@@ -170,10 +170,6 @@ def family_of(name: str) -> str:
     return structure_family(parse_structure(name, _aliases()).layers)
 
 
-def pc_columns(frame: pd.DataFrame) -> list[str]:
-    return [c for c in frame.columns if c.startswith("pc_")]
-
-
 # --------------------------------------------------------------------------- folds
 
 
@@ -226,31 +222,6 @@ def ours(
     )
 
 
-def raw_features(train: pd.DataFrame, held: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The seed's columns: Muestra, conditions, one-hot structure (drop_first), caliper PCs."""
-    numeric = ["Muestra", "Grados_C", "Porc_Humedad", *pc_columns(train)]
-    train_hot = pd.get_dummies(
-        train["Estructura"].astype(str), prefix="Estructura", drop_first=True, dtype=float
-    )
-    # A held-out structure never seen in training (or the dropped one) gets all zeros.
-    held_hot = pd.get_dummies(
-        held["Estructura"].astype(str), prefix="Estructura", dtype=float
-    ).reindex(columns=train_hot.columns, fill_value=0.0)
-    x_train = pd.concat([train[numeric].astype(float), train_hot], axis=1)
-    x_held = pd.concat([held[numeric].astype(float), held_hot], axis=1)
-    return x_train, x_held
-
-
-def baseline(name: str, train: pd.DataFrame, held: pd.DataFrame, seed: int) -> FloatArray:
-    x_train, x_held = raw_features(train, held)
-    target = train["Permeabilidad"].to_numpy(dtype=np.float64)
-    estimator: LinearRegression | RandomForestRegressor = (
-        LinearRegression() if name == SEED_LR else RandomForestRegressor(random_state=seed)
-    )
-    estimator.fit(x_train.to_numpy(), target)
-    return np.asarray(estimator.predict(x_held.to_numpy()), dtype=np.float64)
-
-
 def family_ranges(train: pd.DataFrame, held: pd.DataFrame) -> tuple[FloatArray, FloatArray]:
     """Per held-out row, min and max measured WVTR of its family in ``train`` (nan if none)."""
     train_family = train["Estructura"].astype(str).map(family_of)
@@ -283,7 +254,7 @@ def run_fold(task: Task, frame: pd.DataFrame, pca: CaliperPCA) -> list[FoldResul
         started = time.perf_counter()
         try:
             if name in BASELINES:
-                result.predicted = baseline(name, train, held, task.seed)
+                result.predicted = baseline_predictions(name, train, held, task.seed)
             else:
                 predicted, lower, upper, chosen = ours(name, train, held, pca, task.seed)
                 result.predicted, result.lower, result.upper = predicted, lower, upper
@@ -326,15 +297,31 @@ def _round(value: float, digits: int = 4) -> float | None:
 
 
 def coverage_by(
-    covered: NDArray[np.bool_], labels: NDArray[np.object_], per_seed_rows: NDArray[np.float64]
+    covered: NDArray[np.bool_],
+    labels: NDArray[np.object_],
+    per_seed_rows: NDArray[np.float64],
+    tests: NDArray[np.object_],
 ) -> dict[str, dict[str, float]]:
+    """Coverage per label, with its number of tests and the sampling SD of a coverage measured
+    on that many tests by a perfectly calibrated method (√(0.9·0.1 / tests), in points):
+    replicates of a test are covered together, so the tests, not the rows, are the sample."""
     table = (
-        pd.DataFrame({"label": labels, "covered": covered, "rows": per_seed_rows})
+        pd.DataFrame({"label": labels, "covered": covered, "rows": per_seed_rows, "test": tests})
         .groupby("label")
-        .agg(n=("covered", "size"), coverage=("covered", "mean"), rows=("rows", "sum"))
+        .agg(
+            n=("covered", "size"),
+            coverage=("covered", "mean"),
+            rows=("rows", "sum"),
+            tests=("test", "nunique"),
+        )
     )
     return {
-        str(label): {"rows_per_seed": float(row["rows"]), "coverage": float(row["coverage"])}
+        str(label): {
+            "rows_per_seed": float(row["rows"]),
+            "coverage": float(row["coverage"]),
+            "tests": float(row["tests"]),
+            "sampling_sd_pts": round(100.0 * math.sqrt(LEVEL * (1 - LEVEL) / row["tests"]), 1),
+        }
         for label, row in table.iterrows()
     }
 
@@ -434,8 +421,9 @@ def summarise(
         )
         summary["coverage_uncensored"] = _round(float(covered[~censored].mean()))
         share = np.full(len(covered), 1.0 / seeds)
-        per_family = coverage_by(covered, families, share)
-        per_structure = coverage_by(covered, names, share)
+        test_ids = frame["test_id"].astype(str).to_numpy(dtype=object)[held]
+        per_family = coverage_by(covered, families, share, test_ids)
+        per_structure = coverage_by(covered, names, share, test_ids)
         family_gap, family_name = worst_gap(per_family, min_rows)
         structure_gap, structure_name = worst_gap(per_structure, min_rows)
         summary.update(
@@ -501,12 +489,21 @@ def print_details(report: dict[str, Any]) -> None:
         auto = summaries.get(AUTO, {})
         if "coverage_per_structure" not in auto:
             continue
-        print(f"\nauto, {kind}: coverage per structure with ≥ {report['min_rows']} rows per seed")
+        print(
+            f"\nauto, {kind}: coverage per structure with ≥ {report['min_rows']} rows per seed "
+            "(rows per seed, tests, coverage, sampling SD of a perfectly calibrated method)"
+        )
         for name, row in sorted(auto["coverage_per_structure"].items()):
-            print(f"  {name:<22} {row['rows_per_seed']:6.0f} {row['coverage']:.3f}")
-        print(f"auto, {kind}: coverage per family (rows per seed)")
+            print(
+                f"  {name:<22} {row['rows_per_seed']:6.0f} {row['tests']:5.0f} "
+                f"{row['coverage']:.3f} ± {row['sampling_sd_pts']:.1f} pts"
+            )
+        print(f"auto, {kind}: coverage per family (rows per seed, tests)")
         for name, row in sorted(auto["coverage_per_family"].items()):
-            print(f"  {name:<22} {row['rows_per_seed']:6.0f} {row['coverage']:.3f}")
+            print(
+                f"  {name:<22} {row['rows_per_seed']:6.0f} {row['tests']:5.0f} "
+                f"{row['coverage']:.3f} ± {row['sampling_sd_pts']:.1f} pts"
+            )
         print(
             f"auto, {kind}: coverage of censored rows (stored at the limit) "
             f"{_fmt(auto.get('coverage_censored'))} over {auto.get('censored_rows')} rows, "

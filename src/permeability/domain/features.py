@@ -73,6 +73,7 @@ from permeability.domain.schema import (
     PORC_HUMEDAD,
     TEMPERATURE_RANGE_C,
 )
+from permeability.domain.structure_levels import LEVEL_FEATURES, StructureLevels
 from permeability.domain.structures import (
     UNKNOWN_FAMILY,
     build_alias_map,
@@ -225,14 +226,22 @@ class FeatureBuilder:
     support (category order, then :data:`INTERACTED_FEATURES` order; see the module docstring
     for the rule). An interaction column is a deviation from the shared slope of its base
     column, so a category without one simply uses the shared slope. Tree models find
-    interactions themselves and get no interaction columns.
+    interactions themselves and get no interaction columns. With ``levels`` on (the models
+    that split: trees, neighbours), the :data:`~permeability.domain.structure_levels.
+    LEVEL_FEATURES` columns come last: the structure's and its family's level and its layer
+    counts (:mod:`permeability.domain.structure_levels`).
     """
+
+    #: Class defaults for builders pickled before level columns existed.
+    levels: bool = False
+    _structure_levels: StructureLevels | None = None
 
     def __init__(
         self,
         pca: CaliperPCA,
         *,
         interactions: bool,
+        levels: bool = False,
         min_structure_samples: int = DEFAULT_MIN_STRUCTURE_SAMPLES,
         min_interaction_samples: int = DEFAULT_MIN_INTERACTION_SAMPLES,
         min_interaction_spread: float = DEFAULT_MIN_INTERACTION_SPREAD,
@@ -251,6 +260,7 @@ class FeatureBuilder:
             )
         self.pca = pca
         self.interactions = interactions
+        self.levels = levels
         self.min_structure_samples = min_structure_samples
         self.min_interaction_samples = min_interaction_samples
         self.min_interaction_spread = float(min_interaction_spread)
@@ -270,6 +280,9 @@ class FeatureBuilder:
         self._interaction_columns: tuple[tuple[int, int], ...] = ()
         self._interaction_slots: tuple[tuple[int, ...], ...] = ()
         self._slot_table: NDArray[np.intp] = np.empty((0, len(INTERACTED_FEATURES)), np.intp)
+        self._structure_levels = None
+        #: Canonical name -> its level columns, for every name seen when fitting.
+        self._level_rows: dict[str, tuple[float, ...]] = {}
         self._fitted = False
 
     # -- fitting -----------------------------------------------------------------------------
@@ -311,8 +324,39 @@ class FeatureBuilder:
         lookup = np.array([self._category_index[str(u)] for u in uniques], dtype=np.intp)
         self._choose_interactions(frame, lookup[codes])
         self.category_log_range = self._family_log_ranges(frame, lookup[codes])
+        if self.levels:
+            self._fit_levels(frame, names)
         self._fitted = True
         return self
+
+    def _fit_levels(self, frame: pd.DataFrame, names: NDArray[np.object_]) -> None:
+        """The structure and family levels of the fitting rows (their target is required)."""
+        if PERMEABILIDAD not in frame.columns:
+            raise InvalidInputError(
+                f"level features are fitted on the target: frame is missing column {PERMEABILIDAD}"
+            )
+        target = pd.to_numeric(frame[PERMEABILIDAD], errors="coerce").to_numpy(dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logs = np.log(target)
+        families = [self.family_of(str(name)) for name in names]
+        try:
+            self._structure_levels = StructureLevels.fit(
+                [str(name) for name in names], families, logs
+            )
+        except ValueError as exc:
+            raise InvalidInputError(f"level features: {exc}") from exc
+        self._level_rows = {name: self._computed_level_row(name) for name in self.structure_counts}
+
+    def _level_row(self, name: str) -> tuple[float, ...]:
+        """The level columns of one canonical name (seen when fitting or not)."""
+        row = self._level_rows.get(name)
+        return row if row is not None else self._computed_level_row(name)
+
+    def _computed_level_row(self, name: str) -> tuple[float, ...]:
+        if self._structure_levels is None:
+            raise RuntimeError("level columns asked of a builder fitted without levels")
+        layers = parse_structure(name, self.aliases).layers
+        return self._structure_levels.row(name, structure_family(layers), layers)
 
     def category_family(self, index: int) -> str | None:
         """The family a category belongs to (None for ``OTHER``, which mixes families)."""
@@ -416,8 +460,16 @@ class FeatureBuilder:
         return len(PHYSICS_FEATURES) + self.pca.n_components
 
     @property
-    def n_features(self) -> int:
+    def n_levels(self) -> int:
+        return len(LEVEL_FEATURES) if self.levels else 0
+
+    @property
+    def _level_start(self) -> int:
         return self.n_base + len(self.categories) + len(self._interaction_columns)
+
+    @property
+    def n_features(self) -> int:
+        return self._level_start + self.n_levels
 
     @property
     def feature_names(self) -> list[str]:
@@ -427,6 +479,8 @@ class FeatureBuilder:
             f"structure={self.categories[index]}:{INTERACTED_FEATURES[offset]}"
             for index, offset in self._interaction_columns
         ]
+        if self.levels:
+            names += list(LEVEL_FEATURES)
         return names
 
     # -- structures --------------------------------------------------------------------------
@@ -487,7 +541,9 @@ class FeatureBuilder:
         missing = [c for c in (*NUMERIC_INPUTS, ESTRUCTURA) if c not in frame.columns]
         if missing:
             raise InvalidInputError(f"frame is missing column(s) {', '.join(missing)}")
-        category = self.categories_of_frame(frame, strict=strict)
+        names = self.canonical_structures(frame)
+        name_codes, distinct = pd.factorize(names)
+        category = self._categories_of(name_codes, distinct, strict)
         inputs = {column: _numeric_column(frame, column) for column in NUMERIC_INPUTS}
         # A positive input so tiny that its ratio to the reference underflows logs to -inf
         # (as on the record path); that is expected, not worth a warning per batch.
@@ -507,14 +563,21 @@ class FeatureBuilder:
                 column = slots[:, offset]
                 has = column >= 0
                 flat[row_start[has] + column[has]] = base[_INTERACTED_POSITIONS[offset]][has]
+        if self.levels:
+            table = np.array([self._level_row(str(name)) for name in distinct], dtype=np.float64)
+            matrix[:, self._level_start :] = table.reshape(len(distinct), -1)[name_codes]
         return matrix
 
     def categories_of_frame(self, frame: pd.DataFrame, *, strict: bool = False) -> NDArray[np.intp]:
         """The category index of every row (unseen structures: their family's, or ``OTHER``)."""
-        names = self.canonical_structures(frame)
+        codes, distinct = pd.factorize(self.canonical_structures(frame))
+        return self._categories_of(codes, distinct, strict)
+
+    def _categories_of(
+        self, codes: NDArray[np.intp], distinct: Any, strict: bool
+    ) -> NDArray[np.intp]:
         # One category lookup per distinct name, not per row (a million rows: ~0.3 s saved).
-        codes, uniques = pd.factorize(names)
-        lookup = np.array([self._category_of(str(u), strict) for u in uniques], dtype=np.intp)
+        lookup = np.array([self._category_of(str(u), strict) for u in distinct], dtype=np.intp)
         return np.asarray(lookup[codes], dtype=np.intp)
 
     def transform_record(self, record: Mapping[str, Any], *, strict: bool = True) -> FloatArray:
@@ -537,6 +600,8 @@ class FeatureBuilder:
             for offset, column in enumerate(self._interaction_slots[category]):
                 if column >= 0:
                     row[column] = base[_INTERACTED_POSITIONS[offset]]
+        if self.levels:
+            row[self._level_start :] = self._level_row(name)
         return row, category
 
     def _base_columns(self, inputs: Mapping[str, Any]) -> list[Any]:

@@ -76,6 +76,7 @@ from permeability.domain.models import (
     model_names,
     resolve_params,
     uses_interactions,
+    uses_levels,
 )
 from permeability.domain.noise_floor import NoiseFloor, replicate_noise_floor
 from permeability.domain.pca import CaliperPCA
@@ -161,10 +162,11 @@ class _Hierarchy:
     min_interaction_samples: int
     min_interaction_spread: float
 
-    def builder(self, pca: CaliperPCA, *, interactions: bool) -> FeatureBuilder:
+    def builder(self, pca: CaliperPCA, *, interactions: bool, levels: bool) -> FeatureBuilder:
         return FeatureBuilder(
             pca,
             interactions=interactions,
+            levels=levels,
             min_structure_samples=self.min_structure_samples,
             min_interaction_samples=self.min_interaction_samples,
             min_interaction_spread=self.min_interaction_spread,
@@ -558,7 +560,9 @@ def _fit(
             f"minus its calibration part), got {len(frame)}; choose another model "
             "(e.g. HistGradientBoostingRegressor) or train on a smaller feature set"
         )
-    builder = hierarchy.builder(pca, interactions=uses_interactions(name)).fit(frame)
+    builder = hierarchy.builder(
+        pca, interactions=uses_interactions(name), levels=uses_levels(name)
+    ).fit(frame)
     matrix = builder.transform_frame(frame, strict=True)
     estimator = build_estimator(name, params, random_state=random_state)
     log_target = np.log(_target(frame))
@@ -833,7 +837,7 @@ def _train(
         raise InvalidInputError("params cannot be given with model 'auto'; it tunes its candidates")
     requested_params = resolve_params(model, params) if model != AUTO else {}
     data = _checked_frame(product_rows(frame, non_product))
-    probe = hierarchy.builder(pca, interactions=False)
+    probe = hierarchy.builder(pca, interactions=False, levels=False)
     probe.fit(data).transform_frame(data)  # refuses bad inputs before any fitting starts
     names = probe.canonical_structures(data)
     rng = np.random.default_rng(random_state)
@@ -899,7 +903,11 @@ def _train(
         calibration_frame = data.iloc[calibration_rows]
         residuals = np.log(_target(calibration_frame)) - np.log(_predict(fitted, calibration_frame))
     conformal = ConformalCalibration(
-        residuals, names[calibration_rows], min_calibration=min_calibration, method=method
+        residuals,
+        names[calibration_rows],
+        min_calibration=min_calibration,
+        method=method,
+        tests=groups[calibration_rows],
     )
     trained = PermeabilityModel(
         chosen_name,

@@ -290,6 +290,14 @@ def uses_interactions(name: str) -> bool:
     return _spec(name).interactions
 
 
+def uses_levels(name: str) -> bool:
+    """Whether the model is fed the structure level and layer columns
+    (:mod:`permeability.domain.structure_levels`): every model that splits or measures
+    distances rather than adds, i.e. every model without interaction columns (for an additive
+    model a level column would only duplicate the structure indicators)."""
+    return not _spec(name).interactions
+
+
 def max_rows(name: str) -> int | None:
     """The most fitting rows the model accepts, or None for no limit."""
     return _spec(name).max_rows

@@ -38,6 +38,7 @@ LAYER_VOCABULARY: Final = (
     "CELOFAN",  # cellophane
     "PVC",  # polyvinyl chloride
     "MATE",  # matte (coated) BOPP
+    "BOPP-PL",  # pearlised (cavitated, white opaque) BOPP: the real export's "BOPPPL"
     # the synthetic generator's materials
     "LDPE",
     "HDPE",
@@ -79,6 +80,12 @@ LAYER_ALIASES: Final[Mapping[str, str]] = {
     "CELLOPHANE": "CELOFAN",
     "CELOFANE": "CELOFAN",
     "MATTE": "MATE",
+    "BOPPPL": "BOPP-PL",
+    "BOPP PL": "BOPP-PL",
+    "BOPP PERLADO": "BOPP-PL",
+    "PERLADO": "BOPP-PL",
+    "PEARLISED BOPP": "BOPP-PL",
+    "PEARLIZED BOPP": "BOPP-PL",
 }
 
 #: Whole names whose layer order differs from how they are typed (metallization is written
@@ -235,7 +242,7 @@ FAMILIES: Final = (
     ("foil", ("AL",)),
     ("metallized", ("MET",)),
     ("pvdc-coated", ("PVDC",)),
-    ("polypropylene", ("BOPP", "PPC", "MATE")),
+    ("polypropylene", ("BOPP", "PPC", "MATE", "BOPP-PL")),
     ("polyethylene", ("PE", "PE-MDO", "LDPE", "HDPE")),
     ("polyester", ("PET",)),
     ("nylon", ("NY",)),

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from permeability.domain.intervals import UNCERTAIN_WIDENING
+from permeability.domain.intervals import UNCERTAIN_WIDENING, exceedance
 from permeability.domain.schema import CALIBRE_PROM, ESTRUCTURA, GRADOS_C, MUESTRA, PORC_HUMEDAD
 from permeability.domain.specs import SpecificationSet
 from permeability.io.model_cache import LoadedModel
@@ -247,7 +247,7 @@ def _exceedance(
 ) -> FloatArray:
     """Conformal P(measured > limit) for rows with a limit (NaN elsewhere), grouped by structure.
 
-    Same formula as :meth:`ConformalCalibration.p_exceed`, (1 + #{r > log L − log ŷ})/(n + 1),
+    :func:`~permeability.domain.intervals.exceedance`, as :meth:`ConformalCalibration.p_exceed`,
     applied per structure group with one ``searchsorted`` (its own batch helper sorts the
     structure names of every row, which costs more than the scoring itself at 1M rows). A row
     whose residuals are widened by ``widen`` compares them with the threshold divided by it.
@@ -262,9 +262,8 @@ def _exceedance(
         rows = np.flatnonzero(has_limit & (codes == code))
         if len(rows) == 0:
             continue
-        residuals = loaded.model.calibration.residuals_for(str(name))
-        above = len(residuals) - np.searchsorted(residuals, thresholds[rows], side="right")
-        result[rows] = (1 + above) / (len(residuals) + 1)
+        residuals, tests = loaded.model.calibration.residual_set(str(name))
+        result[rows] = exceedance(residuals, tests, thresholds[rows])
     return result
 
 

@@ -12,6 +12,9 @@ from permeability.domain.intervals import (
     conformal_ranks,
     decide,
     decide_many,
+    effective_tests,
+    exceedance,
+    replicate_correlation,
 )
 from permeability.errors import InvalidInputError
 
@@ -175,3 +178,79 @@ def test_a_small_structure_calibrates_with_its_family_before_the_pool() -> None:
     np.testing.assert_array_equal(
         calibration.residuals_for("BOPP/PPC"), np.sort(np.r_[residuals[:40], residuals[80:]])
     )
+
+
+# -- replicates: residuals of one test are not independent evidence --------------------------
+
+
+def test_ranks_counted_in_tests_reduce_to_the_row_ranks_when_every_row_is_a_test() -> None:
+    for n in (19, 30, 57, 99):
+        assert conformal_ranks(n, 0.9, tests=n) == conformal_ranks(n, 0.9)
+
+
+def test_ranks_counted_in_fewer_tests_reach_further_into_the_tails() -> None:
+    # 56 residuals: as 56 tests the 55th is the upper bound; as 28 tests (duplicated pairs)
+    # the (1 − 0.05)·29/28 = 98.4 % quantile, the 56th; 12 tests cannot bound 90 % at all.
+    assert conformal_ranks(56, 0.9) == (2, 55)
+    assert conformal_ranks(56, 0.9, tests=28) == (1, 56)
+    assert conformal_ranks(24, 0.9, tests=12) == (0, 25)
+    with pytest.raises(InvalidInputError, match="tests"):
+        conformal_ranks(10, 0.9, tests=11)
+
+
+def test_replicate_correlation_is_one_for_copies_and_near_zero_for_independent_rows() -> None:
+    rng = np.random.default_rng(7)
+    values = rng.normal(0, 1, 200)
+    copies = np.repeat(values, 2)
+    tests = np.repeat(np.arange(200), 2).astype(object)
+    assert replicate_correlation(copies, tests) == pytest.approx(1.0)
+    independent = rng.normal(0, 1, 400)
+    assert replicate_correlation(independent, tests) < 0.15
+    # No test with two rows: nothing to measure, rows count fully.
+    assert replicate_correlation(values, np.arange(200).astype(object)) == 0.0
+
+
+def test_effective_tests_lie_between_the_tests_and_the_rows() -> None:
+    assert effective_tests(56, 28, 1.0) == pytest.approx(28.0)
+    assert effective_tests(56, 28, 0.0) == pytest.approx(56.0)
+    assert 28.0 < effective_tests(56, 28, 0.5) < 56.0
+    assert effective_tests(0, 0, 0.5) == 0.0
+
+
+def test_duplicated_replicates_count_once_for_bounds_and_for_own_calibration() -> None:
+    """40 tests of two identical replicates are 40 pieces of evidence, not 80: the interval
+    is the one of the 40 distinct residuals, and a structure of 20 such tests is too small
+    to calibrate alone at min_calibration 30 (its 40 rows would have passed)."""
+    rng = np.random.default_rng(8)
+    distinct = rng.normal(0, 0.3, 40)
+    alone = ConformalCalibration(distinct, ["BOPP"] * 40, min_calibration=30)
+    doubled = ConformalCalibration(
+        np.repeat(distinct, 2),
+        ["BOPP"] * 80,
+        min_calibration=30,
+        tests=np.repeat([f"T{i}" for i in range(40)], 2),
+    )
+    assert doubled.correlation == pytest.approx(1.0)
+    assert doubled.interval(2.0, "BOPP", 0.9) == pytest.approx(alone.interval(2.0, "BOPP", 0.9))
+    assert doubled.p_exceed(2.0, "BOPP", 2.5) == pytest.approx(alone.p_exceed(2.0, "BOPP", 2.5))
+    assert doubled.describe()["effective_tests"] == pytest.approx(40.0)
+
+    names = ["BOPP"] * 60 + ["PET"] * 40
+    tests = [f"B{i // 2}" for i in range(60)] + [f"P{i // 2}" for i in range(40)]
+    residuals = np.r_[np.repeat(rng.normal(0, 0.1, 30), 2), np.repeat(rng.normal(0, 1, 20), 2)]
+    small = ConformalCalibration(residuals, names, min_calibration=30, tests=tests)
+    assert small.source("BOPP") == "structure"
+    assert small.source("PET") == "pooled"  # 40 rows, but 20 tests
+    rows_only = ConformalCalibration(residuals, names, min_calibration=30)
+    assert rows_only.source("PET") == "structure"
+
+
+def test_exceedance_counts_in_tests_and_is_what_p_exceed_gives() -> None:
+    residuals = np.sort(np.random.default_rng(9).normal(0, 0.4, 50))
+    thresholds = np.array([-0.5, 0.0, 0.3, 2.0])
+    as_rows = exceedance(residuals, 50, thresholds)
+    above = 50 - np.searchsorted(residuals, thresholds, side="right")
+    np.testing.assert_allclose(as_rows, (1 + above) / 51)
+    np.testing.assert_allclose(exceedance(residuals, 25, thresholds), (1 + above / 2) / 26)
+    calibration = _calibration(residuals)
+    assert calibration.p_exceed(1.0, "BOPP", math.exp(0.3)) == pytest.approx(as_rows[2])

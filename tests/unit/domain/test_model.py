@@ -26,6 +26,7 @@ from permeability.domain.models import (
     SVR_MAX_ROWS,
     UnknownModelError,
     model_names,
+    uses_levels,
 )
 from permeability.domain.schema import (
     CALIBRE_PROM,
@@ -35,7 +36,9 @@ from permeability.domain.schema import (
     MUESTRA,
     PERMEABILIDAD,
     PORC_HUMEDAD,
+    TEST_ID,
 )
+from permeability.domain.structure_levels import LEVEL_FEATURES
 from permeability.domain.synthetic import (
     PHYSICS_PERMEABILITY,
     MessSpec,
@@ -496,3 +499,33 @@ def test_predictions_are_clipped_to_the_familys_range_in_every_path() -> None:
     normal = outcome.test_predictions["predicted"].to_numpy()
     assert (np.log(normal) > low).all()
     assert (np.log(normal) < high).all()
+
+
+def test_models_that_split_get_the_level_columns_and_additive_ones_do_not(
+    frame: pd.DataFrame, linear: TrainingOutcome
+) -> None:
+    train = frame.head(600)
+    forest = train_model(
+        train, pca_of(train), model="RandomForestRegressor", params={"n_estimators": 10}
+    ).model
+    assert forest.feature_names[-len(LEVEL_FEATURES) :] == list(LEVEL_FEATURES)
+    assert not set(LEVEL_FEATURES) & set(linear.model.feature_names)
+    assert uses_levels("ExtraTreesRegressor")
+    assert not uses_levels("Ridge")
+
+
+def test_calibration_counts_replicates_of_a_test_as_one_piece_of_evidence(
+    frame: pd.DataFrame,
+) -> None:
+    """Two replicates per test: the calibration knows its residuals come from half as many
+    tests (correlated within a test), and an interval is bounded by what they are worth."""
+    rows = frame.head(400).reset_index(drop=True)
+    twins = rows.iloc[np.repeat(np.arange(200), 2)].reset_index(drop=True)
+    twins[MUESTRA] = np.tile([1, 2], 200)
+    twins[TEST_ID] = np.repeat([f"T-{i}" for i in range(200)], 2)
+    outcome = train_model(twins, pca_of(twins), model="LinearRegression", test_size=0.2)
+    calibration = outcome.model.calibration
+    assert calibration.correlation > 0.9
+    n = len(calibration.pooled)
+    worth = calibration.residual_set("NO-SUCH-FILM")[1]  # the pooled set
+    assert n / 2 <= worth < 0.6 * n

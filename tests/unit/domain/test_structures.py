@@ -55,6 +55,12 @@ def test_hand_typed_names_reach_one_name(raw: str, expected: str) -> None:
         (("CELOFAN-PLA", "celofán / pla"), "CELOFAN/PLA", ("CELOFAN", "PLA")),
         (("PAPEL-PE",), "PAPEL/PE", ("PAPEL", "PE")),
         (("PET-PET-MET-PE",), "PET/PET/MET/PE", ("PET", "PET", "MET", "PE")),
+        (
+            # pearlised BOPP fused to its name, then metallized BOPP fused too
+            ("BOPPPL-BOPPMET", "BOPP PL / BOPP MET", "bopp perlado/bopp met"),
+            "BOPP-PL/BOPP/MET",
+            ("BOPP-PL", "BOPP", "MET"),
+        ),
     ],
 )
 def test_the_real_exports_spellings_map_to_one_name_and_its_layers(
