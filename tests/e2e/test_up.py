@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -43,6 +44,12 @@ def _wait_for_line(process: subprocess.Popen[str], fragment: str, timeout_s: flo
     raise AssertionError(f"never printed {fragment!r}; stdout was:\n" + "\n".join(seen))
 
 
+def _drain(process: subprocess.Popen[str], into: list[str]) -> None:
+    assert process.stdout is not None
+    for line in process.stdout:
+        into.append(line.rstrip())
+
+
 def _children(pid: int) -> list[int]:
     path = Path(f"/proc/{pid}/task/{pid}/children")
     return [int(p) for p in path.read_text().split()] if path.exists() else []
@@ -72,6 +79,9 @@ def test_up_serves_every_part_and_ctrl_c_stops_them_all(tmp_path: Path) -> None:
     )
     try:
         printed = _wait_for_line(process, "Ctrl-C stops them all", timeout_s=420)
+        # Keep reading what `up` prints: a full pipe (64 KiB of service logs nobody reads)
+        # would block it on a write and look like a shutdown that never ends.
+        threading.Thread(target=_drain, args=(process, printed), daemon=True).start()
         assert any(f"http://127.0.0.1:{inference}/" in line for line in printed)
         assert any("champion: 0.1" in line for line in printed)
         children = _children(process.pid)
