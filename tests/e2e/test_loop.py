@@ -27,9 +27,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from typer.testing import CliRunner
 
-from permeability.cli import app as cli
 from permeability.domain.records import DEFAULT_NON_PRODUCT, is_non_product
 from permeability.domain.schema import (
     CALIBRE_PROM,
@@ -44,6 +42,7 @@ from permeability.io.exports import write_lab_export
 from permeability.io.registry import Registry, RegistryConfig
 from permeability.jobs.evaluation import EVALUATION_EXPERIMENT
 from permeability.settings import Settings
+from tests.e2e.cli_json import cli_json
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -61,14 +60,7 @@ def _free_port() -> int:
         return port
 
 
-def _cli(*args: str) -> dict[str, Any]:
-    """Run a CLI command in process; its last stdout line is the JSON result."""
-    import json
-
-    result = CliRunner().invoke(cli, [*args, "--json"])
-    assert result.exit_code == 0, result.output
-    parsed: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
-    return parsed
+_cli = cli_json
 
 
 @contextmanager

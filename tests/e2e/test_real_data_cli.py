@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.model_selection import GroupShuffleSplit
-from typer.testing import CliRunner
 
-from permeability.cli import app as cli
 from permeability.io.feature_store import FeatureStore
 from permeability.settings import Settings
+from tests.e2e.cli_json import cli_json
 from tests.real_baselines import BASELINES, baseline_predictions
 from tests.real_export import (
     OTHER_SPELLINGS,
@@ -44,11 +43,7 @@ SPLIT_SEEDS: Final = (1, 2, 3)
 HELD_TESTS: Final = 0.25
 
 
-def _cli(*args: str) -> dict[str, Any]:
-    result = CliRunner().invoke(cli, [*args, "--json"])
-    assert result.exit_code == 0, result.output
-    parsed: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
-    return parsed
+_cli = cli_json
 
 
 @pytest.fixture(scope="module")
