@@ -11,7 +11,10 @@ What it does, in a fresh temporary home (nothing of yours is touched):
    loopback port, and drives every server with ``wrk`` POSTing the seed's single record
    (MLflow gets the same record in its own ``{"dataframe_records": [...]}`` format) at 8 and
    32 connections for a fixed duration; an empty FastAPI endpoint on the same stack is measured
-   first (the ceiling of any FastAPI route on this machine);
+   first (the ceiling of any FastAPI route on this machine). The shipped service runs next to
+   a copy with ``inference.prediction_spool: false``, their cells interleaved: what spooling
+   every answer to the local disk before sending it costs, as a ratio in the same run (and in
+   process, one prediction-log append with and without the spool);
 3. scores 1,000,000 generated rows in process with the batch scorer (``jobs/predict.py``);
 4. measures interval coverage per structure and decision quality (approve / reject / retest,
    wrong approvals, wrong rejections) of the champion on a large generated hold-out set.
@@ -39,7 +42,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +94,9 @@ def wait_for_workers(url: str, workers: int, timeout_s: float = 600.0) -> None:
 
 
 @contextmanager
-def running(command: list[str], env: dict[str, str], ready_url: str, log: Path) -> Iterator[None]:
+def running(
+    command: list[str], env: dict[str, str], ready_url: str, log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     """Start a server in its own process group; always stop it (and its workers)."""
     with open(log, "wb") as out:
         process = subprocess.Popen(
@@ -99,7 +104,7 @@ def running(command: list[str], env: dict[str, str], ready_url: str, log: Path) 
         )
         try:
             wait_until_ready(ready_url, process)
-            yield
+            yield process
         finally:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
@@ -108,6 +113,31 @@ def running(command: list[str], env: dict[str, str], ready_url: str, log: Path) 
                 except subprocess.TimeoutExpired:
                     os.killpg(process.pid, signal.SIGKILL)
                     process.wait()
+
+
+def tree_cpu_s(pid: int) -> float | None:
+    """CPU seconds used so far by a process and every process below it (None without /proc).
+
+    Load on the machine (other jobs, the load generator) moves req/s and latencies a lot on a
+    small shared machine; the CPU a server spends per answer moves far less, so it is what
+    tells two variants of the same server apart."""
+    proc = Path("/proc")
+    if not (proc / str(pid)).exists():
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in proc.iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    tree, frontier = {pid}, {pid}
+    while frontier:
+        frontier = {p for p, (parent, _) in stats.items() if parent in frontier} - tree
+        tree |= frontier
+    return sum(stats[p][1] for p in tree if p in stats)
 
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
@@ -148,6 +178,7 @@ def run_wrk(
         timeout=duration_s + 60,
     )
     out = completed.stdout
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"\n\s+50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"\n\s+99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
@@ -155,6 +186,7 @@ def run_wrk(
     errors = re.search(r"Socket errors:.*", out)
     return {
         "connections": connections,
+        "requests": requests,
         "rps": round(rps, 1),
         "p50_ms": round(p50, 3),
         "p99_ms": round(p99, 3),
@@ -171,7 +203,8 @@ def prepare_home(home: Path, rows: int, tree_model: str, skip_tree: bool) -> dic
     from permeability.domain.synthetic import generate_lab_data
     from permeability.io.exports import write_lab_export
     from permeability.jobs.acquisition import acquire
-    from permeability.jobs.training import TrainingSpec, train
+    from permeability.jobs.training import train
+    from permeability.jobs.training_spec import TrainingSpec
     from permeability.settings import Settings
 
     settings = Settings(home=home)
@@ -220,44 +253,66 @@ def load_ours(
     workdir: Path,
     *,
     fast_path: bool = True,
+    spools: tuple[bool, ...] = (True,),
 ) -> list[dict[str, Any]]:
     """Our service; ``fast_path=False`` serves every request through the FastAPI route (the
-    reference for what the lean path in front of it gains, measured in the same run)."""
-    port = free_port()
-    command = [
-        str(VENV_BIN / "permeability"),
-        "serve",
-        "inference",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--no-access-log",
-    ]
-    env = base_env(home)
-    config = workdir / f"config-fast-{str(fast_path).lower()}.yaml"
-    config.write_text(f"inference:\n  fast_path: {str(fast_path).lower()}\n", encoding="utf-8")
-    env["PERMEABILITY_CONFIG_FILE"] = str(config)
+    reference for what the lean path in front of it gains, measured in the same run).
+
+    ``spools=(True, False)``: the same service with its prediction spool and without it (what
+    the spool costs), both running at once and their cells interleaved, each first in turn, so
+    that the machine's load changing during the run does not fall on one of them only.
+    """
     body = json.dumps({"data_test": SEED_RECORD})
-    url = f"http://127.0.0.1:{port}"
-    name = (
-        f"ours{'' if fast_path else ', route only'} ({workers} worker{'s' if workers > 1 else ''})"
-    )
-    results = []
-    with running(command, env, f"{url}/ready", workdir / f"ours-{workers}-{fast_path}.log"):
-        wait_for_workers(url, workers)
-        check = httpx.post(
-            f"{url}/inference", content=body, headers={"Content-Type": "application/json"}
-        )
-        check.raise_for_status()
-        run_wrk(f"{url}/inference", body, 8, 5, workdir)  # warm-up
-        for c in connections:
-            results.append(
-                {"server": name, **run_wrk(f"{url}/inference", body, c, duration, workdir)}
+    servers: dict[bool, tuple[str, str, int]] = {}
+    with ExitStack() as stack:
+        for spool in spools:
+            port = free_port()
+            command = [
+                str(VENV_BIN / "permeability"),
+                "serve",
+                "inference",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+                "--no-access-log",
+            ]
+            env = base_env(home)
+            variant = f"fast-{str(fast_path).lower()}-spool-{str(spool).lower()}"
+            config = workdir / f"config-{variant}.yaml"
+            config.write_text(
+                f"inference:\n  fast_path: {str(fast_path).lower()}\n"
+                f"  prediction_spool: {str(spool).lower()}\n",
+                encoding="utf-8",
             )
-    return results
+            env["PERMEABILITY_CONFIG_FILE"] = str(config)
+            url = f"http://127.0.0.1:{port}"
+            log = workdir / f"ours-{workers}-{variant}.log"
+            process = stack.enter_context(running(command, env, f"{url}/ready", log))
+            wait_for_workers(url, workers)
+            check = httpx.post(
+                f"{url}/inference", content=body, headers={"Content-Type": "application/json"}
+            )
+            check.raise_for_status()
+            kind = ("" if fast_path else ", route only") + ("" if spool else ", no spool")
+            name = f"ours{kind} ({workers} worker{'s' if workers > 1 else ''})"
+            servers[spool] = (url, name, process.pid)
+        for url, _, _ in servers.values():
+            run_wrk(f"{url}/inference", body, 8, 5, workdir)  # warm-up
+        results = []
+        for turn, c in enumerate(connections):
+            order = list(servers.values())
+            for url, name, pid in order[turn % len(order) :] + order[: turn % len(order)]:
+                before = tree_cpu_s(pid)
+                cell = run_wrk(f"{url}/inference", body, c, duration, workdir)
+                after = tree_cpu_s(pid)
+                if before is not None and after is not None and cell["requests"]:
+                    # the whole service: workers, their log helpers, uvicorn's supervisor
+                    cell["cpu_us_per_request"] = round((after - before) / cell["requests"] * 1e6, 1)
+                results.append({"server": name, **cell})
+    return sorted(results, key=lambda r: (r["server"], r["connections"]))
 
 
 def load_mlflow(
@@ -448,7 +503,10 @@ def _tradeoff(
 
 
 def print_table(
-    http: list[dict[str, Any]], batch: list[dict[str, Any]], qualities: list[dict[str, Any]]
+    http: list[dict[str, Any]],
+    batch: list[dict[str, Any]],
+    qualities: list[dict[str, Any]],
+    appends: dict[str, Any] | None = None,
 ) -> None:
     print("\nHTTP, single record (wrk, loopback)")
     print(
@@ -473,6 +531,29 @@ def print_table(
             if lean and route:
                 parts.append(f"lean path / route only {lean / route:4.2f}x")
             print(f"  {champion:<8} {c:>3} connections: " + "; ".join(parts))
+    pairs = spool_pairs(http)
+    if pairs:
+        print("\nwhat the prediction spool costs (lean path, same run: spooled / not spooled)")
+        for p in pairs:
+            cpu, cpu_without = p["cpu_us_per_request"], p["cpu_us_per_request_no_spool"]
+            print(
+                f"  {p['champion']:<8} {p['workers']:<10} {p['connections']:>3} conns: "
+                f"req/s {p['rps']:>7,.0f} / {p['rps_no_spool']:>7,.0f} = {p['rps_ratio']:.3f}x; "
+                f"p50 {p['p50_ms']:.2f} / {p['p50_ms_no_spool']:.2f} ms; "
+                f"p99 {p['p99_ms']:.2f} / {p['p99_ms_no_spool']:.2f} ms = {p['p99_ratio']:.2f}x"
+                + (
+                    f"; service CPU per answer {cpu:.0f} / {cpu_without:.0f} µs "
+                    f"= {cpu / cpu_without:.3f}x"
+                    if cpu and cpu_without
+                    else ""
+                )
+            )
+    if appends:
+        print(
+            f"\none prediction-log append in process ({appends['rows']:,} rows, best of "
+            f"{appends['repeats']}): {appends['us_no_spool']:.2f} µs without the spool, "
+            f"{appends['us_spool']:.2f} µs with it ({appends['ratio']:.2f}x)"
+        )
     print("\nbatch scoring in process")
     for row in batch:
         print(
@@ -501,6 +582,7 @@ def print_table(
 
 LEAN = "ours ("
 ROUTE_ONLY = "ours, route only"
+NO_SPOOL = "ours, no spool"
 MLFLOW = "mlflow"
 
 
@@ -519,6 +601,89 @@ def _best(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "best_rps": max((r["rps"] for r in rows), default=None),
         "best_p99_ms_at_32": min((r["p99_ms"] for r in at32), default=None),
+    }
+
+
+def spool_pairs(http: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each lean-path cell next to the same cell without the spool (champion, workers, conns)."""
+    unspooled = {
+        (r["champion"], r["server"].removeprefix(NO_SPOOL), r["connections"]): r
+        for r in http
+        if r["server"].startswith(NO_SPOOL)
+    }
+    pairs = []
+    for r in http:
+        if not r["server"].startswith(LEAN):
+            continue
+        workers = r["server"].removeprefix("ours")
+        other = unspooled.get((r["champion"], workers, r["connections"]))
+        if other is None:
+            continue
+        pairs.append(
+            {
+                "champion": r["champion"],
+                "workers": workers.strip(" ()"),
+                "connections": r["connections"],
+                "rps": r["rps"],
+                "rps_no_spool": other["rps"],
+                "rps_ratio": round(r["rps"] / other["rps"], 3),
+                "p50_ms": r["p50_ms"],
+                "p50_ms_no_spool": other["p50_ms"],
+                "p99_ms": r["p99_ms"],
+                "p99_ms_no_spool": other["p99_ms"],
+                "p99_ratio": round(r["p99_ms"] / other["p99_ms"], 3),
+                "cpu_us_per_request": r.get("cpu_us_per_request"),
+                "cpu_us_per_request_no_spool": other.get("cpu_us_per_request"),
+            }
+        )
+    return pairs
+
+
+def append_cost(rows: int, repeats: int = 3) -> dict[str, Any]:
+    """One prediction-log append as a single answer makes it, with the spool and without
+    (interleaved, best of ``repeats``): the part of the spool's cost that is this process's
+    CPU, free of the HTTP figures' noise."""
+    from permeability.io.prediction_log import PredictionLog, predictions_uri
+
+    row = {
+        **SEED_RECORD,
+        "timestamp": time.time(),
+        "endpoint": "single",
+        "version": "bench-linear",
+        "structure": "BOPP",
+        "prediction": 5.123456789,
+        "lower": 4.0123,
+        "upper": 6.5432,
+        "level": 0.9,
+        "spec_limit": 6.0,
+        "p_exceed": 0.2345,
+        "decision": "retest",
+        "latency_ms": 0.0412,
+        "CONSECUTIVO": "10234",
+        "Referencia": "REF-1187",
+    }
+    best = {False: float("inf"), True: float("inf")}
+    with tempfile.TemporaryDirectory(prefix="permeability-append-") as folder:
+        for _ in range(repeats):
+            for spool in (False, True):
+                log = PredictionLog(
+                    predictions_uri(folder),
+                    flush_interval_s=3600,
+                    max_buffer_rows=rows + 1,
+                    spool_dir=Path(folder) / "spool" if spool else None,
+                )
+                rows_in = [{**row, "request_id": f"r-{i}"} for i in range(rows)]
+                started = time.perf_counter()
+                for one in rows_in:
+                    log.append(one)
+                best[spool] = min(best[spool], (time.perf_counter() - started) / rows * 1e6)
+                log.close()
+    return {
+        "rows": rows,
+        "repeats": repeats,
+        "us_no_spool": round(best[False], 3),
+        "us_spool": round(best[True], 3),
+        "ratio": round(best[True] / best[False], 3),
     }
 
 
@@ -561,6 +726,14 @@ def main() -> None:
         action="store_true",
         help="Do not measure our service with its lean path off (the same-run reference).",
     )
+    parser.add_argument(
+        "--skip-no-spool",
+        action="store_true",
+        help="Do not measure our service without its prediction spool (what the spool costs).",
+    )
+    parser.add_argument(
+        "--append-rows", type=int, default=50_000, help="Rows of the in-process append cost."
+    )
     parser.add_argument("--keep", action="store_true", help="Keep the temporary home.")
     args = parser.parse_args()
     if not args.skip_http and shutil.which("wrk") is None:
@@ -587,8 +760,12 @@ def main() -> None:
         for kind, label in labels.items():
             promote(home, label)
             if not args.skip_http:
+                # (lean path, spools): as shipped, next to it without the spool (its cost)
+                variants = [(True, (True,) if args.skip_no_spool else (True, False))]
+                if not args.skip_route_only:
+                    variants.append((False, (True,)))
                 for workers in args.workers:
-                    for fast_path in (True, False) if not args.skip_route_only else (True,):
+                    for fast_path, spools in variants:
                         http += [
                             {"champion": kind, **r}
                             for r in load_ours(
@@ -598,6 +775,7 @@ def main() -> None:
                                 args.duration,
                                 workdir,
                                 fast_path=fast_path,
+                                spools=spools,
                             )
                         ]
                 http += [
@@ -606,7 +784,8 @@ def main() -> None:
                 ]
             batch.append(batch_speed(home, label, args.batch_rows, repeats=3))
             qualities.append(quality(home, label, args.quality_rows))
-        print_table(http, batch, qualities)
+        appends = append_cost(args.append_rows) if args.append_rows else None
+        print_table(http, batch, qualities, appends)
         print(
             json.dumps(
                 {
@@ -615,6 +794,7 @@ def main() -> None:
                     "duration_s": args.duration,
                     "http": http,
                     "summary": summarise(http) if http else {},
+                    "spool_cost": {"http": spool_pairs(http), "append": appends},
                     "batch": batch,
                     "quality": qualities,
                 },

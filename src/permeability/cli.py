@@ -214,9 +214,11 @@ def train(
     description: Annotated[str | None, typer.Option(help="A note kept with the run.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Train a model on the feature store; track it in MLflow, register and store it."""
-    from permeability.jobs.training import TrainingSpec
+    """Train a model on the feature store; track it in MLflow, register and store it.
+
+    Waits its turn while training.max_concurrent trainings run (service or other shells)."""
     from permeability.jobs.training import train as run
+    from permeability.jobs.training_spec import TrainingSpec
 
     spec = TrainingSpec.parse(
         model=model,
@@ -260,10 +262,14 @@ def promote(
 @app.command()
 @reports_errors
 def versions(as_json: JsonFlag = False) -> None:
-    """List trained versions with status, metrics and lineage."""
+    """List trained versions with status, metrics and lineage (trainings that died half-way
+    are reconciled first)."""
     from permeability.jobs.promotion import list_versions
+    from permeability.jobs.training_recovery import reconcile_dead_trainings
 
-    report = list_versions(get_settings())
+    settings = get_settings()
+    reconcile_dead_trainings(settings)
+    report = list_versions(settings)
     lines = [
         f"{v.version:<16} {v.status:<12} registry={v.registry_version or '-':<4} "
         f"model={v.chosen_model or '-'} feature_set={v.lineage.get('feature_set_version', '-')} "

@@ -147,6 +147,22 @@ class TrainingParams(_Params):
         lt=0.5,
         description="Share of the training split kept aside to calibrate (split-conformal).",
     )
+    max_concurrent: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Trainings that may run at once on this machine, across the training "
+        "service and `permeability train` processes (each can take several GB; 1 fits a "
+        "2-core machine). The others wait their turn.",
+    )
+    max_queued: int = Field(
+        default=8,
+        ge=0,
+        le=32,
+        description="POST /train requests that may wait for a turn in one service process; "
+        "one more is refused with 503 and Retry-After. Each waiting request holds one of the "
+        "server's 40 worker threads, hence the bound.",
+    )
 
 
 class InferenceParams(_Params):
@@ -164,6 +180,11 @@ class InferenceParams(_Params):
         default=True,
         description="Answer well-formed single samples without FastAPI's request layers "
         "(same answers; off only to compare or to rule it out).",
+    )
+    prediction_spool: bool = Field(
+        default=True,
+        description="Write each answered prediction to a local spool before answering, so a "
+        "killed service loses none (docs/inference.md, Durability; off only to measure it).",
     )
 
 

@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = Field(
         default=None, description="Bearer token required by state-changing endpoints when set."
     )
+    inference_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token the inference service's POST endpoints require when set "
+        "(its GET endpoints and the lab page stay open).",
+    )
     specs_file: Path | None = Field(
         default=None,
         description="YAML of specification limits; overrides config.inference.specs_file.",

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -119,7 +120,8 @@ def _train_and_promote(work: Path) -> tuple[Any, Any]:
     from permeability.io.exports import write_lab_export
     from permeability.jobs.acquisition import acquire
     from permeability.jobs.promotion import promote
-    from permeability.jobs.training import TrainingSpec, train
+    from permeability.jobs.training import train
+    from permeability.jobs.training_spec import TrainingSpec
     from permeability.settings import Settings
 
     settings = Settings(home=work / "storage")
@@ -178,6 +180,35 @@ def _wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> 
     raise RuntimeError(f"the inference service was not ready in {STARTUP_TIMEOUT_S:g} s")
 
 
+@contextmanager
+def running_inference_service(work: Path, env: Mapping[str, str]) -> Iterator[str]:
+    """``permeability serve inference`` on a free port with ``env``; its URL once ready.
+
+    Terminated (killed if it hangs) on exit; its output goes to ``work/server.log``.
+    """
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = work / "server.log"
+    command = [sys.executable, "-m", "permeability.cli", "serve", "inference"]
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [*command, "--host", "127.0.0.1", "--port", str(port)],
+            env={**env, "OMP_NUM_THREADS": "1"},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_until_ready(url, process, log)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
 @pytest.fixture(scope="session")
 def lab_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabService]:
     require_browser()
@@ -187,20 +218,8 @@ def lab_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabService
         settings, result = _train_and_promote(work)
         specs_file = work / "specs.yaml"
         samples = _write_specs(settings, specs_file)
-        port = _free_port()
-        url = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "PERMEABILITY_SPECS_FILE": str(specs_file), "OMP_NUM_THREADS": "1"}
-        log = work / "server.log"
-        command = [sys.executable, "-m", "permeability.cli", "serve", "inference"]
-        with log.open("wb") as output:
-            process = subprocess.Popen(
-                [*command, "--host", "127.0.0.1", "--port", str(port)],
-                env=env,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            _wait_until_ready(url, process, log)
+        env = {**os.environ, "PERMEABILITY_SPECS_FILE": str(specs_file)}
+        with running_inference_service(work, env) as url:
             yield LabService(
                 url=url,
                 home=work / "storage",
@@ -209,13 +228,6 @@ def lab_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabService
                 n_train=result.n_train,
                 samples=samples,
             )
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,8 @@ from permeability.io.feature_store import FeatureStore
 from permeability.io.registry import Registry
 from permeability.jobs.acquisition import acquire
 from permeability.jobs.acquisition_report import AcquisitionReport
-from permeability.jobs.training import TrainingResult, TrainingSpec, train
+from permeability.jobs.training import train
+from permeability.jobs.training_spec import TrainingResult, TrainingSpec
 from permeability.settings import Settings
 from tests.real_export import (
     NON_PRODUCT_NAMES,

@@ -254,3 +254,81 @@ def test_cli_needs_exactly_one_of_table_and_query(lab_table: LabTable) -> None:
     result = CliRunner().invoke(app, ["acquire", "--source", lab_table.url])
     assert result.exit_code == 1
     assert "exactly one of --table or --query" in result.stderr
+
+
+# --------------------------------------------------------------------------- read-only guards
+
+
+@pytest.fixture
+def writing_function(lab_table: LabTable) -> Iterator[str]:
+    """A stored function that inserts a row into the lab table: ``SELECT f()`` passes the text
+    check (nothing in it writes), so only the read-only transaction can stop it."""
+    name = f"f_{uuid.uuid4().hex[:10]}"
+    muestra = lab_table.column("Muestra")
+    engine = create_engine(lab_table.url)
+    if engine.dialect.name == "postgresql":
+        body = f"INSERT INTO {lab_table.name} ({muestra}) VALUES (99); SELECT 1"  # noqa: S608
+        create = f"CREATE FUNCTION {name}() RETURNS integer LANGUAGE sql AS $${body}$$"
+    else:
+        insert = f"INSERT INTO {lab_table.name} ({muestra}) VALUES (99)"  # noqa: S608
+        create = (
+            f"CREATE FUNCTION {name}() RETURNS INT MODIFIES SQL DATA NOT DETERMINISTIC "
+            f"BEGIN {insert}; RETURN 1; END"
+        )
+    with engine.begin() as connection:
+        connection.exec_driver_sql(create)
+    try:
+        yield name
+    finally:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(f"DROP FUNCTION {name}")
+        engine.dispose()
+
+
+def test_a_query_that_writes_through_a_function_is_stopped_by_the_read_only_transaction(
+    settings: Settings, lab_table: LabTable, writing_function: str
+) -> None:
+    with pytest.raises(InvalidInputError, match=r"(?i)read[- ]only transaction"):
+        acquire(settings, lab_table.url, query=f"SELECT {writing_function}() AS written")
+    assert lab_table.count() == 7
+    assert "Traceback" not in (settings.paths.logs / "acquire.log").read_text(encoding="utf-8")
+
+
+def test_the_same_function_writes_outside_the_read_only_transaction(
+    lab_table: LabTable, writing_function: str
+) -> None:
+    """Control: the function really writes, so the test above proves the transaction."""
+    engine = create_engine(lab_table.url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(f"SELECT {writing_function}()")
+    engine.dispose()
+    assert lab_table.count() == 8
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "SELECT * FROM {t} /*! WHERE 1 = 0 */",
+        "SELECT * FROM {t} /*M!100000 WHERE 1 = 0 */",
+        "SELECT * FROM {t} WHERE 1 = 1 /*!50000 AND 1 = 0 */",
+    ],
+)
+def test_executable_comments_are_refused_on_every_database(
+    settings: Settings, lab_table: LabTable, template: str
+) -> None:
+    with pytest.raises(InvalidInputError, match=r"^--query holds a MariaDB/MySQL executable"):
+        acquire(settings, lab_table.url, query=template.format(t=lab_table.name))
+    assert store(settings).current_version() is None
+
+
+def test_a_statement_without_a_result_set_is_refused_in_one_sentence(
+    settings: Settings, mariadb_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Behind the text check: were it ever bypassed, a statement that returns no rows (here
+    ``SELECT ... INTO @variable``) gives a clear refusal, not a ResourceClosedError traceback."""
+    from permeability.io import sql_source
+
+    monkeypatch.setattr(sql_source, "check_read_only_query", lambda sql, dialect: sql)
+    with pytest.raises(InvalidInputError, match="returned no result set"):
+        acquire(settings, mariadb_url, query="SELECT 1 INTO @permeability_probe")
+    assert "Traceback" not in (settings.paths.logs / "acquire.log").read_text(encoding="utf-8")

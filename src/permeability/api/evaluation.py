@@ -16,6 +16,7 @@ from fastapi import APIRouter, status
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictBool
 
 from permeability.api.deps import Authorized, ServiceDep, SettingsDep
+from permeability.api.schemas import version_label_schema
 from permeability.jobs.evaluation import EvaluationReport, EvaluationRequest
 
 evaluation_router = APIRouter(tags=["evaluate"])
@@ -42,7 +43,11 @@ class EvaluateRequest(BaseModel):
         json_schema_extra={"examples": [{}, {"version": "0.1"}, {"compare": True}]},
     )
 
-    version: str | None = Field(default=None, description="A version label (default: champion).")
+    version: str | None = Field(
+        default=None,
+        description="A version label (default: champion).",
+        json_schema_extra=version_label_schema(),
+    )
     all_versions: StrictBool = Field(
         default=False,
         validation_alias=AliasChoices("all", "all_versions"),

@@ -33,8 +33,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from permeability.api import page
-from permeability.api.errors import install_error_handlers
-from permeability.api.inference_batch import batch_router
+from permeability.api.body_limit import BodyLimitMiddleware
+from permeability.api.deps import INFERENCE_TOKEN, InferenceAuthorized
+from permeability.api.errors import document_error_contract, install_error_handlers
+from permeability.api.inference_batch import MAX_UPLOAD_BYTES, batch_router
 from permeability.api.inference_fast import InferenceApp
 from permeability.api.inference_metrics import InferenceMetrics, MetricsMiddleware
 from permeability.api.inference_schemas import (
@@ -90,7 +92,7 @@ _INFERENCE_BODY: Final[dict[str, Any]] = {
     openapi_extra={"requestBody": _INFERENCE_BODY},
     summary="Guide value, interval and decision for one sample (the seed's body)",
 )
-async def infer(request: Request) -> Response:
+async def infer(request: Request, _: InferenceAuthorized) -> Response:
     """Also the fallback of the lean path in front of it (api/inference_fast.py), which sends
     here every request it does not answer itself, errors included."""
     started = time.perf_counter()
@@ -227,8 +229,15 @@ def _install_inference_errors(app: FastAPI) -> None:
 # -- the app ---------------------------------------------------------------------------------
 
 
-def create_inference_app(settings: Settings | None = None) -> FastAPI:
-    """The inference service; settings are read now (or given), models are loaded at start."""
+def create_inference_app(
+    settings: Settings | None = None, *, max_body_bytes: int = MAX_UPLOAD_BYTES
+) -> FastAPI:
+    """The inference service; settings are read now (or given), models are loaded at start.
+
+    Every request body is capped at ``max_body_bytes`` (the batch upload limit; tests give a
+    small one), counted as it streams in; 413 past it (``api/body_limit.py``).
+    ``PERMEABILITY_INFERENCE_TOKEN``, when set, guards the POST endpoints.
+    """
     resolved = settings if settings is not None else get_settings()
     metrics_registry = InferenceMetrics()
 
@@ -287,15 +296,19 @@ def create_inference_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = resolved
     app.state.inference = None
+    app.token = INFERENCE_TOKEN.expected(resolved)  # the lean path checks it too
     install_error_handlers(app)
     _install_inference_errors(app)
     app.include_router(inference_router)
     app.include_router(batch_router)
     app.include_router(service_router)
     app.include_router(page.router)  # the lab page at / (api/page.py)
-    app.add_middleware(MetricsMiddleware, metrics=metrics_registry)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    app.body_limit = max_body_bytes  # the lean path, in front of the middleware, reads less
+    app.add_middleware(MetricsMiddleware, metrics=metrics_registry)  # outermost: counts 413s
     app.metrics = metrics_registry  # the lean path counts what it answers itself
     _document_request_models(app)
+    document_error_contract(app, token_required=app.token is not None)
     return app
 
 

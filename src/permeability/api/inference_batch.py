@@ -16,8 +16,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException
 
-from permeability.api.inference_schemas import BatchRequest, BatchResponse
+from permeability.api.body_limit import BodyTooLargeError
+from permeability.api.deps import InferenceAuthorized
+from permeability.api.inference_schemas import BatchOptions, BatchRequest, BatchResponse
 from permeability.api.inference_single import SAMPLE_ERROR_RESPONSES
 from permeability.api.inference_state import InferenceState, model_for, state_of
 from permeability.errors import InvalidInputError
@@ -32,6 +35,9 @@ from permeability.jobs.predict import (
     to_csv_text,
 )
 
+#: The largest request body the inference service takes, for every route and content type:
+#: ``create_inference_app`` hands it to ``api/body_limit.py``, which counts the bytes as they
+#: stream in (chunked or not) and answers 413 past it, before the whole body is held.
 MAX_UPLOAD_BYTES: Final = 200 * 1024 * 1024
 
 batch_router = APIRouter(tags=["inference"])
@@ -66,7 +72,7 @@ _BATCH_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
         "content": {"text/csv": {"schema": {"type": "string"}}},
     },
     404: SAMPLE_ERROR_RESPONSES[404],
-    413: {"description": "The upload is larger than the server accepts."},
+    413: {"description": "The body is larger than the service accepts (200 MiB by default)."},
     415: {"description": "Send application/json, multipart/form-data or text/csv."},
     422: {"description": "The body or the file cannot be read as a batch (says why)."},
     503: SAMPLE_ERROR_RESPONSES[503],
@@ -83,31 +89,25 @@ class _BatchInput:
     from_file: bool = False
 
 
-def _level_from_text(text: Any) -> float | None:
-    if text is None or text == "":
-        return None
+def _body_errors(exc: ValidationError) -> RequestValidationError:
+    """A pydantic report as FastAPI's 422, each ``loc`` starting with ``body``."""
+    return RequestValidationError(
+        [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+    )
+
+
+def _form_options(form: Any) -> BatchOptions:
+    """The upload's ``version`` and ``level`` fields, by the JSON body's rules (an empty field
+    is an absent one)."""
+    fields = {name: form.get(name) for name in ("version", "level")}
     try:
-        level = float(text)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"level must be a number between 0 and 1, got {text!r}") from None
-    if not 0.0 < level < 1.0:
-        raise InvalidInputError(f"level must be between 0 and 1 (exclusive), got {level:g}")
-    return level
-
-
-def _text_or_none(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise InvalidInputError("version must be text")
-    return value
+        return BatchOptions.model_validate({k: v for k, v in fields.items() if v not in (None, "")})
+    except ValidationError as exc:
+        raise _body_errors(exc) from exc
 
 
 async def _read_batch(request: Request, version: str | None, level: float | None) -> _BatchInput:
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    length = int(request.headers.get("content-length") or 0)
-    if length > MAX_UPLOAD_BYTES:
-        raise _TooLargeError()
     if kind == "application/json":
         return await _read_json_batch(request, version, level)
     if kind == "multipart/form-data":
@@ -131,9 +131,7 @@ async def _read_json_batch(
     try:
         body = BatchRequest.model_validate(raw)
     except ValidationError as exc:
-        raise RequestValidationError(
-            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-        ) from exc
+        raise _body_errors(exc) from exc
     frame, not_objects = records_frame(body.records)
     return _BatchInput(
         frame,
@@ -149,8 +147,11 @@ async def _read_multipart_batch(
 ) -> _BatchInput:
     try:
         form = await request.form(max_files=1, max_fields=10)
+    except (BodyTooLargeError, HTTPException):
+        raise  # the body limit (413), a malformed multipart body (400): answered as they are
     except Exception as exc:
         raise InvalidInputError(f"multipart body cannot be read: {exc}") from exc
+    options = _form_options(form)
     upload = form.get("file")
     if upload is None or isinstance(upload, str):
         raise InvalidInputError("multipart body needs a file field named 'file' (.csv or .xlsx)")
@@ -159,15 +160,11 @@ async def _read_multipart_batch(
     frame = await run_in_threadpool(read_table, data, name)
     return _BatchInput(
         frame,
-        _text_or_none(form.get("version")) or version,
-        _level_from_text(form.get("level")) if form.get("level") is not None else level,
+        options.version if options.version is not None else version,
+        options.level if options.level is not None else level,
         "refuse",
         from_file=True,
     )
-
-
-class _TooLargeError(Exception):
-    pass
 
 
 class _UnsupportedMediaError(Exception):
@@ -206,6 +203,7 @@ def _score_batch(
         errors[batch.not_objects] = "record is not a JSON object with the sample's fields"
         scored.frame["error"] = pd.Series(errors, index=scored.frame.index, dtype=object)
     columns, count = scored.log_columns()
+    # Spooled to the local disk here, before the answer is built and sent (a kill loses none).
     state.log.append_columns(columns, count)
     for decision, amount in scored.decision_counts().items():
         state.metrics.count_decision(decision, amount)
@@ -222,6 +220,7 @@ def _score_batch(
 )
 async def infer_batch(
     request: Request,
+    _: InferenceAuthorized,
     version: str | None = Query(
         default=None, min_length=1, max_length=64, description="Default: champion."
     ),
@@ -236,11 +235,6 @@ async def infer_batch(
     state = state_of(request)
     try:
         batch = await _read_batch(request, version, level)
-    except _TooLargeError:
-        return JSONResponse(
-            {"detail": f"upload larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB"},
-            status_code=status.HTTP_413_CONTENT_TOO_LARGE,
-        )
     except _UnsupportedMediaError as exc:
         return JSONResponse(
             {

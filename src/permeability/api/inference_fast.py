@@ -11,8 +11,9 @@ offered to :meth:`InferenceApp._fast_inference`, which reads the body and, when 
 parses, the version is already in memory and the answer succeeds, sends that answer (the same
 bytes as the route, from the same :func:`~permeability.api.inference_single.respond`).
 Anything else (a field error, an unknown or not yet loaded version, a service not started, any
-exception, a body larger than a sample could be) is handed with its body to the FastAPI app,
-whose route answers it. So the fast path never shapes an error: every error a client sees is the
+exception, a body larger than a sample could be, a missing or wrong token when
+``PERMEABILITY_INFERENCE_TOKEN`` is set) is handed with its body to the FastAPI app, whose
+route answers it. So the fast path never shapes an error: every error a client sees is the
 documented one, and the route stays the OpenAPI contract.
 """
 
@@ -25,6 +26,7 @@ from typing import Any, Final
 from fastapi import FastAPI
 from pydantic import ValidationError
 
+from permeability.api.deps import bearer_credentials, token_matches
 from permeability.api.inference_metrics import InferenceMetrics
 from permeability.api.inference_schemas import InferenceRequest
 from permeability.api.inference_single import respond
@@ -48,11 +50,16 @@ class _DeclinedError(Exception):
 class InferenceApp(FastAPI):
     """The inference service's FastAPI app, with the lean path for ``POST /inference``.
 
-    ``fast_path`` may be switched off (the equivalence tests compare both ways).
+    ``fast_path`` may be switched off (the equivalence tests compare both ways). ``token``:
+    the inference token when one is set; the lean path answers only requests that carry it
+    (the route's dependency answers the others, 401). ``body_limit``: the service's body
+    limit (``api/body_limit.py`` enforces it behind this path, which never reads past it).
     """
 
     fast_path: bool = True
     metrics: InferenceMetrics | None = None
+    token: str | None = None
+    body_limit: int | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -60,6 +67,7 @@ class InferenceApp(FastAPI):
             and scope["type"] == "http"
             and scope["path"] == INFERENCE_PATH
             and scope["method"] == "POST"
+            and (self.token is None or _authorized(scope, self.token))
         ):
             await self._fast_inference(scope, receive, send)
             return
@@ -67,12 +75,15 @@ class InferenceApp(FastAPI):
 
     async def _fast_inference(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        body, complete, disconnected = await _read_body(receive, MAX_FAST_BODY_BYTES)
+        # Never read past the service's body limit either: the route then answers 413.
+        cap = self.body_limit
+        limit = MAX_FAST_BODY_BYTES if cap is None else min(MAX_FAST_BODY_BYTES, cap)
+        body, complete, disconnected = await _read_body(receive, limit)
         if disconnected:
             return  # the client left; there is nobody to answer
         state: InferenceState | None = getattr(self.state, "inference", None)
         try:
-            if not complete or state is None:
+            if not complete or state is None or len(body) > limit:
                 raise _DeclinedError
             payload = _answer(state, body, started)
         except Exception:
@@ -88,6 +99,15 @@ class InferenceApp(FastAPI):
         await send({"type": "http.response.body", "body": payload})
         if self.metrics is not None:
             self.metrics.observe(INFERENCE_PATH, 200, time.perf_counter() - started)
+
+
+def _authorized(scope: Scope, token: str) -> bool:
+    """The request's bearer token is ``token`` (the first Authorization header, as Starlette
+    reads it for the route's dependency)."""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            return token_matches(bearer_credentials(value.decode("latin-1")), token)
+    return False
 
 
 def _answer(state: InferenceState, body: bytes, started: float) -> bytes:

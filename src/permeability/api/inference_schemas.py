@@ -33,7 +33,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from permeability.domain.records import MAX_FIELD_LENGTH
+from permeability.domain.records import MAX_FIELD_LENGTH, control_character_problem
 from permeability.domain.schema import (
     CALIPER_RANGE_UM,
     HUMIDITY_RANGE_PCT,
@@ -199,6 +199,9 @@ class SampleInput(BaseModel):
     def _has_text(cls, value: str) -> str:
         if not value.strip():
             raise PydanticCustomError("blank_structure", "must not be blank")
+        problem = control_character_problem(value.strip())  # acquisition's rule, same words
+        if problem is not None:
+            raise PydanticCustomError("control_character", "{problem}", {"problem": problem})
         return value
 
     @field_validator("CalibreProm")
@@ -342,7 +345,17 @@ class InferenceResponse(BaseModel):
     )
 
 
-class BatchRequest(BaseModel):
+class BatchOptions(BaseModel):
+    """A batch's options, checked by the same rules however they come: the JSON body's
+    fields, or a multipart upload's form fields (text, so ``level`` is read as a number)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: str | None = Field(default=None, min_length=1, max_length=64)
+    level: float | None = Field(default=None, gt=0.0, lt=1.0, allow_inf_nan=False)
+
+
+class BatchRequest(BatchOptions):
     """Many samples at once; each record has the fields of ``data_test``. A bad record
     becomes a row with an ``error``, never a failed request."""
 
@@ -351,14 +364,11 @@ class BatchRequest(BaseModel):
         json_schema_extra={"examples": [{"version": "0.1", "records": [SEED_SAMPLE]}]},
     )
 
-    version: str | None = Field(default=None, min_length=1, max_length=64)
-    level: float | None = Field(default=None, gt=0.0, lt=1.0, allow_inf_nan=False)
     records: list[Any] = Field(
         max_length=100_000,
         description="Lab records (objects with the seed's field names, optionally with "
         "CONSECUTIVO, Referencia and Fecha). An item that is not an object becomes a row "
-        "whose error says so.",
-        json_schema_extra={"items": {"type": "object"}},
+        "whose error says so (so the schema takes any item).",
     )
 
 

@@ -2,7 +2,9 @@
 
 Shared by the FastAPI route and the lean ASGI path in front of it (``api/inference_fast.py``),
 so both give the same answer byte for byte. Pure CPU work of a few microseconds for linear
-models: no DataFrame, no I/O (the prediction-log append only buffers).
+models: no DataFrame, and one I/O call: the prediction-log append buffers the row and
+writes it to the local spool (one ``write()``, before the answer leaves: a killed service
+loses no answered prediction; docs/inference.md, Durability).
 """
 
 from __future__ import annotations
@@ -244,7 +246,8 @@ def respond(
     state: InferenceState, body: InferenceRequest, loaded: LoadedModel, started: float
 ) -> bytes:
     """The JSON answer for a parsed request whose model is in memory; counts the decision and
-    buffers the prediction-log row (with the latency since ``started``, a perf_counter)."""
+    logs the prediction (buffered and spooled; with the latency since ``started``, a
+    perf_counter) before the answer is returned to be sent."""
     response, log_row = answer_sample(
         loaded,
         body.data_test,

@@ -11,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import multiprocessing
+import os
+import signal
 import threading
 import uuid
 from collections.abc import Callable
@@ -24,6 +27,7 @@ from permeability.api.inference_metrics import InferenceMetrics
 from permeability.config import ProjectConfig, load_config
 from permeability.io.model_cache import LoadedModel, ModelCache
 from permeability.io.prediction_log import PredictionLog, predictions_uri
+from permeability.io.prediction_spool import SPOOL_FOLDER
 from permeability.io.specs import SpecsWatcher
 from permeability.jobs.predict import DecisionPolicy
 from permeability.settings import Settings
@@ -89,6 +93,28 @@ class Maintenance:
                 logger.exception("inference refresh failed")
 
 
+def exit_with_supervisor() -> None:
+    """A uvicorn worker (``serve --workers N``) stops when its supervisor process dies.
+
+    Why: a supervisor killed with ``kill -9`` runs no shutdown code, and its workers kept
+    serving as orphans (measured: still answering on the port), holding multiprocessing's
+    resource tracker alive with them. A worker is a ``multiprocessing`` child, whose parent's
+    sentinel becomes ready when the parent is gone, however it died; the worker then stops as
+    on SIGTERM: its prediction log is flushed and its helper process stopped. A one-process
+    service has no such parent, and nothing is watched.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()
+        logger.error("the supervisor process %s is gone: this worker stops", parent.pid)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="supervisor-watch", daemon=True).start()
+
+
 def limit_threads() -> Any:
     """One BLAS/OpenMP thread per worker (HGB with default threads collapses under load)."""
     from threadpoolctl import threadpool_limits
@@ -115,12 +141,19 @@ async def start_inference(
     cache.on_load_error = lambda version, _reason: metrics.load_errors.labels(version).inc()
     await asyncio.to_thread(cache.refresh)
     # The Delta writes run in a helper process: in this one they showed up as p99 latency.
+    # Every answer is spooled before it is sent, so a kill -9 loses none (docs/inference.md).
+    spool = settings.paths.logs / SPOOL_FOLDER if config.inference.prediction_spool else None
     log = PredictionLog(
-        predictions_uri(settings.resolved_feature_store_uri), write_in_subprocess=True
+        predictions_uri(settings.resolved_feature_store_uri),
+        write_in_subprocess=True,
+        spool_dir=spool,
     )
     log.start()
+    # What a process killed before writing it answered: in the log before this one is ready.
+    await asyncio.to_thread(log.replay_orphans)
     maintenance = Maintenance(cache, watcher, refresh_s)
     maintenance.start()
+    exit_with_supervisor()
     state = InferenceState(
         settings=settings,
         config=config,

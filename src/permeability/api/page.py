@@ -3,7 +3,9 @@
 The page is for technicians at the bench, often on a network with no internet access, so
 everything it needs (script, styles, both languages, the chart) is in ``static/`` and is
 served from here: no CDN, no web fonts. The page talks only to the inference API of the
-same origin (``/versions``, ``/specs``, ``/inference``, ``/inference/batch``).
+same origin (``/versions``, ``/specs``, ``/inference``, ``/inference/batch``). Its GETs need no
+secret; when ``PERMEABILITY_INFERENCE_TOKEN`` is set, the first POST that answers 401 makes the
+page ask for the token once and keep it for the tab's session (``static/app.js``, ``api()``).
 
 Assets are served from a fixed list rather than a directory mount, so a request can never
 reach a file that was not meant to be public, whatever its path.

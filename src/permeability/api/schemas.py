@@ -12,8 +12,19 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from permeability.io.model_store import MAX_LABEL_LENGTH
 from permeability.jobs.promotion import PromotionResult, VersionInfo, VersionsReport
-from permeability.jobs.training import TrainingResult, TrainingSpec
+from permeability.jobs.training_spec import TrainingResult, TrainingSpec
+
+#: ``validate_label``'s rules (io/model_store.py) as a JSON-schema pattern: starts with a letter
+#: or digit; letters, digits, '.', '_', '-'; a '.' never followed by another. Documentation
+#: only (the validator runs and words the error); tests check the two agree.
+VERSION_LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*\.?$"
+
+
+def version_label_schema() -> dict[str, Any]:
+    """The OpenAPI keywords of a version label (a fresh dict: FastAPI may keep a reference)."""
+    return {"pattern": VERSION_LABEL_PATTERN, "minLength": 1, "maxLength": MAX_LABEL_LENGTH}
 
 
 class _Request(BaseModel):
@@ -32,7 +43,8 @@ class TrainRequest(_Request):
     model: str = Field(description="A name from GET /models (or 'auto').")
     version: str = Field(
         description="Immutable label, e.g. '0.1': letters, digits, '.', '_', '-'; at most 64; "
-        "starts with a letter or digit; never '..'."
+        "starts with a letter or digit; never '..'.",
+        json_schema_extra=version_label_schema(),
     )
     test_size: float = Field(gt=0.0, lt=1.0, description="Share of rows held out for scoring.")
     params: dict[str, Any] | None = Field(

@@ -1,11 +1,16 @@
-"""The training service: ``POST /train``, ``GET /models``, ``GET /versions``, promotion, health.
+"""The training service: ``POST /train``, ``GET /trainings``, ``GET /models``, ``GET /versions``,
+promotion, health.
 
 ``permeability serve training`` runs it (port 8000, as the seed). Training answers when done,
 as the seed does; the endpoint is a plain ``def``, so FastAPI runs each request in its
-thread pool and two trainings proceed side by side. They cannot corrupt each other: the
-label is reserved first (a second request for the same label gets 409), MLflow is driven by
-explicit run ids, registry writes are serialised by a file lock (see
-:mod:`permeability.jobs.training`).
+thread pool. Requests take turns (:mod:`permeability.jobs.training_queue`): at most
+``training.max_concurrent`` train at once on the machine, the others wait in a FIFO line of
+at most ``training.max_queued`` (one more gets 503 with Retry-After), and ``GET /trainings``
+shows who runs and who waits. They cannot corrupt each other: the label is reserved first (a
+second request for the same label gets 409), MLflow is driven by explicit run ids, registry
+writes are serialised by a file lock (see :mod:`permeability.jobs.training`). Trainings that
+died half-way are reconciled at start-up and before versions are listed
+(:mod:`permeability.jobs.training_recovery`).
 
 Logging is routed once at start-up to ``logs/training-api.log``; requests do not re-route it.
 """
@@ -14,10 +19,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Final
 
-from fastapi import APIRouter, Body, FastAPI, status
+from fastapi import APIRouter, Body, Depends, FastAPI, Path, Request, status
+from fastapi.responses import JSONResponse
 
+from permeability.api.body_limit import BodyLimitMiddleware
 from permeability.api.deps import (
     Authorized,
     ServiceDep,
@@ -25,7 +32,7 @@ from permeability.api.deps import (
     SettingsDep,
     configured_token,
 )
-from permeability.api.errors import install_error_handlers
+from permeability.api.errors import document_error_contract, install_error_handlers
 from permeability.api.evaluation import evaluation_router
 from permeability.api.schemas import (
     HealthResponse,
@@ -37,8 +44,20 @@ from permeability.api.schemas import (
     TrainResponse,
     VersionOut,
     VersionsResponse,
+    version_label_schema,
 )
+from permeability.jobs.training_queue import TrainingQueue, TrainingQueueFullError, TrainingsView
 from permeability.settings import Settings, get_settings
+
+#: Bodies here are a few hundred bytes of JSON (/train, promotion, /evaluate); anything past
+#: this is refused with 413 while it streams in, chunked or not (api/body_limit.py).
+MAX_REQUEST_BYTES: Final = 1024 * 1024
+
+#: A version label in a path, documented with the label rules (so a client, or a schema-driven
+#: test, knows which labels can exist); the route still checks it and says what is wrong.
+VersionPath = Annotated[
+    str, Path(description="A version label.", json_schema_extra=version_label_schema())
+]
 
 _REFUSALS = {
     status.HTTP_401_UNAUTHORIZED: {"description": "Token required and missing or wrong."},
@@ -50,6 +69,11 @@ _REFUSALS = {
         "description": "A field is invalid; the body says which."
     },
 }
+_QUEUE_FULL = {
+    status.HTTP_503_SERVICE_UNAVAILABLE: {
+        "description": "Every training slot is busy and the line is full; see Retry-After."
+    }
+}
 
 train_router = APIRouter(tags=["train"])
 models_router = APIRouter(tags=["models"])
@@ -57,15 +81,23 @@ versions_router = APIRouter(tags=["versions"])
 health_router = APIRouter(tags=["health"])
 
 
+def get_training_queue(request: Request, _: ServiceDep) -> TrainingQueue:
+    queue: TrainingQueue = request.app.state.training_queue
+    return queue
+
+
+QueueDep = Annotated[TrainingQueue, Depends(get_training_queue)]
+
+
 @train_router.post(
     "/train",
     status_code=status.HTTP_201_CREATED,
     response_model=TrainResponse,
-    responses=_REFUSALS,  # type: ignore[arg-type]
-    summary="Train, track, register and store one version",
+    responses={**_REFUSALS, **_QUEUE_FULL},  # type: ignore[dict-item]
+    summary="Train, track, register and store one version (waits for its turn)",
 )
 def train(
-    body: TrainRequest, settings: SettingsDep, service: ServiceDep, _: Authorized
+    body: TrainRequest, settings: SettingsDep, service: ServiceDep, queue: QueueDep, _: Authorized
 ) -> TrainResponse:
     from permeability.jobs.training import train as run_training
 
@@ -75,8 +107,25 @@ def train(
         config=service.config,
         registry=service.registry,
         logger=service.logger,
+        queue=queue,
     )
     return TrainResponse.from_result(result)
+
+
+@train_router.get(
+    "/trainings", response_model=TrainingsView, summary="Trainings running and waiting"
+)
+def list_trainings(queue: QueueDep) -> TrainingsView:
+    return queue.view()
+
+
+async def _queue_full(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TrainingQueueFullError)  # noqa: S101 - registered for this class only
+    return JSONResponse(
+        {"detail": str(exc), "error": type(exc).__name__},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(exc.retry_after)},
+    )
 
 
 @models_router.get("/models", response_model=ModelsResponse, summary="The model catalogue")
@@ -89,7 +138,9 @@ def list_models() -> ModelsResponse:
 @versions_router.get("/versions", response_model=VersionsResponse, summary="Trained versions")
 def list_versions(settings: SettingsDep, service: ServiceDep) -> VersionsResponse:
     from permeability.jobs.promotion import list_versions as run_listing
+    from permeability.jobs.training_recovery import reconcile_trainings
 
+    reconcile_trainings(settings, service.logger, registry=service.registry)
     return VersionsResponse.from_report(run_listing(settings, registry=service.registry))
 
 
@@ -99,12 +150,14 @@ def list_versions(settings: SettingsDep, service: ServiceDep) -> VersionsRespons
     responses={404: {"description": "No such version."}},
     summary="One trained version",
 )
-def get_version(version: str, settings: SettingsDep, service: ServiceDep) -> VersionOut:
+def get_version(version: VersionPath, settings: SettingsDep, service: ServiceDep) -> VersionOut:
     from permeability.errors import NotFoundError
     from permeability.io.model_store import validate_label
     from permeability.jobs.promotion import list_versions as run_listing
+    from permeability.jobs.training_recovery import reconcile_trainings
 
     validate_label(version)
+    reconcile_trainings(settings, service.logger, registry=service.registry)
     report = run_listing(settings, registry=service.registry)
     for info in report.versions:
         if info.version == version:
@@ -119,7 +172,7 @@ def get_version(version: str, settings: SettingsDep, service: ServiceDep) -> Ver
     summary="Move the 'champion' alias to this version",
 )
 def promote(
-    version: str,
+    version: VersionPath,
     settings: SettingsDep,
     service: ServiceDep,
     _: Authorized,
@@ -153,8 +206,11 @@ def health(settings: SettingsDep, service: ServiceDep) -> HealthResponse:
     )
 
 
-def create_training_app(settings: Settings | None = None) -> FastAPI:
-    """The training service; settings are read now (or given), MLflow is set up at start."""
+def create_training_app(
+    settings: Settings | None = None, *, max_body_bytes: int = MAX_REQUEST_BYTES
+) -> FastAPI:
+    """The training service; settings are read now (or given), MLflow is set up at start.
+    Request bodies past ``max_body_bytes`` get 413 (tests give a small limit)."""
     resolved = settings if settings is not None else get_settings()
 
     @asynccontextmanager
@@ -163,12 +219,15 @@ def create_training_app(settings: Settings | None = None) -> FastAPI:
         from permeability.io.logs import close_logging, configure_logging
         from permeability.io.registry import Registry, describe_uri
         from permeability.jobs.base import new_run_id
+        from permeability.jobs.training_recovery import reconcile_trainings
 
         paths = resolved.paths.ensure()
         logger = configure_logging(paths.logs, "training-api", new_run_id())
         registry = Registry.from_settings(resolved)
         registry.setup()
         config = load_config(resolved.config_file)
+        reconcile_trainings(resolved, logger, registry=registry)
+        app.state.training_queue = TrainingQueue.for_models(paths.models, config.training)
         app.state.service = ServiceState(config=config, registry=registry, logger=logger)
         logger.info(
             "training service ready; tracking %s", describe_uri(registry.config.tracking_uri)
@@ -188,9 +247,12 @@ def create_training_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = resolved
     app.state.service = None
     install_error_handlers(app)
+    app.add_exception_handler(TrainingQueueFullError, _queue_full)
     for router in (train_router, models_router, versions_router, health_router):
         app.include_router(router)
     app.include_router(evaluation_router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    document_error_contract(app, token_required=configured_token(resolved) is not None)
     return app
 
 

@@ -38,6 +38,7 @@ from permeability.domain.records import (
     RecordRules,
     assign_test_ids,
     censor_below_limit,
+    control_character_problem,
     dates_from_parts,
     field_text_problem,
     join_key,
@@ -346,11 +347,15 @@ def _normalise_structures(
     gone = _placeholders(spellings, tokens) | np.array([not u for u in spellings], dtype=bool)
     missing = (codes < 0) | np.r_[gone, True][codes]
     problems.missing(missing, ESTRUCTURA, text)
+    # The record text rule first: canonical spelling would turn a tab into a space and keep a NUL.
+    found = np.array([*(control_character_problem(u) for u in spellings), None])[codes]
+    controlled = pd.notna(found)
+    problems.value(controlled, ESTRUCTURA, text, lambda rows: list(found[rows]))
     parsed = [parse_structure(u, aliases) for u in spellings]
     canonical = [p.name for p in parsed]
     names = np.array([*canonical, None], dtype=object)[codes]  # code -1 picks the None
     layers = np.array([*(p.layers_text for p in parsed), None], dtype=object)[codes]
-    unshaped = ~missing & ~np.r_[structure_names_ok(canonical), True][codes]
+    unshaped = ~missing & ~controlled & ~np.r_[structure_names_ok(canonical), True][codes]
     problems.value(
         unshaped,
         ESTRUCTURA,

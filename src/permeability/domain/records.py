@@ -72,7 +72,11 @@ KEY_SEPARATOR: Final = "|"
 MAX_FIELD_LENGTH: Final = 120
 #: Years a test date may have (a typo such as 21 or 20221 is an error, not a date).
 TEST_YEARS: Final = (1900, 2200)
-_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+#: Control characters: C0 (U+0000-U+001F, tab, line feed and carriage return included), DEL
+#: (U+007F) and C1 (U+0080-U+009F). None belongs inside a lab record's text: a NUL or a C1 code
+#: is a paste or encoding accident that an .xlsx cannot even hold, and a tab or a line break
+#: inside a name makes it a different name to everything that matches on it.
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _WHOLE: Final = re.compile(r"^([+-]?\d+)\.0*$")
 
 
@@ -98,11 +102,28 @@ def dates_from_parts(
     return np.where(usable, built, np.datetime64("NaT", "ns"))
 
 
+def control_character_problem(text: str) -> str | None:
+    """The text rule of every record text field, structure names included (None: nothing
+    wrong), in words that follow the field's name and value: "contains a control character
+    (U+0000) at position 3" (the first one; positions count from 1).
+
+    ``text`` is the value trimmed of surrounding blanks (spaces, tabs, line breaks), as every
+    entry trims it first: only what would be stored is judged.
+    """
+    found = _CONTROL.search(text)
+    if found is None:
+        return None
+    return (
+        f"contains a control character (U+{ord(found.group()):04X}) at position {found.start() + 1}"
+    )
+
+
 def field_text_problem(text: str) -> str | None:
     """What is wrong with a record field's trimmed text (None: nothing), in words that follow
-    the field's name and value: "contains a control character"."""
-    if _CONTROL.search(text) is not None:
-        return "contains a control character"
+    the field's name and value: :func:`control_character_problem`, then the length."""
+    problem = control_character_problem(text)
+    if problem is not None:
+        return problem
     if len(text) > MAX_FIELD_LENGTH:
         return f"is longer than {MAX_FIELD_LENGTH} characters"
     return None

@@ -33,6 +33,7 @@ from permeability.domain.evaluation import (
     VersionEvaluation,
     window_text,
 )
+from permeability.io.cells import write_csv
 from permeability.io.registry import Registry, RegistryConfig, safe_metric_name
 from permeability.settings import Settings
 
@@ -247,10 +248,10 @@ def _render_artifacts(scope: EvaluationScope, run: VersionRun, folder: Path) -> 
             level=scores.level,
             prefix=prefix,
         )
-        frame.to_csv(tables / f"{prefix}scored_rows.csv", index=False)
-        scores.structure_table().to_csv(tables / f"{prefix}per_structure.csv", index=False)
+        write_csv(frame, tables / f"{prefix}scored_rows.csv")
+        write_csv(scores.structure_table(), tables / f"{prefix}per_structure.csv")
     if result.drift is not None:
-        result.drift.table().to_csv(tables / "drift.csv", index=False)
+        write_csv(result.drift.table(), tables / "drift.csv")
     (folder / "evaluation.json").write_text(
         json.dumps(_summary(scope, result), indent=2, ensure_ascii=False, default=str),
         encoding="utf-8",

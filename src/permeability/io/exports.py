@@ -8,7 +8,6 @@ with ``_``) are never written: an export is what the lab would have, nothing mor
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import shutil
 import sqlite3
@@ -17,10 +16,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
 
-import openpyxl
 import pandas as pd
 
 from permeability.errors import InvalidInputError
+from permeability.io.cells import write_sheet
 
 #: SQLite table that holds the records of a database export.
 SQLITE_TABLE: Final = "muestras"
@@ -105,26 +104,15 @@ def _atomic_target(target: Path, *, keep_existing: bool) -> Iterator[Path]:
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    # Cells as typed, not neutralised (io/cells.py): an export is the pipeline's *input*, and a
+    # "-" placeholder or a "-0,5 µm" must reach acquisition as the lab wrote it.
     frame.to_csv(path, index=False, encoding="utf-8")
 
 
 def _write_xlsx(frame: pd.DataFrame, path: Path) -> None:
-    """One sheet, streamed (openpyxl write-only mode is about twice as fast as pandas' writer).
-
-    Numbers stay numbers and text stays text, as in a hand-kept workbook; missing values
-    become empty cells.
-    """
-    workbook = openpyxl.Workbook(write_only=True)
-    sheet = workbook.create_sheet(SQLITE_TABLE)
-    sheet.append([str(column) for column in frame.columns])
-    columns = [frame[column].to_numpy(dtype=object) for column in frame.columns]
-    for row in zip(*columns, strict=True):
-        sheet.append([None if _is_missing(value) else value for value in row])
-    workbook.save(path)
-
-
-def _is_missing(value: object) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    """Numbers stay numbers and text stays text (string cells, never formulas), as in a
+    hand-kept workbook; missing values become empty cells. Cells as typed, as in the CSV."""
+    write_sheet(frame, path, SQLITE_TABLE)
 
 
 def _sqlite_types(frame: pd.DataFrame) -> dict[str, str]:

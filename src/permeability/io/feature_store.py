@@ -82,6 +82,7 @@ from permeability.domain.schema import (
 )
 from permeability.domain.validation import IMPUTED_COLUMN, INGESTED_AT
 from permeability.errors import EmptyFeatureStoreError, InvalidInputError, NotFoundError
+from permeability.io.cells import csv_text
 
 logger = logging.getLogger(__name__)
 
@@ -338,7 +339,7 @@ class FeatureStore:
         folder = f"{PCA_FOLDER}/v{version}"
         table = pd.DataFrame(pca.variance_table())
         self._write_bytes(f"{folder}/pca.json", json.dumps(pca.to_dict(), indent=2).encode())
-        self._write_bytes(f"{folder}/explained_variance.csv", table.to_csv(index=False).encode())
+        self._write_bytes(f"{folder}/explained_variance.csv", csv_text(table).encode())
         self._write_bytes(
             f"{folder}/explained_variance.json", table.to_json(orient="records").encode()
         )
@@ -351,13 +352,29 @@ class FeatureStore:
             self._write_bytes(f"{folder}/explained_variance.png", png.read_bytes())
         return _join(self.uri, PCA_FOLDER, f"v{version}")
 
+    def restore_pca_artifacts(self, version: int) -> bool:
+        """Write ``version``'s PCA files if its run died between the commit and the files.
+
+        The commit records the PCA itself, so the files can always be rebuilt; the plot is
+        written last, so its presence says the folder is complete. True when files were written.
+        """
+        filesystem = _filesystem(self.uri, self.storage_options)
+        last = f"{PCA_FOLDER}/v{version}/explained_variance.png"
+        if filesystem.get_file_info(last).type == pafs.FileType.File:
+            return False
+        self.save_pca_artifacts(version, self.pca(version))
+        return True
+
     def _write_bytes(self, relative: str, payload: bytes) -> None:
+        """Write under a temporary name, then move: a killed writer leaves no half file."""
         filesystem = _filesystem(self.uri, self.storage_options)
         parent = relative.rpartition("/")[0]
         if parent:
             filesystem.create_dir(parent, recursive=True)
-        with filesystem.open_output_stream(relative) as out:
+        partial = f"{relative}.partial"
+        with filesystem.open_output_stream(partial) as out:
             out.write(payload)
+        filesystem.move(partial, relative)
 
     def _read_text(self, relative: str) -> str | None:
         filesystem = _filesystem(self.uri, self.storage_options)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from permeability.errors import ConflictError, InvalidInputError, NotFoundError
+from permeability.io.durable import fsync_dir, write_text_durably
 
 METADATA_FILE = "metadata.json"
 MLMODEL_FILE = "MLmodel"
@@ -92,9 +93,12 @@ class Reservation:
         target = self.store.path_of(self.label)
         if target.exists():
             raise ConflictError(f"version label '{self.label}' already exists in the model store")
-        _write_json_durably(self.staging_path / METADATA_FILE, metadata)
+        write_text_durably(
+            self.staging_path / METADATA_FILE,
+            json.dumps(metadata, indent=2, ensure_ascii=False, sort_keys=True, default=str) + "\n",
+        )
         os.rename(self.staging_path, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         self.published = True
         return target
 
@@ -127,20 +131,34 @@ class ModelStore:
         """Hold ``label`` exclusively; on exit drop the lock and any unpublished staging files."""
         validate_label(label)
         self.ensure_available(label)
-        lock_dir = self.root / ".reservations"
         (self.root / ".staging").mkdir(parents=True, exist_ok=True)
+        with self.lock_label(label):
+            reservation = Reservation(self, label)
+            try:
+                # Checked again under the lock: an earlier holder may have published meanwhile.
+                self.ensure_available(label)
+                reservation.discard()  # leftovers of a writer that crashed holding the label
+                yield reservation
+            finally:
+                if not reservation.published:
+                    reservation.discard()
+
+    @contextmanager
+    def lock_label(self, label: str) -> Iterator[None]:
+        """Hold the label's reservation lock, published or not (:class:`ConflictError` if held).
+
+        Every writer holds it for its whole life and the kernel drops it when the writer dies,
+        so getting it also proves that no live process owns what an earlier writer of the label
+        left behind (see :mod:`permeability.jobs.training_recovery`).
+        """
+        validate_label(label)
+        lock_dir = self.root / ".reservations"
         lock_dir.mkdir(parents=True, exist_ok=True)
         lock_file = lock_dir / f"{label}.lock"
         handle = _lock_exclusively(lock_file, label)
-        reservation = Reservation(self, label)
         try:
-            # Checked again under the lock: an earlier holder may have published meanwhile.
-            self.ensure_available(label)
-            reservation.discard()  # leftovers of a writer that crashed while holding the label
-            yield reservation
+            yield
         finally:
-            if not reservation.published:
-                reservation.discard()
             _release(handle, lock_file)
 
     def labels(self) -> list[str]:
@@ -217,21 +235,3 @@ def _integrity_problem(path: Path, label: str, metadata: Mapping[str, Any]) -> s
         if not (path / relative).is_file():
             return f"{relative} is missing"
     return None
-
-
-def _write_json_durably(path: Path, payload: Mapping[str, Any]) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2, ensure_ascii=False, sort_keys=True, default=str)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a rename survive a power cut (a no-op where directories cannot be opened)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

@@ -28,12 +28,19 @@ fails (disk full, store unreachable) the rows are kept and retried on the next f
 beyond ``max_pending_rows`` are the oldest dropped, and that is logged with the count.
 
 With ``write_in_subprocess=True`` (the inference service) the Delta write itself runs in a
-helper process: the flusher hands it the batch as an Arrow IPC file and waits. The write holds
-the GIL in stretches of 3–5 ms and costs tens of milliseconds of CPU per commit; in the serving
-process that showed up as p99 latency, in its own process the OS shares the cores in finer
-slices and the request thread never waits for it. The rows stay in this process until the
-helper reports the commit, so the guarantees above hold unchanged (a crashed helper is a failed
-write: the rows are kept and the next flush starts a new helper).
+helper process that exits with its parent (:mod:`permeability.io.prediction_writer`). The
+rows stay in this process until the helper reports the commit, so the guarantees above hold
+unchanged (a crashed helper is a failed write: the rows are kept and the next flush starts a
+new helper).
+
+**Kill -9** (issue 13): a process killed without its shutdown loses what it buffered, up to
+one flush interval of answers. With ``spool_dir`` (the inference service), every append is
+also written to this process's spool on the local disk before ``append`` returns, i.e.
+before the answer is sent (:mod:`permeability.io.prediction_spool`: format, fsync policy).
+Every commit records how far the spool got as a Delta transaction id, and the spool's
+segments are deleted once a commit covering them is confirmed. The spool of a process that
+died is written into the log by :meth:`PredictionLog.replay_orphans`, exactly once: at the
+start of the service and after every flush of every process still running.
 
 Several processes (uvicorn workers, the CLI) may append to the same table at once: Delta's
 optimistic concurrency lets concurrent appends both commit.
@@ -43,99 +50,76 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
+import math
 import os
-import signal
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from permeability.domain.schema import (
-    CALIBRE_PROM,
-    CALIBRES,
-    CONSECUTIVO,
-    ESTRUCTURA,
-    FECHA,
-    GRADOS_C,
-    MUESTRA,
-    PORC_HUMEDAD,
-    REFERENCIA,
+from permeability.io.prediction_replay import replay_spools
+from permeability.io.prediction_rows import UnstorableValueError
+from permeability.io.prediction_schema import (
+    COLUMNS,
+    ENDPOINTS,
+    PREDICTIONS_TABLE,
+    RECORD_COLUMNS,
+    SCHEMA,
+    columns_to_table,
+    concat,
+    new_row_buffer,
+    predictions_uri,
 )
-from permeability.io.prediction_rows import RowBuffer, UnstorableValueError, timestamps
-
-PREDICTIONS_TABLE: Final = "predictions"
-ENDPOINTS: Final = ("single", "batch", "cli")
-
-_FLOAT_COLUMNS: Final = (
-    GRADOS_C,
-    PORC_HUMEDAD,
-    *CALIBRES,
-    CALIBRE_PROM,
-    "prediction",
-    "lower",
-    "upper",
-    "level",
-    "spec_limit",
-    "p_exceed",
-    "latency_ms",
+from permeability.io.prediction_spool import (
+    ROW,
+    SPOOL_AVAILABLE,
+    TABLE,
+    SpoolWriter,
+    encode_row,
+    encode_table,
+)
+from permeability.io.prediction_writer import (
+    TABLE_CONFIGURATION,
+    HelperGoneError,
+    Transaction,
+    WriterProcess,
+    append_table,
+    committed_version,
 )
 
-SCHEMA: Final = pa.schema(
-    [
-        pa.field("timestamp", pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field("request_id", pa.string(), nullable=False),
-        pa.field("endpoint", pa.string(), nullable=False),
-        pa.field("version", pa.string(), nullable=False),
-        pa.field(MUESTRA, pa.int64()),
-        pa.field(GRADOS_C, pa.float64()),
-        pa.field(PORC_HUMEDAD, pa.float64()),
-        pa.field(ESTRUCTURA, pa.string()),
-        pa.field("structure", pa.string()),
-        *(pa.field(c, pa.float64()) for c in (*CALIBRES, CALIBRE_PROM)),
-        pa.field("prediction", pa.float64()),
-        pa.field("lower", pa.float64()),
-        pa.field("upper", pa.float64()),
-        pa.field("level", pa.float64()),
-        pa.field("spec_limit", pa.float64()),
-        pa.field("p_exceed", pa.float64()),
-        pa.field("decision", pa.string()),
-        pa.field("latency_ms", pa.float64()),
-        # The record fields (issue 11), last: where a log created before them puts them when
-        # it gains them (Delta's schema merge appends new columns), so both orders agree.
-        pa.field(CONSECUTIVO, pa.string()),
-        pa.field(REFERENCIA, pa.string()),
-        pa.field(FECHA, pa.date32()),
-    ]
-)
-COLUMNS: Final = tuple(SCHEMA.names)
-#: Columns a log written before issue 11 lacks (null in its rows).
-RECORD_COLUMNS: Final = (CONSECUTIVO, REFERENCIA, FECHA)
+__all__ = [  # the log's schema and helpers are imported from here by its users
+    "COLUMNS",
+    "ENDPOINTS",
+    "PREDICTIONS_TABLE",
+    "RECORD_COLUMNS",
+    "SCHEMA",
+    "TABLE_CONFIGURATION",
+    "PredictionLog",
+    "columns_to_table",
+    "predictions_uri",
+    "read_predictions",
+]
 
-# Set when the first append creates the table (Delta ignores it on later appends). Every
-# write replays the log since the last checkpoint, so with Delta's default of one checkpoint
-# per 100 commits a 5-s append cost 25 ms after a checkpoint and 55-65 ms before the next
-# (measured, 25k rows); one every 10 commits keeps it near the low end. File statistics only
-# for the columns one filters the log by: the other 19 cost CPU on every commit and no
-# query uses them (readers do not need statistics to read the table).
-TABLE_CONFIGURATION: Final[dict[str, str | None]] = {
-    "delta.checkpointInterval": "10",
-    "delta.dataSkippingStatsColumns": f"timestamp,endpoint,version,{MUESTRA},structure",
-}
+#: A spool that cannot be written is logged at most this often (a full disk fails every answer).
+_SPOOL_FAILURE_LOG_S: Final = 60.0
 
 logger = logging.getLogger("permeability.prediction_log")
 
 
-def predictions_uri(feature_store_uri: str) -> str:
-    """The log's table below the feature store root (a path or an object-store URI)."""
-    return f"{feature_store_uri.rstrip('/')}/{PREDICTIONS_TABLE}"
+@dataclass
+class _Taken:
+    """Rows taken from the buffers for a commit: ``last_seq`` is the number of the newest
+    append among them, ``segments`` the spool files a confirmed commit of them frees."""
+
+    table: pa.Table
+    last_seq: int
+    segments: list[Path] = field(default_factory=list)
 
 
 class PredictionLog:
@@ -143,7 +127,8 @@ class PredictionLog:
 
     ``append`` takes one row as a mapping with the keys of :data:`COLUMNS`; ``timestamp`` is
     epoch seconds (``time.time()``), the cheapest clock to read on a request path.
-    ``append_frame`` takes a whole scored batch at once (already column-shaped).
+    ``append_columns`` takes a whole scored batch at once (already column-shaped).
+    With ``spool_dir``, both return only once the rows are in this process's spool.
     """
 
     def __init__(
@@ -155,36 +140,53 @@ class PredictionLog:
         max_pending_rows: int = 2_000_000,
         storage_options: dict[str, str] | None = None,
         write_in_subprocess: bool = False,
+        spool_dir: Path | None = None,
     ) -> None:
         self.uri = uri
         self.write_in_subprocess = write_in_subprocess
-        self._writer: ProcessPoolExecutor | None = None
+        self._writer: WriterProcess | None = None
         self.flush_interval_s = flush_interval_s
         self.max_buffer_rows = max_buffer_rows
         self.max_pending_rows = max_pending_rows
         self.storage_options = storage_options
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
-        self._rows = _new_row_buffer()
+        self._replay_lock = threading.Lock()
+        self._rows = new_row_buffer()
         self._tables: list[pa.Table] = []
+        self._pending: list[_Taken] = []  # taken by a flush whose write failed, oldest first
         self._buffered = 0
+        self._seq = 0  # appends so far (the spool's record numbers)
+        self._check_committed = False
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.rows_written = 0
         self.rows_dropped = 0
+        self.rows_replayed = 0
+        self.spool_failures = 0
+        self._spool_failure_logged = -math.inf
         self.commits = 0
         self.last_error: str | None = None
+        self._spool: SpoolWriter | None = None
+        if spool_dir is not None and SPOOL_AVAILABLE:
+            self._spool = SpoolWriter(spool_dir)
+        elif spool_dir is not None:  # pragma: no cover - Windows
+            logger.warning("no prediction spool without fcntl: a kill loses unflushed rows")
 
     # -- request side: cheap -------------------------------------------------------------
 
     def append(self, row: Mapping[str, Any]) -> None:
-        """Buffer one prediction; never touches the disk.
+        """Buffer one prediction (and spool it: one write() system call).
 
         A row holding a value its column cannot store (text where a number belongs, no
         request id) could never be written: it alone is dropped, counted in
         ``rows_dropped`` and logged with the column and the value.
         """
+        payload: bytes | None = None
+        if self._spool is not None:
+            with contextlib.suppress(ValueError, TypeError):  # refused below, or counted
+                payload = encode_row(row)
         with self._lock:
             try:
                 self._rows.append(row)
@@ -192,6 +194,8 @@ class PredictionLog:
                 self.rows_dropped += 1
                 logger.error("prediction log dropped a row that cannot be stored: %s", exc)
                 return
+            self._seq += 1
+            self._spool_record(ROW, payload)
             self._buffered += 1
             if self._buffered >= self.max_buffer_rows:
                 self._wake.set()
@@ -202,11 +206,35 @@ class PredictionLog:
         if count == 0:
             return
         table = columns_to_table(columns, count)
+        payload = encode_table(table) if self._spool is not None else None
         with self._lock:
             self._tables.append(table)
+            self._seq += 1
+            self._spool_record(TABLE, payload)
             self._buffered += table.num_rows
             if self._buffered >= self.max_buffer_rows:
                 self._wake.set()
+
+    def _spool_record(self, kind: int, payload: bytes | pa.Buffer | None) -> None:
+        """Under ``self._lock``: the spool's order is the buffers' order. A spool that cannot
+        be written (disk full) does not stop answers: counted, and logged now and then."""
+        if self._spool is None:
+            return
+        try:
+            if payload is None:
+                raise ValueError("a value of the row cannot be written as JSON")
+            self._spool.append(self._seq, kind, payload)
+        except (OSError, ValueError) as exc:
+            self.spool_failures += 1
+            now = time.monotonic()
+            if now - self._spool_failure_logged >= _SPOOL_FAILURE_LOG_S:
+                self._spool_failure_logged = now
+                logger.error(
+                    "prediction spool write failed (%d so far): %s; answers go on, and a kill "
+                    "before the next flush would lose them",
+                    self.spool_failures,
+                    exc,
+                )
 
     @property
     def pending_rows(self) -> int:
@@ -218,18 +246,28 @@ class PredictionLog:
     def flush(self) -> int:
         """Write everything buffered as one Delta commit; returns the rows written."""
         with self._write_lock:
-            table = self._take()
-            if table is None:
+            taken = self._take()
+            if not taken:
                 return 0
             try:
-                self._write(table)
+                if self._check_committed:
+                    taken = self._without_committed(taken)
+                table = concat([t.table for t in taken])
+                if table.num_rows:
+                    self._write(table, self._transaction(taken))
             except Exception as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                logger.error("prediction log write of %d rows failed: %s", table.num_rows, exc)
-                self._requeue(table)
+                rows = sum(t.table.num_rows for t in taken)
+                logger.error("prediction log write of %d rows failed: %s", rows, exc)
+                self._requeue(taken)
+                # The write may have committed before it failed (a helper killed after its
+                # commit): the next flush asks the table before writing these rows again.
+                self._check_committed = self._spool is not None
                 return 0
+            self._check_committed = False
+            self._discard(taken)
             self.rows_written += table.num_rows
-            self.commits += 1
+            self.commits += 1 if table.num_rows else 0
             self.last_error = None
             return int(table.num_rows)
 
@@ -239,16 +277,15 @@ class PredictionLog:
             return
         self._stop.clear()
         if self.write_in_subprocess and self._writer is None:
-            # Started now, not at the first flush: its start-up (a Python process importing
-            # deltalake, about 1.5 s of CPU) would otherwise compete with the first requests.
-            self._writer = _start_writer()
+            self._writer = WriterProcess()
         self._thread = threading.Thread(
             target=self._run, name="prediction-log-flusher", daemon=True
         )
         self._thread.start()
 
     def close(self) -> None:
-        """Stop the flusher, write what is left and stop the writing process, if any."""
+        """Stop the flusher, write what is left and stop the writing process, if any; the
+        spool is deleted once everything is written, else kept for the next start."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
@@ -261,8 +298,20 @@ class PredictionLog:
             self.write_in_subprocess = False
             self.flush()
         if self._writer is not None:
-            self._writer.shutdown(wait=True)
+            self._writer.stop()
             self._writer = None
+        with self._lock:
+            spool, self._spool = self._spool, None
+        if spool is not None:
+            unwritten = self.pending_rows
+            spool.close(remove=unwritten == 0)
+            if unwritten:
+                logger.error(
+                    "prediction log: %d rows could not be written; the spool %s keeps them "
+                    "for the next start",
+                    unwritten,
+                    spool.app_id,
+                )
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -271,39 +320,78 @@ class PredictionLog:
             if self._stop.is_set():
                 break
             self.flush()
+            self.replay_orphans()
 
-    def _take(self) -> pa.Table | None:
+    def _take(self) -> list[_Taken]:
+        closed = None
         with self._lock:
             if self._buffered == 0:
-                return None
-            rows, self._rows = self._rows, _new_row_buffer()
+                return []
+            rows, self._rows = self._rows, new_row_buffer()
             tables, self._tables = self._tables, []
+            taken, self._pending = self._pending, []
             self._buffered = 0
+            last_seq = self._seq
+            spool = self._spool
+            if spool is not None:
+                closed = spool.rotate()
+        segments = [spool.settle(closed)] if spool is not None and closed is not None else []
         if len(rows):
             tables.insert(0, rows.to_table())
-        return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        if tables or segments:
+            taken.append(_Taken(concat(tables), last_seq, segments))
+        return taken
 
-    def _requeue(self, table: pa.Table) -> None:
+    def _requeue(self, taken: list[_Taken]) -> None:
         with self._lock:
-            self._tables.insert(0, table)
-            self._buffered += table.num_rows
+            self._pending = taken + self._pending
+            self._buffered += sum(t.table.num_rows for t in taken)
             excess = self._buffered - self.max_pending_rows
-            if excess > 0:
-                combined = pa.concat_tables(self._tables)
-                self._tables = [combined.slice(excess)]
-                self._buffered -= excess
-                self.rows_dropped += excess
+            dropped = 0
+            for oldest in self._pending:  # an emptied batch stays: its spool files go with it
+                if dropped >= excess:
+                    break
+                cut = min(oldest.table.num_rows, excess - dropped)
+                oldest.table = oldest.table.slice(cut)
+                dropped += cut
+            if dropped:
+                self._buffered -= dropped
+                self.rows_dropped += dropped
                 logger.error(
                     "prediction log dropped its %d oldest unwritten rows (store unwritable)",
-                    excess,
+                    dropped,
                 )
 
-    def _write(self, table: pa.Table) -> None:
+    def _transaction(self, taken: Sequence[_Taken]) -> Transaction | None:
+        if self._spool is None:
+            return None
+        return self._spool.transaction_id, max(t.last_seq for t in taken)
+
+    def _without_committed(self, taken: list[_Taken]) -> list[_Taken]:
+        """The batches a commit has not covered yet (after a write that failed in a way
+        that may have committed anyway)."""
+        assert self._spool is not None  # noqa: S101 (only checked with a spool)
+        done = committed_version(self.uri, self._spool.transaction_id, self.storage_options)
+        covered = [t for t in taken if t.last_seq <= done]
+        if covered:
+            logger.warning(
+                "prediction log: %d rows of a failed write were committed after all; "
+                "not written again",
+                sum(t.table.num_rows for t in covered),
+            )
+            self._discard(covered)
+        return [t for t in taken if t.last_seq > done]
+
+    def _discard(self, taken: Sequence[_Taken]) -> None:
+        if self._spool is not None:
+            self._spool.discard([path for t in taken for path in t.segments])
+
+    def _write(self, table: pa.Table, transaction: Transaction | None) -> None:
         started = time.perf_counter()
         if self.write_in_subprocess:
-            self._write_elsewhere(table)
+            self._write_elsewhere(table, transaction)
         else:
-            append_table(self.uri, table, self.storage_options)
+            append_table(self.uri, table, self.storage_options, transaction)
         logger.info(
             "prediction log: %d rows in one commit (%.0f ms%s)",
             table.num_rows,
@@ -311,10 +399,10 @@ class PredictionLog:
             ", written by a helper process" if self.write_in_subprocess else "",
         )
 
-    def _write_elsewhere(self, table: pa.Table) -> None:
+    def _write_elsewhere(self, table: pa.Table, transaction: Transaction | None) -> None:
         """The commit made by the helper process (started on first use, restarted if it died)."""
         if self._writer is None:
-            self._writer = _start_writer()
+            self._writer = WriterProcess()
         # Handed over as an Arrow IPC file: writing it releases the GIL, while building a
         # bytes object and pickling it to the helper held the GIL ~4 ms each per 40k rows.
         handle, path = tempfile.mkstemp(prefix="permeability-predictions-", suffix=".arrow")
@@ -322,134 +410,39 @@ class PredictionLog:
         try:
             with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, table.schema) as out:
                 out.write_table(table)
-            self._writer.submit(append_ipc_file, self.uri, path, self.storage_options).result(
-                timeout=600
-            )
-        except (BrokenProcessPool, TimeoutError):
-            # The helper died or hangs: the next flush starts a new one. A write error inside
-            # a healthy helper (store unwritable) just fails this flush; the helper stays.
-            broken, self._writer = self._writer, None
-            broken.shutdown(wait=False, cancel_futures=True)
-            raise
+            try:
+                self._writer.append(self.uri, path, self.storage_options, transaction)
+            except HelperGoneError:
+                self._writer = None  # killed; the next flush starts a new one
+                raise
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
 
+    # -- the spools of processes that died -----------------------------------------------
 
-def _start_writer() -> ProcessPoolExecutor:
-    """The helper process, started and told to import the Delta writer (without waiting)."""
-    writer = ProcessPoolExecutor(
-        max_workers=1,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_prepare_writer,
-    )
-    writer.submit(_ready)
-    return writer
-
-
-def _ready() -> None:
-    """A first task: makes the pool start its process now rather than at the first write."""
-
-
-def _prepare_writer() -> None:
-    _ignore_interrupts()
-    import deltalake  # noqa: F401  (imported once here, not inside the first commit)
-
-
-def _ignore_interrupts() -> None:
-    """Ctrl-C in a terminal, or a supervisor's SIGTERM, reaches the whole process group; the
-    helper must outlive it, so the service's last flush at shutdown still has it. The service
-    stops it afterwards (and if the service dies, the helper's queue closes and it exits)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
-def append_table(uri: str, table: pa.Table, storage_options: dict[str, str] | None) -> None:
-    """One Delta append commit of ``table`` (creating the table with the log's settings)."""
-    from deltalake import write_deltalake
-
-    for attempt in (1, 2):
-        try:
-            write_deltalake(
-                uri,
-                table,
-                mode="append",
-                # Adds the columns a log created by an earlier release lacks (see the module
-                # docstring); when the schemas already agree it writes no metadata.
-                schema_mode="merge",
-                configuration=TABLE_CONFIGURATION,
-                storage_options=storage_options,
+    def replay_orphans(self) -> int:
+        """Write into the log what the spools of dead processes hold and it lacks, exactly
+        once (:mod:`permeability.io.prediction_replay`); returns the rows written. Never
+        raises: a spool that cannot be replayed now is logged and kept for the next try."""
+        spool = self._spool
+        if spool is None:
+            return 0
+        with self._replay_lock:
+            counts = replay_spools(
+                spool.directory,
+                spool.app_id,
+                committed=lambda app_id: committed_version(self.uri, app_id, self.storage_options),
+                write=self._write_serialised,
             )
-            return
-        except Exception:
-            if attempt == 2:
-                raise
-            # Two writers creating the table at the same instant: the loser retries as an
-            # ordinary append to the table the winner created.
-            time.sleep(0.05)
+        self.rows_replayed += counts.rows
+        self.rows_dropped += counts.dropped
+        return counts.rows
 
-
-def append_ipc_file(uri: str, path: str, storage_options: dict[str, str] | None) -> None:
-    """:func:`append_table` for a table handed over as an Arrow IPC file (the helper process)."""
-    with pa.memory_map(path) as source:
-        append_table(uri, pa.ipc.open_file(source).read_all(), storage_options)
-
-
-def _new_row_buffer() -> RowBuffer:
-    return RowBuffer(SCHEMA, unique_text=("request_id",))
-
-
-def _constant(value: Any, field: pa.Field, count: int) -> pa.Array:
-    """``count`` copies of one value without a Python list of ``count`` items."""
-    if field.name == "timestamp":
-        return timestamps(np.full(count, value, dtype=np.float64))
-    if value is None:
-        return pa.nulls(count, type=field.type)
-    if pa.types.is_date32(field.type):
-        return _dates(np.full(count, value, dtype="datetime64[D]"))
-    if pa.types.is_string(field.type):
-        indices = pa.array(np.zeros(count, dtype=np.int32))
-        return pa.DictionaryArray.from_arrays(indices, pa.array([value])).cast(pa.string())
-    return pa.array(np.full(count, value), type=field.type)
-
-
-def columns_to_table(columns: Mapping[str, Any], count: int) -> pa.Table:
-    """An Arrow table in the log's schema from arrays (length ``count``) or scalars.
-
-    The record fields are optional (null when absent): callers written before them still
-    log; every other column must be given.
-    """
-    missing = [c for c in COLUMNS if c not in columns and c not in RECORD_COLUMNS]
-    if missing:
-        raise ValueError(f"prediction log rows lack columns {missing}")
-    arrays = []
-    for field in SCHEMA:
-        value: Any = columns.get(field.name)
-        if np.ndim(value) == 0:
-            arrays.append(_constant(value, field, count))
-        elif field.name == "timestamp":
-            arrays.append(timestamps(value))
-        elif field.name in _FLOAT_COLUMNS:
-            arrays.append(pa.array(np.asarray(value, dtype=np.float64), type=pa.float64()))
-        elif field.name == MUESTRA:
-            arrays.append(pa.array(np.asarray(value, dtype=np.int64), type=pa.int64()))
-        elif pa.types.is_date32(field.type):
-            arrays.append(_dates(value))
-        else:
-            arrays.append(
-                pa.array(np.asarray(value, dtype=object), type=pa.string(), from_pandas=True)
-            )
-    return pa.Table.from_arrays(arrays, schema=SCHEMA)
-
-
-def _dates(values: Any) -> pa.Array:
-    """Dates (numpy ``datetime64``, ``datetime.date`` objects, None/NaT for missing) as date32."""
-    days = np.asarray(values, dtype="datetime64[D]")
-    missing = np.isnat(days)
-    numbers = days.astype(np.int64).astype(np.int32)
-    return pa.array(numbers, type=pa.int32(), mask=missing if missing.any() else None).cast(
-        pa.date32()
-    )
+    def _write_serialised(self, table: pa.Table, transaction: Transaction) -> None:
+        """A commit between flushes (one helper, one request at a time)."""
+        with self._write_lock:
+            self._write(table, transaction)
 
 
 def read_predictions(

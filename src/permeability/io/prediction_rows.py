@@ -13,6 +13,9 @@ A missing value (``None``) is null in the table; a float NaN stays NaN: nulls ar
 by position, not encoded in the values. A value its column cannot hold (text where a number
 belongs, an integer beyond 64 bits) is refused at :meth:`RowBuffer.append` with the column
 named, and the buffer is left as it was (no half-appended row).
+
+A scored batch arrives column-wise already and becomes a table at once
+(:func:`table_from_columns`), with the same column types.
 """
 
 from __future__ import annotations
@@ -235,3 +238,62 @@ class RowBuffer:
             else:
                 arrays.append(column.to_arrow())
         return pa.Table.from_arrays(arrays, schema=self.schema)
+
+
+# -- a batch given column-wise ---------------------------------------------------------------
+
+
+def table_from_columns(
+    schema: pa.Schema, columns: Mapping[str, Any], count: int, *, optional: tuple[str, ...] = ()
+) -> pa.Table:
+    """An Arrow table of ``schema`` from arrays of ``count`` values, or one scalar for a
+    column that is the same on every row (a scored batch's request id, version, level).
+
+    The ``timestamp`` column is epoch seconds; the ``optional`` columns may be left out (null),
+    every other one must be given.
+    """
+    missing = [f.name for f in schema if f.name not in columns and f.name not in optional]
+    if missing:
+        raise ValueError(f"prediction log rows lack columns {missing}")
+    arrays = []
+    for field in schema:
+        value: Any = columns.get(field.name)
+        if np.ndim(value) == 0:
+            arrays.append(_constant(value, field, count))
+        elif field.name == "timestamp":
+            arrays.append(timestamps(value))
+        elif pa.types.is_floating(field.type):
+            arrays.append(pa.array(np.asarray(value, dtype=np.float64), type=pa.float64()))
+        elif pa.types.is_integer(field.type):
+            arrays.append(pa.array(np.asarray(value, dtype=np.int64), type=pa.int64()))
+        elif pa.types.is_date32(field.type):
+            arrays.append(_dates(value))
+        else:
+            arrays.append(
+                pa.array(np.asarray(value, dtype=object), type=pa.string(), from_pandas=True)
+            )
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _constant(value: Any, field: pa.Field, count: int) -> pa.Array:
+    """``count`` copies of one value without a Python list of ``count`` items."""
+    if field.name == "timestamp":
+        return timestamps(np.full(count, value, dtype=np.float64))
+    if value is None:
+        return pa.nulls(count, type=field.type)
+    if pa.types.is_date32(field.type):
+        return _dates(np.full(count, value, dtype="datetime64[D]"))
+    if pa.types.is_string(field.type):
+        indices = pa.array(np.zeros(count, dtype=np.int32))
+        return pa.DictionaryArray.from_arrays(indices, pa.array([value])).cast(pa.string())
+    return pa.array(np.full(count, value), type=field.type)
+
+
+def _dates(values: Any) -> pa.Array:
+    """Dates (numpy ``datetime64``, ``datetime.date`` objects, None/NaT for missing) as date32."""
+    days = np.asarray(values, dtype="datetime64[D]")
+    missing = np.isnat(days)
+    numbers = days.astype(np.int64).astype(np.int32)
+    return pa.array(numbers, type=pa.int32(), mask=missing if missing.any() else None).cast(
+        pa.date32()
+    )

@@ -278,14 +278,22 @@ class Registry:
             self.client.log_inputs(run_id, models=[LoggedModelInput(model_id)])
 
     def get_run(self, run_id: str) -> RunRecord:
-        run = self.client.get_run(run_id)
-        return RunRecord(
-            run_id=run.info.run_id,
-            status=run.info.status,
-            params=dict(run.data.params),
-            metrics=dict(run.data.metrics),
-            tags=dict(run.data.tags),
+        return _to_run_record(self.client.get_run(run_id))
+
+    def set_run_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        with self.write_lock():
+            self.client.log_batch(
+                run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()], synchronous=True
+            )
+
+    def runs_tagged(self, key: str, value: str) -> list[RunRecord]:
+        """Runs of the experiment whose tag ``key`` is ``value`` (e.g. one training attempt)."""
+        found = self.client.search_runs(
+            [self.experiment_id], filter_string=f"tags.{key} = {_quoted(value)}"
         )
+        return [_to_run_record(run) for run in found]
 
     def list_artifacts(self, run_id: str, path: str | None = None) -> list[str]:
         """Every artifact file below ``path`` of a run (recursively), as relative paths."""
@@ -328,6 +336,13 @@ class Registry:
         with self.write_lock():
             self.client.finalize_logged_model(model_id, "FAILED")
 
+    def logged_models_tagged(self, key: str, value: str) -> dict[str, str]:
+        """Logged models of the experiment whose tag ``key`` is ``value``: id -> status."""
+        found = self.client.search_logged_models(
+            [self.experiment_id], filter_string=f"tags.{key} = {_quoted(value)}"
+        )
+        return {str(m.model_id): str(m.status) for m in found}
+
     def register(self, *, model_id: str, run_id: str, tags: Mapping[str, str]) -> RegistryVersion:
         """A new version of the registered model, tagged with the version label.
 
@@ -360,11 +375,15 @@ class Registry:
 
     def find_label(self, label: str) -> RegistryVersion | None:
         """The registry version carrying ``label`` (labels are validated: no quotes to escape)."""
-        found = self.client.search_model_versions(
-            f"name='{self.config.model_name}' and tags.{LABEL_TAG}='{label}'"
-        )
-        versions = [_to_version(v) for v in found if v.tags.get(LABEL_TAG) == label]
+        versions = self.versions_tagged(LABEL_TAG, label)
         return min(versions, key=lambda v: int(v.version)) if versions else None
+
+    def versions_tagged(self, key: str, value: str) -> list[RegistryVersion]:
+        """Versions of the registered model whose tag ``key`` is exactly ``value``."""
+        found = self.client.search_model_versions(
+            f"name={_quoted(self.config.model_name)} and tags.{key}={_quoted(value)}"
+        )
+        return [_to_version(v) for v in found if v.tags.get(key) == value]
 
     def has_store(self) -> bool:
         """False for an embedded SQLite store that was never created (nothing trained yet):
@@ -463,6 +482,23 @@ def describe_uri(uri: str) -> str:
         host = f"{host}:{parts.port}"
     user = f"{parts.username}:***@" if parts.username else ":***@"
     return parts._replace(netloc=f"{user}{host}").geturl()
+
+
+def _quoted(value: str) -> str:
+    """A filter-string literal; our values (labels, ids, names) never need escaping."""
+    if "'" in value or "\\" in value:
+        raise ValueError(f"{value!r} cannot be used in an MLflow search filter")
+    return f"'{value}'"
+
+
+def _to_run_record(run: Any) -> RunRecord:
+    return RunRecord(
+        run_id=run.info.run_id,
+        status=run.info.status,
+        params=dict(run.data.params),
+        metrics=dict(run.data.metrics),
+        tags=dict(run.data.tags),
+    )
 
 
 def _param_text(value: Any) -> str:

@@ -9,11 +9,12 @@ names, plus ``source_row``: the record's 1-based position among the source's rec
 header and blank lines are not counted; in a spreadsheet the record sits on row
 ``source_row + 1`` when there are no blank rows).
 
-SQL safety: ``--table`` must name a table or view the database really has (checked with the
-SQLAlchemy inspector, ``schema.table`` allowed) and is read through ``Table`` reflection and
-``select()``, never by formatting the name into SQL. ``--query`` must be one read-only
-SELECT/WITH statement; it runs in a read-only transaction (where the database supports one)
-that is rolled back. Passwords never appear in labels, messages or logs.
+Text files are decoded by their byte-order mark (UTF-8, UTF-16 LE/BE, UTF-32: Excel's "Unicode
+text" export is UTF-16 with a BOM), else as UTF-8 when the whole file is UTF-8, else latin-1.
+A file named ``.xlsx`` that is not a workbook (a zip of something else, an HTML page, random
+bytes) is refused saying what it looks like. SQL sources live in
+:mod:`permeability.io.sql_source` (read-only transaction, query check). Passwords never appear
+in labels, messages or logs.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final, Protocol
 from urllib.parse import parse_qsl, urlsplit
-from zipfile import BadZipFile
 
 import numpy as np
 import pandas as pd
@@ -47,6 +47,14 @@ EXCEL_SUFFIXES: Final = (".xlsx", ".xlsm")
 DELIMITERS: Final = (",", ";", "\t", "|")
 _URL_SCHEME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _ENCODING_PROBE_BYTES: Final = 1 << 23
+#: Byte-order marks of the wide encodings, UTF-32 first (its LE mark starts with UTF-16 LE's).
+#: Python's "utf-16"/"utf-32" codecs read the mark and drop it.
+_WIDE_BOMS: Final = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
 
 
 class RawSource(Protocol):
@@ -123,8 +131,11 @@ def open_source(
     source: str, *, table: str | None = None, query: str | None = None, chunk_rows: int = 200_000
 ) -> Iterator[RawSource]:
     """Open a file path or SQL URL; checks the --table/--query combination first."""
-    opened: CsvSource | ExcelSource | SqlSource
+    opened: RawSource
     if is_sql_url(source):
+        # Imported here: SQLAlchemy loads only for SQL sources (and sql_source imports this module).
+        from permeability.io.sql_source import SqlSource
+
         if (table is None) == (query is None):
             raise InvalidInputError(
                 f"SQL source {mask_source(source)} needs exactly one of --table or --query"
@@ -142,22 +153,25 @@ def open_source(
         opened.close()
 
 
-def _open_file(path: Path, chunk_rows: int) -> CsvSource | ExcelSource:
+def _open_file(path: Path, chunk_rows: int) -> RawSource:
     if not path.is_file():
         raise NotFoundError(f"source file {path} does not exist")
     suffix = path.suffix.lower()
     if suffix in EXCEL_SUFFIXES:
+        # Imported here: openpyxl loads only for workbooks (and excel_source imports this module).
+        from permeability.io.excel_source import ExcelSource
+
         return ExcelSource(path, chunk_rows)
     if suffix == ".xls":
         raise InvalidInputError(f"source {path}: .xls workbooks are not supported; save as .xlsx")
     return CsvSource(path, chunk_rows)
 
 
-def _empty(label: str) -> InvalidInputError:
+def empty_source(label: str) -> InvalidInputError:
     return InvalidInputError(f"source {label} is empty (no header row)")
 
 
-def _frame(columns: Mapping[str, Sequence[str | None]], first_row: int, n: int) -> pd.DataFrame:
+def text_frame(columns: Mapping[str, Sequence[str | None]], first_row: int, n: int) -> pd.DataFrame:
     frame = pd.DataFrame(
         {name: pd.Series(list(values), dtype="str") for name, values in columns.items()}
     )
@@ -165,7 +179,7 @@ def _frame(columns: Mapping[str, Sequence[str | None]], first_row: int, n: int) 
     return frame
 
 
-def _no_malformed(columns: Mapping[str, str]) -> pd.DataFrame:
+def empty_malformed(columns: Mapping[str, str]) -> pd.DataFrame:
     return pd.DataFrame(columns=[*columns.values(), SOURCE_ROW, REASON])
 
 
@@ -173,19 +187,63 @@ def _no_malformed(columns: Mapping[str, str]) -> pd.DataFrame:
 
 
 def sniff_encoding(path: Path) -> str:
-    """UTF-8 (with or without BOM) when the whole file decodes as UTF-8, else latin-1."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
+    """The file's encoding: the one its byte-order mark names, else UTF-8, else latin-1.
+
+    A UTF-16/UTF-32 BOM is trusted (Excel's "Unicode text" export, often tab-separated) and
+    the whole file must then decode, or it is refused: read as latin-1 it would become column
+    names full of NULs. Without a BOM, UTF-8 when the whole file decodes as UTF-8, else latin-1
+    (a UTF-8 BOM before a stray latin-1 byte also ends up latin-1).
+    """
     with path.open("rb") as handle:
-        start = handle.read(3)
-        bom = start == codecs.BOM_UTF8
+        start = handle.read(4)
+    wide = next((name for bom, name in _WIDE_BOMS if start.startswith(bom)), None)
+    if wide is not None:
+        _require_decodable(path, wide)
+        return wide
+    if _decode_error(path, "utf-8") is None:
+        return "utf-8-sig" if start.startswith(codecs.BOM_UTF8) else "utf-8"
+    return "latin-1"
+
+
+def decode_text(data: bytes, label: str) -> str:
+    """Bytes already in memory (an upload, a file to score) decoded by :func:`sniff_encoding`'s rules."""
+    wide = next((name for bom, name in _WIDE_BOMS if data.startswith(bom)), None)
+    if wide is not None:
         try:
-            decoder.decode(start)
+            return data.decode(wide)
+        except UnicodeDecodeError as exc:
+            name = wide.upper()
+            raise InvalidInputError(
+                f"{label} starts with a {name} byte-order mark but is not valid {name} text "
+                f"({exc.reason}); export it again as UTF-8 or {name}"
+            ) from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("latin-1").removeprefix("\u00ef\u00bb\u00bf")
+
+
+def _decode_error(path: Path, encoding: str) -> UnicodeDecodeError | None:
+    """Why the file does not decode as ``encoding`` (None: it does); read in blocks."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    with path.open("rb") as handle:
+        try:
             while block := handle.read(_ENCODING_PROBE_BYTES):
                 decoder.decode(block)
             decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            return "latin-1"
-    return "utf-8-sig" if bom else "utf-8"
+        except UnicodeDecodeError as exc:
+            return exc
+    return None
+
+
+def _require_decodable(path: Path, encoding: str) -> None:
+    error = _decode_error(path, encoding)
+    if error is not None:
+        name = encoding.upper()
+        raise InvalidInputError(
+            f"source {path} starts with a {name} byte-order mark but is not valid {name} text "
+            f"({error.reason}); export it again as UTF-8 or {name}"
+        )
 
 
 def sniff_delimiter(header_line: str) -> str:
@@ -217,7 +275,7 @@ class CsvSource:
         self.label = str(path)
         self.chunk_rows = chunk_rows
         if path.stat().st_size == 0:
-            raise _empty(self.label)
+            raise empty_source(self.label)
         self.encoding = sniff_encoding(path)
         header_line, self.lines_before_data = self._header_line()
         # A BOM read as latin-1 (a UTF-8 export with one stray latin-1 byte) is not a header.
@@ -233,7 +291,7 @@ class CsvSource:
             for number, line in enumerate(handle, start=1):
                 if line.strip():
                     return line.rstrip("\r\n"), number
-        raise _empty(self.label)
+        raise empty_source(self.label)
 
     def chunks(self, columns: Mapping[str, str]) -> Iterator[RawChunk]:
         positions = {self.headers.index(h): name for h, name in columns.items()}
@@ -248,9 +306,11 @@ class CsvSource:
             records = part.rename_columns([positions[int(n[1:])] for n in part.column_names])
             frame = records.to_pandas(types_mapper=_as_str_dtype)
             frame[SOURCE_ROW] = np.arange(offset + 1, offset + 1 + part.num_rows, dtype=np.int64)
-            yield RawChunk(frame, _no_malformed(columns))
+            yield RawChunk(frame, empty_malformed(columns))
         if table.num_rows == 0:
-            yield RawChunk(_frame({n: [] for n in columns.values()}, 1, 0), _no_malformed(columns))
+            yield RawChunk(
+                text_frame({n: [] for n in columns.values()}, 1, 0), empty_malformed(columns)
+            )
 
     def _read_arrow(self, positions: Mapping[int, str]) -> pa.Table:
         names = [f"f{i}" for i in range(len(self.headers))]
@@ -324,14 +384,14 @@ class CsvSource:
                 ),
             }
         )
-        return RawChunk(records, malformed if len(bad) else _no_malformed(columns))
+        return RawChunk(records, malformed if len(bad) else empty_malformed(columns))
 
 
 def _as_str_dtype(arrow_type: pa.DataType) -> Any:
     return pd.StringDtype(na_value=np.nan) if pa.types.is_string(arrow_type) else None
 
 
-# --------------------------------------------------------------------------- Excel
+# --------------------------------------------------------------------------- cells
 
 
 def cell_text(value: object) -> str | None:
@@ -351,241 +411,3 @@ def cell_text(value: object) -> str | None:
     if isinstance(value, int | Decimal):
         return str(value)
     return str(value)
-
-
-class ExcelSource:
-    """The first worksheet of an .xlsx workbook, streamed (openpyxl read-only mode)."""
-
-    def __init__(self, path: Path, chunk_rows: int) -> None:
-        self.path = path
-        self.label = str(path)
-        self.chunk_rows = chunk_rows
-        if path.stat().st_size == 0:
-            raise _empty(self.label)
-        self._workbook = self._open_workbook()
-        self._rows = iter(self._workbook.worksheets[0].iter_rows(values_only=True))
-        header = next((row for row in self._rows if _has_values(row)), None)
-        if header is None:
-            self.close()
-            raise _empty(self.label)
-        self.headers = tuple("" if v is None else str(v) for v in header)
-
-    def _open_workbook(self) -> Any:
-        from openpyxl import load_workbook
-        from openpyxl.utils.exceptions import InvalidFileException
-
-        try:
-            return load_workbook(self.path, read_only=True, data_only=True)
-        except (InvalidFileException, BadZipFile, OSError, KeyError, ValueError) as exc:
-            raise InvalidInputError(
-                f"source {self.label} is not a readable .xlsx workbook: {exc}"
-            ) from exc
-
-    def close(self) -> None:
-        """Read-only workbooks hold the file open until closed."""
-        self._workbook.close()
-
-    def chunks(self, columns: Mapping[str, str]) -> Iterator[RawChunk]:
-        positions = {self.headers.index(h): name for h, name in columns.items()}
-        buffer: list[tuple[object, ...]] = []
-        first = 1
-        for row in self._rows:
-            if not _has_values(row):
-                continue
-            buffer.append(row)
-            if len(buffer) == self.chunk_rows:
-                yield self._chunk(buffer, first, positions, columns)
-                first += len(buffer)
-                buffer = []
-        if buffer or first == 1:
-            yield self._chunk(buffer, first, positions, columns)
-
-    @staticmethod
-    def _chunk(
-        rows: list[tuple[object, ...]],
-        first: int,
-        positions: Mapping[int, str],
-        columns: Mapping[str, str],
-    ) -> RawChunk:
-        values = {
-            name: [cell_text(r[i]) if i < len(r) else None for r in rows]
-            for i, name in positions.items()
-        }
-        return RawChunk(_frame(values, first, len(rows)), _no_malformed(columns))
-
-
-def _has_values(row: tuple[object, ...]) -> bool:
-    return any(v is not None and str(v).strip() for v in row)
-
-
-# --------------------------------------------------------------------------- SQL
-
-_FORBIDDEN_WORDS: Final = frozenset(
-    {
-        "insert", "update", "delete", "merge", "upsert", "replace", "drop", "create", "alter",
-        "truncate", "rename", "grant", "revoke", "copy", "call", "exec", "execute", "do",
-        "set", "reset", "lock", "unlock", "vacuum", "analyze", "attach", "detach", "pragma",
-        "load", "into", "handler", "commit", "rollback", "savepoint", "begin", "declare",
-        "prepare", "listen", "notify", "refresh", "reindex", "cluster", "comment", "security",
-        "pg_sleep", "sleep", "benchmark", "pg_terminate_backend", "pg_cancel_backend",
-        "pg_reload_conf", "pg_read_file", "pg_read_binary_file", "pg_ls_dir", "lo_import",
-        "lo_export", "dblink", "dblink_exec", "load_file", "setval", "nextval", "outfile",
-        "dumpfile",
-    }
-)  # fmt: skip
-_LITERALS: Final = re.compile(
-    r"""'(?:[^'\\]|''|\\.)*'|"(?:[^"]|"")*"|`[^`]*`|--[^\n]*|\#[^\n]*|/\*.*?\*/""", re.DOTALL
-)
-
-
-def check_read_only_query(sql: str) -> str:
-    """The query without a trailing ';' if it is one SELECT/WITH statement that only reads.
-
-    Literals, quoted identifiers and comments are blanked before looking, so a value such as
-    ``'; DROP TABLE x'`` inside quotes is data; outside quotes it is refused.
-    """
-    statement = sql.strip().rstrip(";").strip()
-    blanked = _LITERALS.sub(" ", statement)
-    if not statement:
-        raise InvalidInputError("--query is empty")
-    if ";" in blanked:
-        raise InvalidInputError("--query must be a single statement; it contains ';'")
-    words = [w.lower() for w in re.findall(r"[A-Za-z_][A-Za-z0-9_$]*", blanked)]
-    if not words or words[0] not in ("select", "with"):
-        raise InvalidInputError("--query must start with SELECT or WITH (read-only queries only)")
-    forbidden = sorted(set(words) & _FORBIDDEN_WORDS)
-    if forbidden:
-        raise InvalidInputError(
-            f"--query must only read; it uses {', '.join(w.upper() for w in forbidden)}"
-        )
-    return statement
-
-
-class SqlSource:
-    """A table or a read-only query on any SQLAlchemy database, streamed in chunks."""
-
-    def __init__(self, url: str, *, table: str | None, query: str | None, chunk_rows: int) -> None:
-        from sqlalchemy import MetaData, Table, create_engine, select, text
-        from sqlalchemy.pool import NullPool
-
-        self.label = mask_source(url)
-        self.chunk_rows = chunk_rows
-        self._secrets = source_secrets(url)
-        statement = check_read_only_query(query) if query is not None else None
-        try:
-            self._engine = create_engine(url, poolclass=NullPool)
-        except Exception as exc:  # a bad URL or a missing driver; the message may hold the URL
-            raise InvalidInputError(
-                f"cannot use SQL source {self.label}: {self._clean(exc)}"
-            ) from None
-        try:
-            self._connection = self._engine.connect()
-        except Exception as exc:
-            self._engine.dispose()
-            raise InvalidInputError(f"cannot connect to {self.label}: {self._clean(exc)}") from None
-        try:
-            self._make_read_only()
-            if table is not None:
-                schema, name = self._resolve_table(table)
-                reflected = Table(name, MetaData(), schema=schema, autoload_with=self._connection)
-                _floats_as_floats(reflected)
-                executable: Any = select(reflected)
-            else:
-                executable = text(statement or "")
-            streaming = self._connection.execution_options(stream_results=True)
-            self._result = streaming.execute(executable)
-        except (NotFoundError, InvalidInputError):
-            self.close()
-            raise
-        except Exception as exc:
-            self.close()
-            raise InvalidInputError(
-                f"reading from {self.label} failed: {self._clean(exc)}"
-            ) from None
-        self.headers = tuple(map(str, self._result.keys()))
-
-    def _clean(self, exc: BaseException) -> str:
-        original = getattr(exc, "orig", None) or exc
-        first_line = str(original).strip().splitlines()[0] if str(original).strip() else ""
-        return mask_secrets(first_line or type(original).__name__, self._secrets)
-
-    def _make_read_only(self) -> None:
-        """Belt and braces beside the query check: the database itself refuses writes."""
-        dialect = self._engine.dialect.name
-        if dialect == "postgresql":
-            self._connection.exec_driver_sql("SET TRANSACTION READ ONLY")
-        elif dialect in ("mysql", "mariadb"):
-            self._connection.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
-        elif dialect == "sqlite":
-            self._connection.exec_driver_sql("PRAGMA query_only = ON")
-
-    def _resolve_table(self, wanted: str) -> tuple[str | None, str]:
-        """(schema, table) of a table or view that exists; the name is never put into SQL."""
-        from sqlalchemy import inspect
-
-        inspector = inspect(self._connection)
-
-        def names(schema: str | None) -> list[str]:
-            return [*inspector.get_table_names(schema=schema), *inspector.get_view_names(schema)]
-
-        candidates: list[tuple[str | None, str]] = [(None, n) for n in names(None)]
-        if "." in wanted:
-            schema, _, _ = wanted.partition(".")
-            if schema in inspector.get_schema_names():
-                candidates += [(schema, f"{schema}.{n}") for n in names(schema)]
-        exact = [(s, n) for s, n in candidates if n == wanted]
-        folded = [(s, n) for s, n in candidates if n.casefold() == wanted.casefold()]
-        match = exact or (folded if len(folded) == 1 else [])
-        if not match:
-            shown = ", ".join(sorted(n for _, n in candidates)[:30]) or "none"
-            raise NotFoundError(
-                f"table {wanted!r} does not exist in {self.label}; tables found: {shown}"
-            )
-        found_schema, qualified = match[0]
-        bare = qualified.split(".", 1)[1] if found_schema is not None else qualified
-        return found_schema, bare
-
-    def chunks(self, columns: Mapping[str, str]) -> Iterator[RawChunk]:
-        positions = {self.headers.index(h): name for h, name in columns.items()}
-        first = 1
-        while True:
-            try:
-                rows = self._result.fetchmany(self.chunk_rows)
-            except Exception as exc:
-                raise InvalidInputError(
-                    f"reading from {self.label} failed: {self._clean(exc)}"
-                ) from None
-            if not rows and first > 1:
-                return
-            values = {name: [cell_text(r[i]) for r in rows] for i, name in positions.items()}
-            yield RawChunk(_frame(values, first, len(rows)), _no_malformed(columns))
-            if not rows:
-                return
-            first += len(rows)
-
-    def close(self) -> None:
-        """Roll back (nothing is ever committed) and release the connection."""
-        connection = getattr(self, "_connection", None)
-        try:
-            if connection is not None:
-                result = getattr(self, "_result", None)
-                if result is not None:
-                    result.close()
-                connection.rollback()
-                connection.close()
-        finally:
-            self._engine.dispose()
-
-
-def _floats_as_floats(table: Any) -> None:
-    """Read floating-point columns as floats, every digit kept.
-
-    SQLAlchemy reflects MariaDB/MySQL ``DOUBLE`` as ``Float(asdecimal=True)``, which rounds to
-    10 decimals (1.2e-11 read back as ``Decimal('0E-10')``): a WVTR near the detection limit
-    would change on the way in. Exact ``DECIMAL``/``NUMERIC`` columns are left as decimals.
-    """
-    from sqlalchemy import Float
-
-    for column in table.columns:
-        if isinstance(column.type, Float) and getattr(column.type, "asdecimal", False):
-            column.type.asdecimal = False

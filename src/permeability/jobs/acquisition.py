@@ -11,6 +11,13 @@ Three steps, each testable on its own:
 Every run reconciles ``rows_read = rows_loaded + rows_rejected + duplicates_skipped`` and
 writes the rejected rows, as they were typed, to ``<home>/data/rejected/<UTC time>_<run>.csv``.
 A run that changes nothing creates no version, so re-running a source is harmless.
+
+Order around the commit: counts are reconciled and every check that may refuse the load runs
+first; then the rejected rows are written durably (temporary file, fsync, rename, fsync of the
+folder); only then is the Delta commit made, and it names that file (``rejected_file`` in its
+``commitInfo.permeability``, beside the counts). A run killed right after its commit has
+therefore already kept every rejected row and its reasons; one killed between the file and the
+commit leaves a file no version names, and its rerun writes its own.
 """
 
 from __future__ import annotations
@@ -56,6 +63,8 @@ from permeability.domain.schema import (
 from permeability.domain.structures import build_alias_map
 from permeability.domain.validation import INGESTED_AT, validate_samples
 from permeability.errors import InvalidInputError
+from permeability.io.cells import write_csv
+from permeability.io.durable import fsync_dir, fsync_file
 from permeability.io.feature_store import FeatureStore
 from permeability.io.file_lock import exclusive_lock
 from permeability.io.sources import (
@@ -115,6 +124,13 @@ def acquire(
         with exclusive_lock(
             ctx.paths.data / LOCK_FILE, "another acquisition is loading the feature store"
         ):
+            previous = store.current_version()
+            if previous is not None and store.restore_pca_artifacts(previous):
+                ctx.logger.warning(
+                    "feature set version %d had no PCA files (its run stopped after the commit);"
+                    " rebuilt them from the commit",
+                    previous,
+                )
             stored = store.read_records()
             plan = plan_upsert(batch.rows[list(CLEAN_COLUMNS)], stored[list(CLEAN_COLUMNS)])
             ctx.logger.info(
@@ -125,8 +141,17 @@ def acquire(
                 plan.stale,
             )
             counts = _counts(extracted, batch, plan)
-            loaded = _load(ctx, store, stored, plan, label, counts)
-        rejected_file = _write_rejected(ctx, extracted.rejected)
+            _reconcile(counts)
+            prepared = _prepare(ctx, stored, plan)
+            # On disk before the commit that counts them (see the module docstring).
+            rejected_file = _write_rejected(ctx, extracted.rejected)
+            metadata = {
+                "run_id": ctx.run_id,
+                "source": label,
+                "counts": dict(counts),
+                "rejected_file": rejected_file.name if rejected_file else None,
+            }
+            loaded = _load(ctx, store, stored, plan, prepared, metadata)
         report = AcquisitionReport(
             run_id=ctx.run_id,
             source=label,
@@ -157,7 +182,6 @@ def acquire(
             rejected_file=str(rejected_file) if rejected_file else None,
             seconds=round(time.perf_counter() - started, 3),
         )
-        _reconcile(report)
         ctx.logger.info(
             "rows_read=%d rows_loaded=%d (inserted=%d updated=%d) rows_rejected=%d "
             "duplicates_skipped=%d feature_set_version=%s",
@@ -325,19 +349,18 @@ def _counts(extracted: _Extracted, batch: BatchDeduplication, plan: UpsertPlan) 
 # --------------------------------------------------------------------------- load
 
 
-def _load(
-    ctx: JobContext,
-    store: FeatureStore,
-    stored: pd.DataFrame,
-    plan: UpsertPlan,
-    label: str,
-    counts: Mapping[str, int],
-) -> _Loaded:
-    current = store.current_version()
+@dataclass(frozen=True)
+class _Prepared:
+    """The rows a commit will write (stamped) and the caliper PCA of the version it creates."""
+
+    changes: pd.DataFrame
+    pca: CaliperPCA
+
+
+def _prepare(ctx: JobContext, stored: pd.DataFrame, plan: UpsertPlan) -> _Prepared | None:
+    """Validate the changes and fit the PCA: a refusal comes before anything is written."""
     if plan.is_empty:
-        ctx.logger.info("nothing new or changed: no new version (store at %s)", current)
-        pca = store.pca(current) if current is not None else None
-        return _Loaded(current, False, pca, None, [])
+        return None
     changes = plan.changes
     validate_samples(changes)
     changes[INGESTED_AT] = pd.Timestamp(datetime.now(UTC))
@@ -355,11 +378,26 @@ def _load(
         pca.n_components,
         pca.cumulative_explained_variance[pca.n_components - 1],
     )
+    return _Prepared(changes, pca)
+
+
+def _load(
+    ctx: JobContext,
+    store: FeatureStore,
+    stored: pd.DataFrame,
+    plan: UpsertPlan,
+    prepared: _Prepared | None,
+    metadata: Mapping[str, object],
+) -> _Loaded:
+    """Commit the prepared changes (``metadata`` goes into the commit), then the PCA files."""
+    current = store.current_version()
+    if prepared is None:
+        ctx.logger.info("nothing new or changed: no new version (store at %s)", current)
+        pca = store.pca(current) if current is not None else None
+        return _Loaded(current, False, pca, None, [])
+    changes, pca = prepared.changes, prepared.pca
     version = store.commit(
-        changes,
-        replaced=plan.updates[RECORD_ID].tolist(),
-        pca=pca,
-        metadata={"run_id": ctx.run_id, "source": label, "counts": dict(counts)},
+        changes, replaced=plan.updates[RECORD_ID].tolist(), pca=pca, metadata=metadata
     )
     ctx.logger.info("committed feature set version %d", version)
     pca_dir = store.save_pca_artifacts(version, pca)
@@ -380,17 +418,20 @@ def _write_rejected(ctx: JobContext, rejected: pd.DataFrame) -> Path | None:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = ctx.paths.rejected / f"{stamp}_{ctx.run_id}.csv"
     partial = path.with_suffix(".csv.partial")
-    rejected.to_csv(partial, index=False, encoding="utf-8")
+    write_csv(rejected, partial)  # neutralised: it is opened in a spreadsheet (io/cells.py)
+    fsync_file(partial)  # durable before the commit that counts these rows
     os.replace(partial, path)
+    fsync_dir(path.parent)
     ctx.logger.info("wrote %d rejected rows to %s", len(rejected), path)
     return path
 
 
-def _reconcile(report: AcquisitionReport) -> None:
-    accounted = report.rows_loaded + report.rows_rejected + report.duplicates_skipped
-    if accounted != report.rows_read:
+def _reconcile(counts: Mapping[str, int]) -> None:
+    """Refuse, before anything is written, a load whose counts do not add up."""
+    accounted = counts["rows_loaded"] + counts["rows_rejected"] + counts["duplicates_skipped"]
+    if accounted != counts["rows_read"]:
         raise RuntimeError(
-            f"acquisition lost track of rows: read {report.rows_read}, accounted {accounted}"
+            f"acquisition lost track of rows: read {counts['rows_read']}, accounted {accounted}"
         )
 
 

@@ -33,6 +33,8 @@ class AcquisitionReport(BaseModel):
 
     ``excluded_from_training`` (non-product rows) and ``censored`` (WVTR at or under the
     detection limit) are counted inside ``rows_loaded``; so are conflicting rows.
+    ``rejected_file`` was written before the version's commit, which names it, so the rows it
+    holds survive a crash right after that commit.
     """
 
     run_id: str

@@ -126,7 +126,8 @@ def _acquire(context: JobContext, source: str) -> StepOutcome:
 
 def _ensure_trained(context: JobContext, options: UpOptions) -> StepOutcome:
     from permeability.io.model_store import ModelStore
-    from permeability.jobs.training import TrainingSpec, train
+    from permeability.jobs.training import train
+    from permeability.jobs.training_spec import TrainingSpec
 
     available = [
         v.label for v in ModelStore(context.paths.models).versions() if v.status == "available"

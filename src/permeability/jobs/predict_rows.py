@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 from permeability.config import AcquisitionParams
 from permeability.domain.calipers import CaliperFill, fill_calipers
 from permeability.domain.parsing import UNITS, parse_numbers
+from permeability.domain.records import control_character_problem
 from permeability.domain.schema import (
     CALIBRE_PROM,
     CALIBRES,
@@ -280,8 +281,11 @@ def _structures(column: pd.Series, loaded: LoadedModel, problems: _Problems) -> 
     except TypeError:  # a list or an object in a JSON record: not text, like any other non-str
         raw_codes, uniques = pd.factorize(column.map(_hashable), use_na_sentinel=True)
     canonical: list[str | None] = []
+    controls: list[str | None] = []  # acquisition's record text rule, same words
     for raw in uniques:
-        if not isinstance(raw, str) or not raw.strip():
+        control = control_character_problem(raw.strip()) if isinstance(raw, str) else None
+        controls.append(control)
+        if not isinstance(raw, str) or not raw.strip() or control is not None:
             canonical.append(None)
             continue
         canonical.append(loaded.model.features.canonical_structure(raw))
@@ -289,7 +293,12 @@ def _structures(column: pd.Series, loaded: LoadedModel, problems: _Problems) -> 
     position = {name: i for i, name in enumerate(categories)}
     remap = np.array([position.get(name, -1) if name else -1 for name in canonical] + [-1])
     codes = remap[raw_codes]  # raw code -1 (missing) picks the trailing -1
-    problems.add(codes < 0, lambda i: f"{ESTRUCTURA} is missing or not text")
+    controlled = np.array([c is not None for c in controls] + [False], dtype=bool)[raw_codes]
+    problems.add(
+        controlled,
+        lambda i: f"{ESTRUCTURA} {uniques[raw_codes[i]]!r} {controls[raw_codes[i]]}",
+    )
+    problems.add((codes < 0) & ~controlled, lambda i: f"{ESTRUCTURA} is missing or not text")
     # Non-products first, and never also called unknown: "not a product" is the reason.
     patterns = loaded.model.non_product
     refused = np.array(

@@ -18,13 +18,16 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from permeability.errors import InvalidInputError
+from permeability.io.cells import csv_text, write_csv, write_xlsx
+from permeability.io.excel_source import describe_start, reader_reason
+from permeability.io.sources import decode_text, sniff_delimiter
 from permeability.jobs.predict_rows import INPUT_FIELDS
 
 SUPPORTED_FILES: Final = (".csv", ".xlsx")
 
 
 def read_table(source: Path | bytes, name: str) -> pd.DataFrame:
-    """A CSV (delimiter sniffed, UTF-8 or latin-1) or .xlsx file, every cell read as text."""
+    """A CSV (encoding and delimiter sniffed as acquisition does) or .xlsx file, cells as text."""
     suffix = Path(name).suffix.lower()
     if suffix not in SUPPORTED_FILES:
         raise InvalidInputError(
@@ -41,33 +44,31 @@ def read_table(source: Path | bytes, name: str) -> pd.DataFrame:
 def _read_xlsx(data: bytes, name: str) -> pd.DataFrame:
     try:
         return pd.read_excel(io.BytesIO(data), dtype=str, keep_default_na=False)
-    except Exception as exc:
+    except Exception as exc:  # whatever the bytes provoke; named, never a traceback
         raise InvalidInputError(
-            f"input file {name} is not a readable .xlsx workbook: {exc}"
-        ) from exc
+            f"input file {name} is not an Excel workbook (.xlsx): {describe_start(data)} "
+            f"(reader: {reader_reason(exc)})"
+        ) from None
 
 
 def _read_csv(data: bytes, name: str) -> pd.DataFrame:
-    text = _decode(data)
-    header = text.split("\n", 1)[0]
-    delimiter = max((",", ";", "\t", "|"), key=header.count)
+    text = decode_text(data, f"input file {name}")
+    header = text.lstrip("\ufeff").split("\n", 1)[0].rstrip("\r")
     try:
         return pd.read_csv(
-            io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False, engine="c"
+            io.StringIO(text),
+            sep=sniff_delimiter(header),
+            dtype=str,
+            keep_default_na=False,
+            engine="c",
         )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeError) as exc:
         raise InvalidInputError(f"input file {name} is not a readable CSV: {exc}") from exc
 
 
-def _decode(data: bytes) -> str:
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
-
-
 def write_table(frame: pd.DataFrame, path: Path) -> Path:
-    """Write ``.csv`` (UTF-8) or ``.xlsx``; atomically (temp file, then rename)."""
+    """Write ``.csv`` (UTF-8) or ``.xlsx``, neutralised for a spreadsheet
+    (:mod:`permeability.io.cells`); atomically (temp file, then rename)."""
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_FILES:
         raise InvalidInputError(f"output file {path} must end in {' or '.join(SUPPORTED_FILES)}")
@@ -75,9 +76,9 @@ def write_table(frame: pd.DataFrame, path: Path) -> Path:
     partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial{suffix}")
     try:
         if suffix == ".csv":
-            frame.to_csv(partial, index=False)
+            write_csv(frame, partial)
         else:
-            frame.to_excel(partial, index=False)
+            write_xlsx(frame, partial)
         partial.replace(path)
     finally:
         partial.unlink(missing_ok=True)
@@ -85,7 +86,8 @@ def write_table(frame: pd.DataFrame, path: Path) -> Path:
 
 
 def to_csv_text(frame: pd.DataFrame) -> str:
-    return frame.to_csv(index=False)
+    """The CSV answer of ``POST /inference/batch``, neutralised as the files are."""
+    return csv_text(frame)
 
 
 def jsonable_records(frame: pd.DataFrame) -> list[dict[str, Any]]:

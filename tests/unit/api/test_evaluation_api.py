@@ -33,7 +33,8 @@ def _acquire(settings: Settings, folder: Path, rows: int, seed: int, **options: 
 def stocked(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Version 0.1 trained and promoted on 500 samples; 200 newer lab results acquired."""
     from permeability.jobs.promotion import promote
-    from permeability.jobs.training import TrainingSpec, train
+    from permeability.jobs.training import train
+    from permeability.jobs.training_spec import TrainingSpec
 
     root = tmp_path_factory.mktemp("evaluation-api")
     settings = Settings(home=root / "storage", api_token=SecretStr(TOKEN))
@@ -113,10 +114,13 @@ def test_bad_bodies_get_422_naming_the_field_and_write_nothing(
 def test_contradictory_and_hostile_requests_get_422(client: TestClient) -> None:
     both = client.post("/evaluate", json={"version": "0.1", "all": True}, headers=AUTH)
     assert both.status_code == 422
-    assert "either a version or all versions" in both.json()["detail"]
+    # Every 422 has one shape (api/errors.py): detail is a list of {loc, msg, type}.
+    (problem,) = both.json()["detail"]
+    assert "either a version or all versions" in problem["msg"]
+    assert problem["type"] == "invalid_input"
     hostile = client.post("/evaluate", json={"version": "../../etc"}, headers=AUTH)
     assert hostile.status_code == 422
-    assert ".." in hostile.json()["detail"]
+    assert ".." in hostile.json()["detail"][0]["msg"]
 
 
 def test_an_unknown_version_gets_404_listing_the_known_ones(

@@ -190,7 +190,8 @@ def test_without_a_record_number_the_identity_is_date_reference_structure_replic
 def test_control_characters_in_a_record_field_are_refused() -> None:
     result = clean_real(real_row("1", Referencia="REF\x0012"))
     assert (
-        result.rejected.iloc[0]["reason"] == "Referencia 'REF\\x0012' contains a control character"
+        result.rejected.iloc[0]["reason"]
+        == "Referencia 'REF\\x0012' contains a control character (U+0000) at position 4"
     )
 
 

@@ -214,7 +214,8 @@ def test_a_version_trained_and_promoted_by_the_training_service_is_served(
     from permeability.io.exports import write_lab_export
     from permeability.jobs.acquisition import acquire
     from permeability.jobs.promotion import promote
-    from permeability.jobs.training import TrainingSpec, train
+    from permeability.jobs.training import train
+    from permeability.jobs.training_spec import TrainingSpec
 
     frame = generate_lab_data(400, 5, mess=None)
     acquire(settings, str(write_lab_export(frame, tmp_path / "lab.csv")))

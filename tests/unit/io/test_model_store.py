@@ -237,3 +237,20 @@ def test_labels_are_listed_oldest_first_and_hide_bookkeeping(tmp_path: Path) -> 
 
     assert store.labels() == ["b", "a"]
     assert {".staging", ".reservations"} <= set(_visible(store))
+
+
+def test_the_label_lock_is_the_reservations_own_and_works_on_a_published_label(
+    tmp_path: Path,
+) -> None:
+    store = ModelStore(tmp_path / "models")
+    with store.reserve("0.1") as reservation:
+        with pytest.raises(ConflictError, match="being trained by another request"):
+            store.lock_label("0.1").__enter__()
+        reservation.staging_path.mkdir(parents=True)
+        (reservation.staging_path / "MLmodel").write_text("flavors: {}\n", encoding="utf-8")
+        reservation.publish({"version": "0.1"})
+
+    # A published label can still be locked (reconciliation finishes its run under it).
+    with store.lock_label("0.1"), pytest.raises(ConflictError, match="being trained by another"):
+        store.lock_label("0.1").__enter__()
+    assert list((store.root / ".reservations").iterdir()) == []

@@ -269,3 +269,28 @@ def test_setup_leaves_the_users_tracking_variable_alone(registry: Registry, tmp_
     assert "MLFLOW_TRACKING_URI" not in os.environ
     assert Settings(home=tmp_path / "two").resolved_tracking_uri.endswith("two/mlflow/mlflow.db")
     assert import_mlflow().get_tracking_uri() == registry.config.tracking_uri
+
+
+def test_runs_models_and_versions_are_found_by_tag(registry: Registry, tmp_path: Path) -> None:
+    tags = {LABEL_TAG: "tagged", "training_attempt": "attempt-1"}
+    run_id = registry.start_run(run_name="tagged", tags=tags, start_time_ms=0)
+    model_id, _ = registry.create_logged_model(run_id, tags=tags)
+    registry.upload_logged_model(run_id, model_id, _model_dir(tmp_path))
+    version = registry.register(model_id=model_id, run_id=run_id, tags=tags)
+    registry.set_run_tags(run_id, {"note": "seen"})
+
+    (run,) = registry.runs_tagged("training_attempt", "attempt-1")
+    assert (run.run_id, run.status, run.tags["note"]) == (run_id, "RUNNING", "seen")
+    assert registry.logged_models_tagged("training_attempt", "attempt-1") == {model_id: "READY"}
+    assert [v.version for v in registry.versions_tagged("training_attempt", "attempt-1")] == [
+        version.version
+    ]
+    assert registry.runs_tagged("training_attempt", "attempt-2") == []
+    assert registry.versions_tagged("training_attempt", "attempt-2") == []
+    assert registry.logged_models_tagged("training_attempt", "attempt-2") == {}
+    registry.finish_run(run_id)
+
+
+def test_a_tag_value_that_would_break_a_search_filter_is_refused(registry: Registry) -> None:
+    with pytest.raises(ValueError, match="cannot be used in an MLflow search filter"):
+        registry.runs_tagged("training_attempt", "x' or '1'='1")

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import codecs
+import io
+import random
 import sqlite3
+import zipfile
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -14,7 +18,6 @@ from permeability.errors import InvalidInputError, NotFoundError
 from permeability.io.sources import (
     RawSource,
     cell_text,
-    check_read_only_query,
     is_sql_url,
     mask_source,
     open_source,
@@ -22,6 +25,7 @@ from permeability.io.sources import (
     sniff_encoding,
     source_secrets,
 )
+from permeability.io.sql_check import check_read_only_query
 
 HEADER = [
     "Muestra",
@@ -159,6 +163,60 @@ def test_a_bom_before_a_latin1_byte_does_not_spoil_the_header(tmp_path: Path) ->
     assert records["Calibre1"].tolist() == ["20 µm"]
 
 
+@pytest.mark.parametrize(
+    ("bom", "codec", "sep"),
+    [
+        (codecs.BOM_UTF16_LE, "utf-16-le", "\t"),  # Excel's "Unicode text" export
+        (codecs.BOM_UTF16_BE, "utf-16-be", "\t"),
+        (codecs.BOM_UTF16_LE, "utf-16-le", ","),
+        (codecs.BOM_UTF8, "utf-8", "\t"),
+        (codecs.BOM_UTF32_LE, "utf-32-le", ";"),
+    ],
+)
+def test_a_file_is_decoded_by_its_byte_order_mark(
+    tmp_path: Path, bom: bytes, codec: str, sep: str
+) -> None:
+    lines = [
+        sep.join(HEADER),
+        row(1, sep, Estructura="Polietileno ñ", Calibre1="16.4 µm", Grados_C="25.6"),
+        row(2, sep),
+    ]
+    path = tmp_path / "export.txt"
+    path.write_bytes(bom + ("\r\n".join(lines) + "\r\n").encode(codec))
+    with open_source(str(path)) as source:
+        assert source.headers == tuple(HEADER)
+        records, malformed = read_all(source)
+    assert records["Estructura"].tolist() == ["Polietileno ñ", "BOPP"]
+    assert records["Calibre1"].tolist() == ["16.4 µm", "20"]
+    assert records["Grados_C"].tolist() == ["25.6", "38"]
+    assert records["Fecha"].tolist() == ["2024-01-01", "2024-01-01"]
+    assert records["source_row"].tolist() == [1, 2]
+    assert malformed.empty
+
+
+def test_utf16_bom_is_sniffed_and_a_ragged_utf16_line_is_kept_as_malformed(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "unicode.txt"
+    lines = ["\t".join(HEADER), row(1, "\t"), "2\t38\tµ", row(3, "\t")]
+    path.write_bytes(codecs.BOM_UTF16_LE + ("\r\n".join(lines) + "\r\n").encode("utf-16-le"))
+    assert sniff_encoding(path) == "utf-16"
+    with open_source(str(path)) as source:
+        records, malformed = read_all(source)
+    assert records["Muestra"].tolist() == ["1", "3"]
+    assert malformed["source_row"].tolist() == [2]
+    assert malformed["Porc_Humedad"].tolist() == ["µ"]
+
+
+def test_a_file_with_a_utf16_mark_that_is_not_utf16_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "cut.txt"
+    path.write_bytes(codecs.BOM_UTF16_LE + "\t".join(HEADER).encode("utf-16-le") + b"\x00")
+    with pytest.raises(InvalidInputError) as caught, open_source(str(path)):
+        pass
+    assert str(caught.value).startswith(f"source {path} starts with a UTF-16 byte-order mark")
+    assert "not valid UTF-16 text" in str(caught.value)
+
+
 def test_everything_is_read_as_text(tmp_path: Path) -> None:
     path = write_text(tmp_path / "lab.csv", [",".join(HEADER), row(1, Muestra="007")])
     with open_source(str(path)) as source:
@@ -272,12 +330,97 @@ def test_xlsx_first_sheet_is_read_as_text(tmp_path: Path) -> None:
 def test_broken_or_empty_workbooks_are_refused(tmp_path: Path) -> None:
     broken = tmp_path / "broken.xlsx"
     broken.write_bytes(b"not a zip file")
-    with pytest.raises(InvalidInputError, match=r"not a readable \.xlsx"), open_source(str(broken)):
+    with (
+        pytest.raises(InvalidInputError, match=r"is not an Excel workbook \(\.xlsx\)"),
+        open_source(str(broken)),
+    ):
         pass
     empty = tmp_path / "empty.xlsx"
     Workbook().save(empty)
     with pytest.raises(InvalidInputError, match="is empty"), open_source(str(empty)):
         pass
+
+
+def zipped(**members: bytes) -> bytes:
+    """A zip archive holding ``members`` (name -> bytes); ``__`` in a name stands for '/'."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name.replace("__", "/"), content)
+    return buffer.getvalue()
+
+
+NOISE = random.Random(13).randbytes(4096)
+
+
+@pytest.mark.parametrize(
+    ("content", "what", "reason"),
+    [
+        (  # the issue's case: a zip of junk parts -> an XML ParseError inside openpyxl
+            zipped(**{"[Content_Types].xml": b"garbage", "xl__workbook.xml": NOISE[:64]}),
+            "it is a zip archive without a readable workbook inside",
+            "syntax error: line 1, column 0",
+        ),
+        (
+            zipped(notes__a=NOISE[:100]),
+            "it is a zip archive without a readable workbook inside",
+            "There is no item named '[Content_Types].xml' in the archive",
+        ),
+        (NOISE, "it is unrecognised binary content", "File is not a zip file"),
+        (
+            b"<!DOCTYPE html>\n<html><body><table><tr><td>1</td></tr></table></body></html>",
+            "it is an HTML page",
+            "File is not a zip file",
+        ),
+        (
+            "Muestra;Estructura\n1;Polietileno ñ\n".encode(),
+            "it is a text file",
+            "File is not a zip file",
+        ),
+        (
+            b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + NOISE[:512],
+            "it is an OLE2 file: a legacy .xls workbook or a password-protected one",
+            "File is not a zip file",
+        ),
+        (b"%PDF-1.7\n" + NOISE[:256], "it is a PDF document", "File is not a zip file"),
+    ],
+)
+def test_a_file_named_xlsx_that_is_not_a_workbook_is_named_clearly(
+    tmp_path: Path, content: bytes, what: str, reason: str
+) -> None:
+    path = tmp_path / "lab.xlsx"
+    path.write_bytes(content)
+    with pytest.raises(InvalidInputError) as caught, open_source(str(path)):
+        pass
+    message = str(caught.value)
+    assert message.startswith(f"source {path} is not an Excel workbook (.xlsx): {what}")
+    assert f"(reader: {reason})" in message
+    assert "\n" not in message
+
+
+def test_a_workbook_damaged_after_its_header_is_named_when_read(tmp_path: Path) -> None:
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.append(HEADER)
+    for muestra in range(1, 201):
+        sheet.append([muestra, 38, 90, "BOPP", *[20] * 6, 5, "2024-01-01"])
+    intact = tmp_path / "intact.xlsx"
+    workbook.save(intact)
+    damaged = tmp_path / "damaged.xlsx"
+    with zipfile.ZipFile(intact) as source, zipfile.ZipFile(damaged, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = data[: len(data) // 2] + b"<<junk"
+            target.writestr(item, data)
+    with open_source(str(damaged)) as opened:
+        assert opened.headers == tuple(HEADER)
+        with pytest.raises(InvalidInputError) as caught:
+            read_all(opened)
+    message = str(caught.value)
+    assert message.startswith(f"source {damaged} is a damaged Excel workbook (.xlsx)")
+    assert "cannot be read after record" in message
 
 
 # --------------------------------------------------------------------------- SQL (SQLite)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -305,3 +306,51 @@ def test_a_second_load_at_the_same_time_is_refused_and_writes_nothing(
         fcntl.flock(held, fcntl.LOCK_UN)
     assert FeatureStore(settings.resolved_feature_store_uri).current_version() is None
     assert acquire(settings, str(messy_csv)).feature_set_version == 0
+
+
+# --------------------------------------------------------------------------- order around commit
+
+
+def test_rejected_rows_are_on_disk_before_the_commit_that_names_them(
+    settings: Settings, messy_csv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, object] = {}
+    commit = FeatureStore.commit
+
+    def watched(self: FeatureStore, changes: pd.DataFrame, **kwargs: Any) -> int:
+        name = kwargs["metadata"].get("rejected_file")
+        seen["name"] = name
+        seen["rows_on_disk"] = len(pd.read_csv(settings.paths.rejected / name)) if name else 0
+        return commit(self, changes, **kwargs)
+
+    monkeypatch.setattr(FeatureStore, "commit", watched)
+    report = acquire(settings, str(messy_csv))
+    assert report.rejected_file is not None
+    assert seen == {"name": Path(report.rejected_file).name, "rows_on_disk": 1}
+    assert not list(settings.paths.rejected.glob("*.partial"))
+
+
+def test_counts_that_do_not_reconcile_stop_the_load_before_anything_is_written(
+    settings: Settings, messy_csv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from permeability.jobs import acquisition
+
+    counts = acquisition._counts
+
+    def off_by_one(*args: Any) -> dict[str, int]:
+        return {**counts(*args), "rows_read": counts(*args)["rows_read"] + 1}
+
+    monkeypatch.setattr(acquisition, "_counts", off_by_one)
+    with pytest.raises(RuntimeError, match="lost track of rows: read 8, accounted 7"):
+        acquire(settings, str(messy_csv))
+    assert FeatureStore(settings.resolved_feature_store_uri).current_version() is None
+    assert not list(settings.paths.rejected.iterdir())
+
+
+def test_a_load_refused_before_its_commit_leaves_no_rejected_file(
+    settings: Settings, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path / "one.csv", line(1), line(2, Porc_Humedad="120"))
+    with pytest.raises(InvalidInputError, match="at least 2 valid samples"):
+        acquire(settings, str(path))
+    assert not list(settings.paths.rejected.iterdir())

@@ -61,7 +61,8 @@ def _acquire(settings: Settings, path: Path) -> None:
 def _train(
     settings: Settings, label: str, model: str, params: dict[str, object] | None = None
 ) -> None:
-    from permeability.jobs.training import TrainingSpec, train
+    from permeability.jobs.training import train
+    from permeability.jobs.training_spec import TrainingSpec
 
     train(settings, TrainingSpec.parse(model=model, version=label, test_size=0.25, params=params))
 

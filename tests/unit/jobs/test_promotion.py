@@ -11,7 +11,8 @@ import pytest
 from permeability.errors import ConflictError, InvalidInputError, NotFoundError
 from permeability.io.registry import Registry
 from permeability.jobs.promotion import list_versions, promote
-from permeability.jobs.training import TrainingSpec, train
+from permeability.jobs.training import train
+from permeability.jobs.training_spec import TrainingSpec
 from permeability.settings import Settings
 
 

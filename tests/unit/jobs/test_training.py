@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ from permeability.errors import (
 )
 from permeability.io.model_store import ModelStore
 from permeability.io.registry import Registry
-from permeability.jobs.training import TrainingResult, TrainingSpec, train
+from permeability.jobs.training import train
+from permeability.jobs.training_spec import TrainingResult, TrainingSpec
 from permeability.settings import Settings
 
 EXPECTED_ARTIFACTS = {
@@ -331,3 +333,65 @@ def test_test_predictions_are_logged_as_a_table(
 
     assert len(table) == trained.n_test
     assert {"Muestra", "Estructura", "measured", "predicted", "lower", "upper"} <= set(table)
+
+
+def test_an_undo_that_fails_too_is_completed_by_the_next_attempt(
+    monkeypatch: pytest.MonkeyPatch, stocked: tuple[Settings, Registry]
+) -> None:
+    from permeability.io.model_store import Reservation
+    from permeability.io.training_runs import TrainingJournal
+
+    settings, registry = stocked
+
+    def broken_publish(self: Reservation, metadata: Any) -> Path:
+        raise OSError("disk full")
+
+    def unreachable(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("tracking server gone")
+
+    monkeypatch.setattr(Reservation, "publish", broken_publish)
+    monkeypatch.setattr(Registry, "delete_version", unreachable)  # the undo's first write
+    spec = TrainingSpec.parse(model="Ridge", version="undo-failed", test_size=0.25)
+    with pytest.raises(OSError, match="disk full"):
+        train(settings, spec)
+    monkeypatch.undo()
+    left = registry.find_label("undo-failed")
+    assert left is not None  # before reconciliation existed, this burnt the label for good
+    assert TrainingJournal(settings.paths.models).has("undo-failed")
+
+    retried = train(settings, spec)
+
+    assert retried.version == "undo-failed"
+    assert registry.get_run(str(left.run_id)).status == "FAILED"
+    found = registry.find_label("undo-failed")
+    assert found is not None
+    assert found.run_id == retried.run_id
+    assert not TrainingJournal(settings.paths.models).has("undo-failed")
+
+
+def test_a_failure_after_publication_keeps_the_version_for_reconciliation(
+    monkeypatch: pytest.MonkeyPatch, stocked: tuple[Settings, Registry]
+) -> None:
+    from permeability.io.training_runs import TrainingJournal
+    from permeability.jobs.training_recovery import reconcile_trainings
+
+    settings, registry = stocked
+
+    def unreachable(self: Registry, run_id: str, *, failed: bool = False) -> None:
+        raise ConnectionError("tracking server gone")
+
+    monkeypatch.setattr(Registry, "finish_run", unreachable)
+    spec = TrainingSpec.parse(model="Ridge", version="late-failure", test_size=0.25)
+    with pytest.raises(ConnectionError):
+        train(settings, spec)
+    monkeypatch.undo()
+    kept = registry.find_label("late-failure")
+    assert kept is not None  # not undone: the published folder is a complete version
+    assert ModelStore(settings.paths.models).inspect("late-failure").status == "available"
+    assert registry.get_run(str(kept.run_id)).status == "RUNNING"
+
+    (done,) = reconcile_trainings(settings, logging.getLogger("test"), registry=registry)
+
+    assert (done.label, done.outcome) == ("late-failure", "finished")
+    assert registry.get_run(str(kept.run_id)).status == "FINISHED"
+    assert not TrainingJournal(settings.paths.models).has("late-failure")

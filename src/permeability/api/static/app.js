@@ -132,8 +132,51 @@
 
   // -- API ------------------------------------------------------------------------------------
 
+  // PERMEABILITY_INFERENCE_TOKEN: when the service has one, its POSTs answer 401 without it.
+  // The page then asks once, keeps the token for this browser tab's session (sessionStorage:
+  // gone when the tab closes, never sent to another site) and sends it on every later POST.
+  const TOKEN_KEY = "permeability.token";
+
+  function storedToken() {
+    try {
+      return sessionStorage.getItem(TOKEN_KEY);
+    } catch {
+      return null; // storage disabled: ask each time
+    }
+  }
+
+  function keepToken(token) {
+    try {
+      if (token) sessionStorage.setItem(TOKEN_KEY, token);
+      else sessionStorage.removeItem(TOKEN_KEY);
+    } catch {
+      // storage disabled: the token is used for this request only
+    }
+  }
+
+  async function send(path, options, token) {
+    const headers = { Accept: "application/json", ...(options.headers || {}) };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    return fetch(path, { ...options, headers });
+  }
+
   async function api(path, options = {}) {
-    const response = await fetch(path, { headers: { Accept: "application/json" }, ...options });
+    const posting = (options.method || "GET").toUpperCase() === "POST";
+    let token = posting ? storedToken() : null;
+    let response = await send(path, options, token);
+    if (posting && response.status === 401) {
+      if (token) keepToken(null); // the kept token was refused (changed on the server)
+      const given = (window.prompt(t("token.prompt")) || "").trim();
+      if (given) {
+        token = given;
+        response = await send(path, options, token);
+        keepToken(response.status === 401 ? null : token);
+        if (response.status === 401) showPageError(t("token.refused"));
+      }
+    }
+    if (posting && response.status !== 401 && byId("page-error").textContent === t("token.refused")) {
+      showPageError("");
+    }
     let body = null;
     try {
       body = await response.json();

@@ -1,0 +1,96 @@
+"""What a training is asked for and what it answers: the seed's ``POST /train`` contract.
+
+Shared by the training job, the CLI and the API's request and response models, so the three
+cannot drift.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from permeability.errors import InvalidInputError, invalid_input_from
+from permeability.io.model_store import validate_label
+
+
+class TrainingSpec(BaseModel):
+    """What to train: the seed's three fields plus optional hyperparameters, folds, a note."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str = Field(min_length=1)
+    version: str
+    test_size: float = Field(default=0.25, gt=0.0, lt=1.0)
+    params: dict[str, Any] | None = None
+    cv: int | None = Field(default=None, ge=2, le=20)
+    description: str | None = Field(default=None, max_length=500)
+
+    @field_validator("version")
+    @classmethod
+    def _safe_label(cls, value: str) -> str:
+        try:
+            return validate_label(value)
+        except InvalidInputError as exc:  # a ValueError is reported with the field's name
+            raise ValueError(str(exc)) from exc
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        from permeability.domain.models import UnknownModelError, model_names
+
+        valid = model_names()
+        if value not in valid:
+            raise ValueError(str(UnknownModelError(value, valid)))
+        return value
+
+    @classmethod
+    def parse(cls, **fields: Any) -> TrainingSpec:
+        """Build a spec, turning pydantic's report into one sentence naming the field."""
+        try:
+            return cls(**fields)
+        except ValidationError as exc:
+            raise invalid_input_from(exc) from exc
+
+
+class TrainingResult(BaseModel):
+    """What a training produced; the API response and ``train --json`` print exactly this."""
+
+    version: str
+    run_id: str
+    registry_version: str
+    registered_model: str
+    feature_set_version: int
+    data_hash: str
+    model: str
+    chosen_model: str
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    per_structure: dict[str, dict[str, float]]
+    cv_scores: dict[str, float] | None
+    n_train: int
+    n_calibration: int
+    n_test: int
+    rows_available: int = Field(description="Records in the feature-set version.")
+    rows_excluded_non_product: int = Field(
+        description="Calibration/reference films and unreported materials: never trained on."
+    )
+    rows_censored: int = Field(
+        description="Product rows whose WVTR was under the detection limit (learnt at it)."
+    )
+    detection_limit: float | None
+    split_grouping: str = Field(
+        description="'test_id': the test part, calibration and every fold kept each test's "
+        "replicates together, so held-out metrics say what a new test will see; 'row': the "
+        "data had no test ids."
+    )
+    n_test_groups: int = Field(description="Tests in the held-out part.")
+    noise_floor: dict[str, float | int] | None = Field(
+        description="The replicate disagreement of the data (domain/noise_floor.py): "
+        "noise_floor_mae is the error no model can beat; metrics.mae_over_noise_floor is the "
+        "model's MAE over it. None without tests of two or more replicates."
+    )
+    created_at: str
+    model_path: str
+    seconds: float
+    timings: dict[str, float]
