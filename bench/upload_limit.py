@@ -9,7 +9,8 @@ keep coming past the 200 MiB limit. Before the fix it was accepted (200 after 46
 at 5.3 GB RSS). Now every body is counted as it streams (``api/body_limit.py``).
 
 One real service (``permeability serve inference``, one process, a LinearRegression champion)
-is attacked, and the same service then takes an accepted chunked upload of
+is attacked (on the batch route, then on the single-sample route whose cap is 1 MiB), and the
+same service then takes an accepted chunked upload of
 ``--reference-mib`` as the reference measured in the same run: what holding and scoring a body
 costs. Printed: the status, bytes the client managed to send, seconds, and the server's RSS
 before, its peak (``VmHWM``) and its RSS after, for each. The claim is the attack's peak growth
@@ -74,13 +75,13 @@ def csv_stream(target_bytes: int) -> tuple[Iterator[bytes], list[int]]:
     return chunks(), sent
 
 
-def upload(url: str, pid: int, target_bytes: int) -> dict[str, Any]:
+def upload(url: str, pid: int, target_bytes: int, path: str = "/inference/batch") -> dict[str, Any]:
     before = memory_mib(pid)
     chunks, sent = csv_stream(target_bytes)
     started = time.perf_counter()
     try:
         response = httpx.post(
-            f"{url}/inference/batch",
+            f"{url}{path}",
             content=chunks,
             headers={"Content-Type": "text/csv"},
             timeout=600,
@@ -117,6 +118,7 @@ def main() -> None:
         env = base_env(home)
         with running(command, env, f"{url}/ready", Path(scratch) / "server.log") as process:
             attack = upload(url, process.pid, int(args.over_mib * MIB))
+            single = upload(url, process.pid, int(args.over_mib * MIB), path="/inference")
             reference = upload(url, process.pid, int(args.reference_mib * MIB))
             health = httpx.get(f"{url}/health", timeout=10).status_code
     print(
@@ -125,6 +127,7 @@ def main() -> None:
     )
     for name, row in (
         (f"attack: chunked {args.over_mib:g} MiB (limit 200)", attack),
+        (f"attack on /inference: {args.over_mib:g} MiB (1)", single),
         (f"reference: chunked {args.reference_mib:g} MiB, accepted", reference),
     ):
         print(
@@ -138,7 +141,9 @@ def main() -> None:
         f"attack's {attack['sent_mib']:.0f} MiB would have cost {per_body_mib * attack['sent_mib']:,.0f}"
         f" MiB; it cost {attack['peak_growth_mib']:.1f} MiB. Service healthy after: {health == 200}"
     )
-    print(json.dumps({"attack": attack, "reference": reference, "health": health}))
+    print(
+        json.dumps({"attack": attack, "single": single, "reference": reference, "health": health})
+    )
 
 
 if __name__ == "__main__":

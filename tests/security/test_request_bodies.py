@@ -345,3 +345,16 @@ def test_multipart_options_follow_the_json_rules(
     (problem,) = response.json()["detail"]
     assert problem["loc"] == ["body", field]
     assert problem["type"] == kind
+
+
+def test_a_single_sample_body_is_capped_far_below_the_batch_limit() -> None:
+    """``POST /inference`` reads its body whole: its own cap (1 MiB) bounds what it can hold,
+    where the batch route's 200 MiB would let one request pin 200 MiB."""
+    from permeability.api.inference_single import MAX_SAMPLE_BYTES
+
+    app = create_inference_app(Settings(home="unused"))  # the production limits
+    client = TestClient(app)  # no lifespan: the cap answers before any route
+    over = (b"x" * CHUNK for _ in range(MAX_SAMPLE_BYTES // CHUNK + 1))
+    response = client.post("/inference", content=over, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413, response.text
+    assert response.json()["limit_bytes"] == MAX_SAMPLE_BYTES == 1024 * 1024

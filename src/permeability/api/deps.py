@@ -7,6 +7,10 @@ Read-only endpoints stay open so dashboards, health checks and the lab page need
 Both services use the one :class:`TokenGuard` below; the comparison is constant-time so
 response timing does not leak the token. An empty token counts as unset (an empty
 environment variable is how people usually "unset" one).
+
+Every dependency here is ``async``: FastAPI runs a plain ``def`` dependency in its thread
+pool, and those hops made a single sample through the route cost 856 µs instead of 217 µs in
+process (2026-12-02).
 """
 
 from __future__ import annotations
@@ -36,12 +40,12 @@ class ServiceState:
     logger: logging.Logger
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_service(request: Request) -> ServiceState:
+async def get_service(request: Request) -> ServiceState:
     service: ServiceState | None = getattr(request.app.state, "service", None)
     if service is None:
         raise HTTPException(
@@ -64,7 +68,7 @@ class TokenGuard:
         token = secret.get_secret_value() if secret is not None else ""
         return token or None
 
-    def __call__(
+    async def __call__(
         self,
         settings: Annotated[Settings, Depends(get_settings)],
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],

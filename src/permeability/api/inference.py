@@ -49,6 +49,7 @@ from permeability.api.inference_schemas import (
     VersionsResponse,
 )
 from permeability.api.inference_single import (
+    MAX_SAMPLE_BYTES,
     SAMPLE_ERROR_RESPONSES,
     parse_inference_request,
     respond,
@@ -235,7 +236,8 @@ def create_inference_app(
     """The inference service; settings are read now (or given), models are loaded at start.
 
     Every request body is capped at ``max_body_bytes`` (the batch upload limit; tests give a
-    small one), counted as it streams in; 413 past it (``api/body_limit.py``).
+    small one) and a single sample's at ``MAX_SAMPLE_BYTES``, counted as they stream in; 413
+    past it (``api/body_limit.py``).
     ``PERMEABILITY_INFERENCE_TOKEN``, when set, guards the POST endpoints.
     """
     resolved = settings if settings is not None else get_settings()
@@ -303,7 +305,11 @@ def create_inference_app(
     app.include_router(batch_router)
     app.include_router(service_router)
     app.include_router(page.router)  # the lab page at / (api/page.py)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=max_body_bytes,
+        path_limits={"/inference": min(MAX_SAMPLE_BYTES, max_body_bytes)},
+    )
     app.body_limit = max_body_bytes  # the lean path, in front of the middleware, reads less
     app.add_middleware(MetricsMiddleware, metrics=metrics_registry)  # outermost: counts 413s
     app.metrics = metrics_registry  # the lean path counts what it answers itself

@@ -7,8 +7,11 @@ event loop.
 
 from __future__ import annotations
 
+import json
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import IO, Any, Final, TypeVar
 
 import pandas as pd
 from fastapi import APIRouter, Query, Request, status
@@ -39,6 +42,10 @@ from permeability.jobs.predict import (
 #: ``create_inference_app`` hands it to ``api/body_limit.py``, which counts the bytes as they
 #: stream in (chunked or not) and answers 413 past it, before the whole body is held.
 MAX_UPLOAD_BYTES: Final = 200 * 1024 * 1024
+
+#: Spooled bodies stay in memory up to this size, then go to a temporary file.
+_IN_MEMORY_BYTES: Final = 1024 * 1024
+T = TypeVar("T")
 
 batch_router = APIRouter(tags=["inference"])
 
@@ -113,17 +120,49 @@ async def _read_batch(request: Request, version: str | None, level: float | None
     if kind == "multipart/form-data":
         return await _read_multipart_batch(request, version, level)
     if kind in ("text/csv", "text/plain"):
-        data = await request.body()
-        frame = await run_in_threadpool(read_table, data, "body.csv")
+        spooled = await _spooled_body(request)
+        frame = await run_in_threadpool(_read_spooled, spooled, read_table, "body.csv")
         return _BatchInput(frame, version, level, "refuse", from_file=True)
     raise _UnsupportedMediaError(kind)
+
+
+async def _spooled_body(request: Request) -> IO[bytes]:
+    """The body as it streams in, in memory up to 1 MiB and on the local disk past that.
+
+    Why not ``request.body()``: a body over the limit would first be held whole in memory up
+    to the limit (200 MiB) before ``api/body_limit.py`` refuses it; spooled, the service's
+    memory stays flat under that attack (``bench/upload_limit.py``). Multipart uploads are
+    spooled the same way by Starlette itself.
+    """
+    spool = tempfile.SpooledTemporaryFile(max_size=_IN_MEMORY_BYTES)  # noqa: SIM115 (closed by the reader)
+    try:
+        async for chunk in request.stream():
+            spool.write(chunk)
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return spool
+
+
+def _read_spooled(body: IO[bytes], read: Callable[[bytes, str], T], name: str) -> T:
+    """Read a spooled body whole with ``read`` (off the event loop), then drop the spool."""
+    try:
+        return read(body.read(), name)
+    finally:
+        body.close()
+
+
+def _json_value(data: bytes, _: str) -> Any:
+    return json.loads(data)
 
 
 async def _read_json_batch(
     request: Request, version: str | None, level: float | None
 ) -> _BatchInput:
+    spooled = await _spooled_body(request)
     try:
-        raw = await request.json()
+        raw = await run_in_threadpool(_read_spooled, spooled, _json_value, "body.json")
     except ValueError as exc:
         raise RequestValidationError(
             [{"loc": ("body",), "msg": f"body is not valid JSON: {exc}", "type": "json_invalid"}]

@@ -50,6 +50,10 @@ SAMPLE_ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     503: {"description": "The version exists but cannot serve (missing or corrupt files)."},
 }
 
+#: The most a single-sample body may hold (a sample is under a kilobyte): ``POST /inference``
+#: reads its body whole, so a larger one is refused while it streams (413, ``api/body_limit.py``).
+MAX_SAMPLE_BYTES: Final = 1024 * 1024
+
 
 def _unknown_structure(raw: str, canonical: str, loaded: LoadedModel, loc: tuple[Any, ...]) -> Any:
     known = sorted(loaded.known_structures)
