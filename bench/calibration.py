@@ -31,9 +31,10 @@ from permeability.domain.synthetic import generate_lab_data
 def evaluate(rows: int, seed: int, method: str, model: str, holdout: Any) -> dict[str, Any]:
     """Train on ``rows`` generated rows and score the hold-out with the service's batch scorer
     (the same intervals, limits and decisions a lab would get)."""
+    from permeability.domain.decisions import DecisionPolicy
     from permeability.io.model_cache import LoadedModel
     from permeability.io.specs import load_specs
-    from permeability.jobs.predict import DecisionPolicy, score_frame
+    from permeability.jobs.predict import score_frame
 
     frame = generate_lab_data(rows, seed, mess=None)
     pca = fit_caliper_pca(frame[list(CALIBRES)].to_numpy(), 0.99)

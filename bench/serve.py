@@ -411,10 +411,11 @@ def load_ceiling(connections: list[int], duration: int, workdir: Path) -> list[d
 
 def batch_speed(home: Path, label: str, rows: int, repeats: int) -> dict[str, Any]:
     from permeability.config import InferenceParams
+    from permeability.domain.decisions import DecisionPolicy
     from permeability.domain.synthetic import generate_lab_data
     from permeability.io.model_cache import ModelCache
     from permeability.io.specs import load_specs
-    from permeability.jobs.predict import DecisionPolicy, score_frame
+    from permeability.jobs.predict import score_frame
     from permeability.settings import Settings
 
     loaded = ModelCache.from_settings(Settings(home=home)).get(label)
@@ -441,11 +442,12 @@ def batch_speed(home: Path, label: str, rows: int, repeats: int) -> dict[str, An
 def quality(home: Path, label: str, rows: int) -> dict[str, Any]:
     """Coverage per structure and decision quality on generated data the model never saw."""
     from permeability.config import InferenceParams
+    from permeability.domain.decisions import DecisionPolicy
     from permeability.domain.metrics import decision_quality, per_structure
     from permeability.domain.synthetic import generate_lab_data
     from permeability.io.model_cache import ModelCache
     from permeability.io.specs import load_specs
-    from permeability.jobs.predict import DecisionPolicy, score_frame
+    from permeability.jobs.predict import score_frame
     from permeability.settings import Settings
 
     loaded = ModelCache.from_settings(Settings(home=home)).get(label)
@@ -485,7 +487,7 @@ def _tradeoff(
     measured: np.ndarray, p_exceed: np.ndarray, limits: np.ndarray, reject_above: float
 ) -> list[dict[str, Any]]:
     """What the approve threshold trades: fewer wrong approvals for more full tests."""
-    from permeability.domain.intervals import decide_many
+    from permeability.domain.decisions import decide_many
     from permeability.domain.metrics import decision_quality
 
     judged = np.isfinite(limits)

@@ -180,7 +180,7 @@ class Service(StrEnum):
 
 #: Seed ports: training on 8000, inference on 8001.
 DEFAULT_PORTS = {Service.training: 8000, Service.inference: 8001}
-#: Where each service's app factory lives (inference arrives with a later issue).
+#: Where each service's app factory lives (imported only when that service is started).
 SERVICE_FACTORIES = {
     Service.training: ("permeability.api.training", "create_training_app"),
     Service.inference: ("permeability.api.inference", "create_inference_app"),

@@ -1,8 +1,8 @@
 """A load killed midway leaves the feature store exactly as it was; a re-run then succeeds.
 
-The acquisition runs in a subprocess that is SIGKILLed: either at the test hook that holds a
-load after its data files are written and before its commit, or at an arbitrary moment of a
-larger load.
+The acquisition runs in a subprocess that is SIGKILLed: either held after its data files are
+written and before its commit (delta-rs's commit replaced by a pause in that subprocess), or at
+an arbitrary moment of a larger load.
 """
 
 from __future__ import annotations
@@ -22,29 +22,35 @@ import pytest
 
 from permeability.domain.synthetic import generate_lab_data
 from permeability.io.exports import write_lab_export
-from permeability.io.feature_store import COMMIT_HOOK_ENV, FeatureStore
+from permeability.io.feature_store import FeatureStore
 from permeability.jobs.acquisition import acquire
 from permeability.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 HOOK_LINE = "data files written, commit pending"
+#: ``permeability acquire`` with delta-rs's two commit calls replaced by a pause: the load stops
+#: after writing its data files and before its commit, where the test kills it.
+PAUSED_BEFORE_COMMIT = f"""
+import logging, sys, time
+import deltalake
+import permeability.io.feature_store as feature_store
+from permeability.cli import app
+
+def pause(*_, **__):
+    logging.getLogger("permeability.io.feature_store").warning("{HOOK_LINE}")
+    time.sleep(3600)
+
+feature_store.create_table_with_add_actions = pause
+deltalake.DeltaTable.create_write_transaction = pause
+app(sys.argv[1:])
+"""
 
 
-def start_acquire(home: Path, source: Path, *, hook: str | None = None) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if k != COMMIT_HOOK_ENV}
-    env["PERMEABILITY_HOME"] = str(home)
-    if hook:
-        env[COMMIT_HOOK_ENV] = hook
-    command = [
-        sys.executable,
-        "-m",
-        "permeability.cli",
-        "acquire",
-        "--source",
-        str(source),
-        "--json",
-    ]
+def start_acquire(home: Path, source: Path, *, pause: bool = False) -> subprocess.Popen[str]:
+    env = {**os.environ, "PERMEABILITY_HOME": str(home)}
+    program = ["-c", PAUSED_BEFORE_COMMIT] if pause else ["-m", "permeability.cli"]
+    command = [sys.executable, *program, "acquire", "--source", str(source), "--json"]
     return subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )
@@ -102,7 +108,7 @@ def test_a_first_load_killed_before_its_commit_leaves_no_table(
     tmp_path: Path, exports: tuple[Path, Path]
 ) -> None:
     home = tmp_path / "home"
-    process = start_acquire(home, exports[0], hook="pause")
+    process = start_acquire(home, exports[0], pause=True)
     wait_for_log(home, HOOK_LINE, process)
     kill(process)
     store = store_of(home)
@@ -120,7 +126,7 @@ def test_an_update_killed_before_its_commit_keeps_the_previous_version(
     acquire(Settings(home=home), str(exports[0]))
     store = store_of(home)
     before = store.read()
-    process = start_acquire(home, exports[1], hook="pause")
+    process = start_acquire(home, exports[1], pause=True)
     wait_for_log(home, HOOK_LINE, process)
     kill(process)
     after = store.read()

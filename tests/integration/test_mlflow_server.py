@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 
 from permeability.api.training import create_training_app
 from permeability.settings import Settings
+from tests.builders import fill_feature_store
 
 pytestmark = pytest.mark.integration
 
@@ -109,16 +110,6 @@ def tracking_server(fresh_database: str, tmp_path: Path) -> Iterator[str]:
         _stop(process)
 
 
-def _fill_feature_store(settings: Settings, folder: Path) -> None:
-    from permeability.domain.synthetic import MessSpec, generate_lab_data
-    from permeability.io.exports import write_lab_export
-    from permeability.jobs.acquisition import acquire
-
-    folder.mkdir(parents=True, exist_ok=True)
-    source = write_lab_export(generate_lab_data(300, 13, mess=MessSpec.none()), folder / "lab.csv")
-    acquire(settings, str(source))
-
-
 def test_training_through_the_api_lands_on_the_tracking_server(
     tracking_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -129,7 +120,7 @@ def test_training_through_the_api_lands_on_the_tracking_server(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_server)
     settings = Settings(home=tmp_path / "storage")
     assert settings.resolved_tracking_uri == tracking_server
-    _fill_feature_store(settings, tmp_path / "exports")
+    fill_feature_store(settings, tmp_path / "exports", rows=300, seed=13)
 
     with TestClient(create_training_app(settings)) as client:
         trained = client.post("/train", json=SEED_BODY)

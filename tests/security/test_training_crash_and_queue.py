@@ -39,7 +39,7 @@ from permeability.jobs.promotion import list_versions
 from permeability.jobs.training import train
 from permeability.jobs.training_spec import TrainingSpec
 from permeability.settings import Settings
-from tests.unit.jobs.test_training import fill_feature_store
+from tests.builders import fill_feature_store
 
 BODY = {"model": "LinearRegression", "test_size": 0.25}
 

@@ -40,12 +40,13 @@ class ServiceState:
     logger: logging.Logger
 
 
-async def get_settings(request: Request) -> Settings:
+async def app_settings(request: Request) -> Settings:
+    """The settings the app was created with (not read again from the environment)."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-async def get_service(request: Request) -> ServiceState:
+async def app_service(request: Request) -> ServiceState:
     service: ServiceState | None = getattr(request.app.state, "service", None)
     if service is None:
         raise HTTPException(
@@ -70,7 +71,7 @@ class TokenGuard:
 
     async def __call__(
         self,
-        settings: Annotated[Settings, Depends(get_settings)],
+        settings: Annotated[Settings, Depends(app_settings)],
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> None:
         expected = self.expected(settings)
@@ -108,7 +109,7 @@ def configured_token(settings: Settings) -> str | None:
     return API_TOKEN.expected(settings)
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-ServiceDep = Annotated[ServiceState, Depends(get_service)]
+SettingsDep = Annotated[Settings, Depends(app_settings)]
+ServiceDep = Annotated[ServiceState, Depends(app_service)]
 Authorized = Annotated[None, Depends(API_TOKEN)]
 InferenceAuthorized = Annotated[None, Depends(INFERENCE_TOKEN)]

@@ -95,4 +95,4 @@ def evaluate(
     from permeability.jobs.evaluation import run_evaluation
 
     request = (body or EvaluateRequest()).to_request()
-    return run_evaluation(settings, request, config=service.config, logger=service.logger)
+    return run_evaluation(settings, request, config=service.config)

@@ -245,46 +245,44 @@ def create_inference_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from permeability.io.logs import close_logging, configure_logging
+        from permeability.io.logs import process_scope
         from permeability.jobs.base import new_run_id
 
         limits = limit_threads()
         paths = resolved.paths.ensure()
-        service_logger = configure_logging(paths.logs, _LOG_NAME, new_run_id())
-        try:
-            state, maintenance = await start_inference(
-                resolved, metrics_registry, refresh_s=REFRESH_SECONDS
-            )
-        except Exception:
-            service_logger.exception("inference service failed to start")
-            close_logging()
-            limits.restore_original_limits()
-            raise
-        app.state.inference = state
-        if isinstance(app, InferenceApp):
-            app.fast_path = state.config.inference.fast_path
-        log, cache = state.log, state.cache
-        # Everything built so far lives as long as the process: keep it out of the garbage
-        # collector's way, so collections during requests stay short.
-        gc.collect()
-        gc.freeze()
-        service_logger.info(
-            "inference service ready; champion %s, loaded %s, specs %s",
-            cache.champion,
-            cache.loaded_versions,
-            state.specs.current.source,
-        )
-        try:
-            yield
-        finally:
-            maintenance.stop()
-            await asyncio.to_thread(log.close)
+        with process_scope(_LOG_NAME, new_run_id(), paths.logs) as service_logger:
+            try:
+                state, maintenance = await start_inference(
+                    resolved, metrics_registry, refresh_s=REFRESH_SECONDS
+                )
+            except Exception:
+                service_logger.exception("inference service failed to start")
+                limits.restore_original_limits()
+                raise
+            app.state.inference = state
+            if isinstance(app, InferenceApp):
+                app.fast_path = state.config.inference.fast_path
+            log, cache = state.log, state.cache
+            # Everything built so far lives as long as the process: keep it out of the
+            # garbage collector's way, so collections during requests stay short.
+            gc.collect()
+            gc.freeze()
             service_logger.info(
-                "inference service stopped; %d predictions logged", log.rows_written
+                "inference service ready; champion %s, loaded %s, specs %s",
+                cache.champion,
+                cache.loaded_versions,
+                state.specs.current.source,
             )
-            app.state.inference = None
-            close_logging()
-            limits.restore_original_limits()
+            try:
+                yield
+            finally:
+                maintenance.stop()
+                await asyncio.to_thread(log.close)
+                service_logger.info(
+                    "inference service stopped; %d predictions logged", log.rows_written
+                )
+                app.state.inference = None
+                limits.restore_original_limits()
 
     app = InferenceApp(
         title="permeability inference service",

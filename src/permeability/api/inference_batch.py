@@ -26,10 +26,10 @@ from permeability.api.deps import InferenceAuthorized
 from permeability.api.inference_schemas import BatchOptions, BatchRequest, BatchResponse
 from permeability.api.inference_single import SAMPLE_ERROR_RESPONSES
 from permeability.api.inference_state import InferenceState, model_for, state_of
+from permeability.domain.decisions import DecisionPolicy
 from permeability.errors import InvalidInputError
 from permeability.io.model_cache import LoadedModel
 from permeability.jobs.predict import (
-    DecisionPolicy,
     ScoredBatch,
     jsonable_records,
     read_table,

@@ -12,6 +12,8 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
 
+from permeability.domain.decisions import APPROVE, REJECT, RETEST
+
 
 class InferenceMetrics:
     """Prometheus metrics in a registry of this app (several apps may live in one process).
@@ -52,7 +54,7 @@ class InferenceMetrics:
         self._request_children: dict[tuple[str, int], Any] = {}
         self._latency_children: dict[str, Any] = {}
         self._decision_children = {
-            d: self.predictions.labels(d) for d in ("approve", "reject", "retest", "none")
+            d: self.predictions.labels(d) for d in (APPROVE, REJECT, RETEST, "none")
         }
 
     def observe(self, endpoint: str, status_code: int, seconds: float) -> None:

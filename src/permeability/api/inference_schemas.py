@@ -33,6 +33,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from permeability.domain.decisions import Decision
 from permeability.domain.records import MAX_FIELD_LENGTH, control_character_problem
 from permeability.domain.schema import (
     CALIPER_RANGE_UM,
@@ -67,7 +68,6 @@ RECORD_SAMPLE: Final[dict[str, Any]] = {
     "Referencia": "REF-1187",
     "Fecha": "2026-03-02",
 }
-Decision = Literal["approve", "reject", "retest"]
 
 
 def _number_only(value: Any) -> Any:

@@ -20,23 +20,23 @@ from pydantic_core import to_json
 
 from permeability.api.inference_schemas import (
     ConditionsOut,
-    Decision,
     InferenceRequest,
     SampleInput,
     SpecificationOut,
 )
 from permeability.api.inference_state import InferenceState
-from permeability.domain.intervals import (
-    UNCERTAIN_WIDENING,
+from permeability.domain.decisions import (
+    Decision,
+    DecisionPolicy,
     decide,
-    widen_interval,
-    widened_limit,
+    decision_reason,
+    no_decision_reason,
 )
+from permeability.domain.intervals import UNCERTAIN_WIDENING, widen_interval, widened_limit
 from permeability.domain.specs import PERMEABILITY_UNIT, SpecificationSet, SpecLimit
 from permeability.domain.structures import LAYER_VOCABULARY
 from permeability.errors import InvalidInputError
 from permeability.io.model_cache import LoadedModel
-from permeability.jobs.predict import DecisionPolicy
 from permeability.jobs.predict_records import non_product, non_product_message
 
 #: The errors of a single-sample request, as documented in the OpenAPI schema.
@@ -110,21 +110,6 @@ def _specification_model(limit: SpecLimit) -> SpecificationOut:
     )
 
 
-def _decision_reason(
-    decision: str, p_exceed: float, limit: SpecLimit, policy: DecisionPolicy
-) -> str:
-    rule = {
-        "approve": f"< {policy.approve_below:g}",
-        "reject": f"> {policy.reject_above:g}",
-        "retest": f"between {policy.approve_below:g} and {policy.reject_above:g}: too close to "
-        "call, run the full test",
-    }[decision]
-    return (
-        f"{decision}: P(WVTR > {limit.max_permeability:g}) = {p_exceed:.3g} {rule}; "
-        f"limit {limit.describe()}"
-    )
-
-
 def answer_sample(
     loaded: LoadedModel,
     sample: SampleInput,
@@ -166,13 +151,14 @@ def answer_sample(
     match = specs.match(structure, sample.Grados_C, sample.Porc_Humedad, sample.CalibreProm)
     decision: Decision | None = None
     p_exceed: float | None = None
-    reason = f"no decision: {match.reason}"
-    if match.limit is not None:
+    if match.limit is None:
+        reason = no_decision_reason(match.reason)
+    else:
         p_exceed = model.p_exceed(
             prediction, structure, widened_limit(prediction, match.limit.max_permeability, widen)
         )
         decision = decide(p_exceed, policy.approve_below, policy.reject_above)
-        reason = _decision_reason(decision, p_exceed, match.limit, policy)
+        reason = decision_reason(decision, match.limit, policy, p_exceed)
     # A plain dict, serialised by pydantic-core: building pydantic models here would cost
     # more than the prediction. Its shape is InferenceResponse (checked by the tests).
     response: dict[str, Any] = {

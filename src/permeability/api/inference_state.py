@@ -25,11 +25,11 @@ from fastapi.concurrency import run_in_threadpool
 
 from permeability.api.inference_metrics import InferenceMetrics
 from permeability.config import ProjectConfig, load_config
+from permeability.domain.decisions import DecisionPolicy
 from permeability.io.model_cache import LoadedModel, ModelCache
 from permeability.io.prediction_log import PredictionLog, predictions_uri
 from permeability.io.prediction_spool import SPOOL_FOLDER
 from permeability.io.specs import SpecsWatcher
-from permeability.jobs.predict import DecisionPolicy
 from permeability.settings import Settings
 
 logger = logging.getLogger("permeability.inference")

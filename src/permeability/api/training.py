@@ -106,7 +106,6 @@ def train(
         body.to_spec(),
         config=service.config,
         registry=service.registry,
-        logger=service.logger,
         queue=queue,
     )
     return TrainResponse.from_result(result)
@@ -188,7 +187,6 @@ def promote(
         promoted_by=request.promoted_by or "api",
         config=service.config,
         registry=service.registry,
-        logger=service.logger,
     )
     return PromoteResponse.from_result(result)
 
@@ -216,27 +214,26 @@ def create_training_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from permeability.config import load_config
-        from permeability.io.logs import close_logging, configure_logging
+        from permeability.io.logs import process_scope
         from permeability.io.registry import Registry, describe_uri
         from permeability.jobs.base import new_run_id
         from permeability.jobs.training_recovery import reconcile_trainings
 
         paths = resolved.paths.ensure()
-        logger = configure_logging(paths.logs, "training-api", new_run_id())
-        registry = Registry.from_settings(resolved)
-        registry.setup()
-        config = load_config(resolved.config_file)
-        reconcile_trainings(resolved, logger, registry=registry)
-        app.state.training_queue = TrainingQueue.for_models(paths.models, config.training)
-        app.state.service = ServiceState(config=config, registry=registry, logger=logger)
-        logger.info(
-            "training service ready; tracking %s", describe_uri(registry.config.tracking_uri)
-        )
-        try:
-            yield
-        finally:
-            app.state.service = None
-            close_logging()
+        with process_scope("training-api", new_run_id(), paths.logs) as logger:
+            registry = Registry.from_settings(resolved)
+            registry.setup()
+            config = load_config(resolved.config_file)
+            reconcile_trainings(resolved, logger, registry=registry)
+            app.state.training_queue = TrainingQueue.for_models(paths.models, config.training)
+            app.state.service = ServiceState(config=config, registry=registry, logger=logger)
+            logger.info(
+                "training service ready; tracking %s", describe_uri(registry.config.tracking_uri)
+            )
+            try:
+                yield
+            finally:
+                app.state.service = None
 
     app = FastAPI(
         title="permeability training service",

@@ -40,6 +40,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict
 
 from permeability.domain import metrics as m
+from permeability.domain.decisions import DecisionPolicy, decide_many
 from permeability.domain.drift import (
     DriftReport,
     DriftThresholds,
@@ -47,7 +48,6 @@ from permeability.domain.drift import (
     ResidualReference,
     detect_drift,
 )
-from permeability.domain.intervals import decide_many
 from permeability.domain.model import PermeabilityModel
 from permeability.domain.records import DEFAULT_IDENTITY, join_key, key_text, product_rows
 from permeability.domain.schema import (
@@ -83,15 +83,6 @@ SCORED_COLUMNS: Final = (
     "decision",
     "when",
 )
-
-
-@dataclass(frozen=True)
-class DecisionRule:
-    """Interval level and the approve/reject probability thresholds the service uses."""
-
-    level: float
-    approve_below: float
-    reject_above: float
 
 
 # -- which rows ---------------------------------------------------------------------------
@@ -363,7 +354,7 @@ def score_labelled(
     model: PermeabilityModel,
     frame: pd.DataFrame,
     specs: SpecificationSet,
-    rule: DecisionRule,
+    policy: DecisionPolicy,
 ) -> pd.DataFrame:
     """Guide values, intervals and decisions for labelled rows, as the service would give them.
 
@@ -375,7 +366,7 @@ def score_labelled(
         raise InvalidInputError("there are no labelled rows to score")
     predicted = model.predict_frame(frame, strict=False)
     names = model.canonical_structures(frame)
-    lower, upper = model.calibration.intervals(predicted, names, rule.level)
+    lower, upper = model.calibration.intervals(predicted, names, policy.level)
     matched = specs.match_many(
         names,
         frame[GRADOS_C].to_numpy(dtype=np.float64),
@@ -392,7 +383,7 @@ def score_labelled(
             predicted[has_limit], names[has_limit], limits[has_limit]
         )
         decision[has_limit] = decide_many(
-            p_exceed[has_limit], rule.approve_below, rule.reject_above
+            p_exceed[has_limit], policy.approve_below, policy.reject_above
         ).astype(object)
     return pd.DataFrame(
         {
@@ -402,7 +393,7 @@ def score_labelled(
             "predicted": predicted,
             "lower": lower,
             "upper": upper,
-            "level": np.full(len(frame), rule.level),
+            "level": np.full(len(frame), policy.level),
             "limit": limits,
             "p_exceed": p_exceed,
             "decision": decision,
@@ -575,7 +566,7 @@ def score_version(
     served_window: pd.DataFrame,
     predictions: pd.DataFrame,
     specs: SpecificationSet,
-    rule: DecisionRule,
+    policy: DecisionPolicy,
     thresholds: DriftThresholds,
 ) -> VersionScores:
     """Score version ``label`` on the rows it did not train on.
@@ -590,7 +581,7 @@ def score_version(
     served_window = _products(served_window)
     training = None if training is None else _products(training)
     recent_scored = (
-        usable_rows(score_labelled(model, window, specs, rule)) if len(window) else pd.DataFrame()
+        usable_rows(score_labelled(model, window, specs, policy)) if len(window) else pd.DataFrame()
     )
     names = model.canonical_structures(served_window) if len(served_window) else None
     served = usable_rows(served_scored(predictions, served_window, label, names))

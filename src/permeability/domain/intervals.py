@@ -39,7 +39,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -54,28 +54,16 @@ from permeability.domain.structures import (
 from permeability.errors import InvalidInputError
 
 FloatArray = NDArray[np.float64]
-Decision = Literal["approve", "reject", "retest"]
 
 DEFAULT_MIN_CALIBRATION: Final = 30
 #: How the residuals were obtained (see :func:`permeability.domain.model.train_model`).
 SPLIT_CONFORMAL: Final = "split-conformal"
 CROSS_CONFORMAL: Final = "cross-conformal"
-APPROVE: Final = "approve"
-REJECT: Final = "reject"
-RETEST: Final = "retest"
 
 
 def _check_level(level: float) -> None:
     if not 0.0 < level < 1.0:
         raise InvalidInputError(f"interval level must be between 0 and 1 (exclusive), got {level}")
-
-
-def _check_thresholds(approve_below: float, reject_above: float) -> None:
-    if not 0.0 < approve_below < reject_above < 1.0:
-        raise InvalidInputError(
-            "approve_below and reject_above must satisfy 0 < approve_below < reject_above < 1, "
-            f"got {approve_below} and {reject_above}"
-        )
 
 
 def conformal_ranks(n: int, level: float, tests: float | None = None) -> tuple[int, int]:
@@ -355,25 +343,6 @@ def _groups(names: NDArray[np.object_]) -> Mapping[str, NDArray[np.intp]]:
     order = np.argsort(inverse, kind="stable")
     splits = np.cumsum(np.bincount(inverse, minlength=len(uniques)))[:-1]
     return {str(u): rows for u, rows in zip(uniques, np.split(order, splits), strict=True)}
-
-
-def decide(p_exceed: float, approve_below: float, reject_above: float) -> Decision:
-    """Approve when exceeding the limit is unlikely, reject when likely, else send to the full test."""
-    _check_thresholds(approve_below, reject_above)
-    if p_exceed < approve_below:
-        return "approve"
-    if p_exceed > reject_above:
-        return "reject"
-    return "retest"
-
-
-def decide_many(p_exceed: ArrayLike, approve_below: float, reject_above: float) -> NDArray[np.str_]:
-    """Vectorised :func:`decide`."""
-    _check_thresholds(approve_below, reject_above)
-    values = np.asarray(p_exceed, dtype=np.float64)
-    return np.where(
-        values < approve_below, APPROVE, np.where(values > reject_above, REJECT, RETEST)
-    )
 
 
 #: How much wider, in log terms, the interval of a less certain guide value is: a laminate

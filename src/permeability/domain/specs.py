@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cached_property
 from typing import Final
 
 import numpy as np
@@ -149,6 +149,38 @@ class SpecificationSet:
         """The "limit ... applies" sentence of each limit, worded once."""
         return {id(limit): _applies_reason(limit) for limit in self.limits}
 
+    @cached_property
+    def _bands(self) -> dict[str, str]:
+        """The thickness bands of each structure's limits, worded once (the thickness reason
+        names them all)."""
+        return {
+            name: ", ".join(sorted({limit.band_text() for limit in limits}))
+            for name, limits in self._by_structure.items()
+        }
+
+    @cached_property
+    def _stated_at_several_conditions(self) -> frozenset[str]:
+        """Structures whose limits are not all stated at the same test conditions."""
+        return frozenset(
+            name
+            for name, limits in self._by_structure.items()
+            if len({limit.conditions_text() for limit in limits}) > 1
+        )
+
+    @cached_property
+    def _stated_texts(self) -> dict[tuple[int, ...], str]:
+        return {}
+
+    def _stated(self, limits: Sequence[SpecLimit]) -> str:
+        """The conditions some of this set's limits are stated at, worded once per set of
+        limits (keyed by identity, which the set's own limits keep: cheaper than hashing)."""
+        key = tuple(map(id, limits))
+        text = self._stated_texts.get(key)
+        if text is None:
+            text = "; ".join(sorted({limit.conditions_text() for limit in limits}))
+            self._stated_texts[key] = text
+        return text
+
     @property
     def structures(self) -> list[str]:
         return sorted(self._by_structure)
@@ -165,11 +197,15 @@ class SpecificationSet:
             return SpecMatch(None, _no_limit_reason(structure))
         in_band = [c for c in candidates if _in_band(c, thickness_um)]
         if not in_band:
-            return SpecMatch(None, _thickness_reason(structure, thickness_um, candidates))
+            return SpecMatch(
+                None, _thickness_reason(structure, thickness_um, self._bands[structure])
+            )
         for limit in in_band:
             if _conditions_match(limit, temperature_c, humidity_pct):
                 return SpecMatch(limit, self._applies[id(limit)])
-        return SpecMatch(None, _conditions_reason(temperature_c, humidity_pct, in_band))
+        return SpecMatch(
+            None, _conditions_reason((temperature_c, humidity_pct), self._stated(in_band))
+        )
 
     def match_many(
         self,
@@ -238,12 +274,67 @@ class SpecificationSet:
             return _no_limit_reason(structure)
         candidates = self.for_structure(structure)
         if code == REASON_THICKNESS:
-            return _thickness_reason(structure, thickness_um, candidates)
+            return _thickness_reason(structure, thickness_um, self._bands[structure])
         in_band = [c for c in candidates if _in_band(c, thickness_um)]
-        return _conditions_reason(temperature_c, humidity_pct, in_band)
+        return _conditions_reason((temperature_c, humidity_pct), self._stated(in_band))
+
+    def reason_for_case(self, code: int, limit_index: int, structure: str, band: int) -> str:
+        """:meth:`reason_for_row` without the row's own numbers (mean caliper, test
+        conditions): the one sentence of every row with these codes (``band`` from
+        :meth:`band_codes`), which a batch words once for all of them."""
+        if code == REASON_MATCHED:
+            return _applies_reason(self.limits[limit_index])
+        if code == REASON_NO_LIMIT:
+            return _no_limit_reason(structure)
+        if code == REASON_THICKNESS:
+            return _thickness_reason(structure, None, self._bands[structure])
+        return _conditions_reason(None, self._stated(self._in_band_of(structure, band)))
+
+    def band_codes(
+        self, codes: NDArray[np.intp], names: Sequence[str], thickness_um: ArrayLike
+    ) -> NDArray[np.int64]:
+        """Per row (structures factorised as in :meth:`match_coded`), a number that two rows of
+        one structure share only when the limits whose band holds their mean caliper are
+        stated at the same test conditions, so that their conditions reason is one sentence.
+
+        0 for a structure whose limits are all stated at one condition. Otherwise, as a band
+        holds t when low ≤ t ≤ high, how many band starts t has reached and how many band ends
+        it has passed fix the limits in band (:meth:`_in_band_of` turns them back).
+        """
+        thickness = np.asarray(thickness_um, dtype=np.float64)
+        result = np.zeros(len(codes), dtype=np.int64)
+        for code, name in enumerate(names):
+            if str(name) not in self._stated_at_several_conditions:
+                continue
+            limits = self._by_structure[str(name)]
+            rows = np.flatnonzero(codes == code)
+            edges = np.array([_band_edges(c) for c in limits])
+            lows, highs = np.sort(edges[:, 0]), np.sort(edges[:, 1])
+            reached = np.searchsorted(lows, thickness[rows], side="right")
+            passed = np.searchsorted(highs, thickness[rows], side="left")
+            result[rows] = reached * (len(limits) + 1) + passed
+        return result
+
+    def _in_band_of(self, structure: str, band: int) -> Sequence[SpecLimit]:
+        """The limits in band for the rows of ``structure`` with this :meth:`band_codes` number
+        (all its limits when they are stated at one condition: any of them says it)."""
+        limits = self.for_structure(structure)
+        if structure not in self._stated_at_several_conditions:
+            return limits
+        reached, passed = divmod(band, len(limits) + 1)
+        # Equal edges are all reached (or passed) together, so the sorted prefixes are exact.
+        started = sorted(limits, key=lambda c: _band_edges(c)[0])[:reached]
+        ended = {id(c) for c in sorted(limits, key=lambda c: _band_edges(c)[1])[:passed]}
+        return [c for c in started if id(c) not in ended]
 
     def to_records(self) -> list[dict[str, object]]:
         return [limit.model_dump() for limit in self.limits]
+
+
+def _band_edges(limit: SpecLimit) -> tuple[float, float]:
+    """(start, end) of a limit's band, open ends infinite."""
+    low, high = limit.min_thickness_um, limit.max_thickness_um
+    return (-np.inf if low is None else low, np.inf if high is None else high)
 
 
 def _in_band(limit: SpecLimit, thickness_um: float) -> bool:
@@ -288,27 +379,22 @@ def _no_limit_reason(structure: str) -> str:
     return f"no specification limit is defined for structure {structure}"
 
 
-def _thickness_reason(structure: str, thickness_um: float, candidates: Iterable[SpecLimit]) -> str:
-    bands = ", ".join(sorted({c.band_text() for c in candidates}))
-    return (
-        f"mean caliper {thickness_um:g} µm is outside every thickness band with a limit "
-        f"for {structure} ({bands})"
+def _thickness_reason(structure: str, thickness_um: float | None, bands: str) -> str:
+    """``thickness_um`` None: the sentence without the sample's mean caliper."""
+    caliper = "mean caliper" if thickness_um is None else f"mean caliper {thickness_um:g} µm"
+    return f"{caliper} is outside every thickness band with a limit for {structure} ({bands})"
+
+
+def _conditions_reason(conditions: tuple[float, float] | None, stated: str) -> str:
+    """``conditions`` (°C, % RH) None: the sentence without the sample's test conditions."""
+    tested = (
+        "test conditions"
+        if conditions is None
+        else f"test conditions {conditions[0]:g} °C / {conditions[1]:g} % RH"
     )
-
-
-@lru_cache(maxsize=256)
-def _stated_conditions(candidates: tuple[SpecLimit, ...]) -> str:
-    """The conditions a set of limits is stated at (limits are immutable: worded once)."""
-    return "; ".join(sorted({c.conditions_text() for c in candidates}))
-
-
-def _conditions_reason(
-    temperature_c: float, humidity_pct: float, candidates: Iterable[SpecLimit]
-) -> str:
-    stated = _stated_conditions(tuple(candidates))
     return (
-        f"test conditions {temperature_c:g} °C / {humidity_pct:g} % RH do not match the "
-        f"conditions the limit is stated at ({stated}), so the result cannot be judged against it"
+        f"{tested} do not match the conditions the limit is stated at ({stated}), so the "
+        "result cannot be judged against it"
     )
 
 

@@ -39,7 +39,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import tempfile
 import time
 import uuid
@@ -91,7 +90,6 @@ PCA_FOLDER: Final = "pca"
 METADATA_KEY: Final = "permeability"
 #: Set to "pause" or "raise" to stop a load after its data files are written, before the
 #: commit (crash tests use it; the store must then read exactly as before).
-COMMIT_HOOK_ENV: Final = "PERMEABILITY_TEST_HOOK_BEFORE_COMMIT"
 ROWS_PER_FILE: Final = 500_000
 TABLE_CONFIGURATION: Final = {"delta.enableExpiredLogCleanup": "false"}
 
@@ -303,7 +301,6 @@ class FeatureStore:
         filesystem = _filesystem(self.table_uri, self.storage_options)
         if not self.exists():
             adds = _write_files(filesystem, data)
-            _before_commit_hook()
             create_table_with_add_actions(
                 self.table_uri,
                 Schema.from_arrow(STORE_SCHEMA),
@@ -319,7 +316,6 @@ class FeatureStore:
             _require_current_layout(table, self.uri)
             remainders, removes = _take_out(filesystem, table, replaced)
             adds = _write_files(filesystem, pa.concat_tables([*remainders, data]))
-            _before_commit_hook()
             table.create_write_transaction(
                 [*adds, *removes], "append", STORE_SCHEMA, commit_properties=properties
             )
@@ -543,15 +539,3 @@ def _take_out(
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def _before_commit_hook() -> None:
-    """Test hook: stop between "data files written" and "commit" (see COMMIT_HOOK_ENV)."""
-    action = os.environ.get(COMMIT_HOOK_ENV, "")
-    if not action:
-        return
-    logger.warning("test hook %s=%s: data files written, commit pending", COMMIT_HOOK_ENV, action)
-    if action == "raise":
-        raise RuntimeError("test hook: load stopped after writing data files, before the commit")
-    if action == "pause":
-        time.sleep(3600)

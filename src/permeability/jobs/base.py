@@ -1,4 +1,9 @@
-"""The job context: settings, parameters, storage layout, a run id and a logger, set up on entry."""
+"""The job context: settings, parameters, storage layout, a run id and a logger, set up on entry.
+
+Logging is configured once per process (:mod:`permeability.io.logs`); a job only enters its
+log scope, so jobs nest (``up`` runs acquisition) and run side by side (the training service's
+requests) without touching each other's lines.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from dataclasses import dataclass
 
 from permeability.config import ProjectConfig, load_config
 from permeability.errors import PermeabilityError
-from permeability.io.logs import close_logging, configure_logging
+from permeability.io.logs import log_scope
 from permeability.settings import Settings, StoragePaths
 
 
@@ -30,25 +35,24 @@ def new_run_id() -> str:
 
 @contextmanager
 def job_context(
-    stage: str, settings: Settings, *, config: ProjectConfig | None = None, console: bool = True
+    stage: str, settings: Settings, *, config: ProjectConfig | None = None
 ) -> Iterator[JobContext]:
-    """Create the storage layout, route logs to ``logs/<stage>.log`` and log start and end."""
+    """Create the storage layout, log into ``logs/<stage>.log`` (and every enclosing job's log)
+    and log start and end."""
     paths = settings.paths.ensure()
     run_id = new_run_id()
-    logger = configure_logging(paths.logs, stage, run_id, console=console)
     resolved = config if config is not None else load_config(settings.config_file)
-    started = time.perf_counter()
-    logger.info("start home=%s", paths.root)
-    try:
-        yield JobContext(settings, resolved, paths, run_id, logger)
-    except PermeabilityError as exc:
-        # A refusal the user can act on: its one sentence is the whole story.
-        logger.error("refused after %.2fs: %s", time.perf_counter() - started, exc)
-        raise
-    except Exception as exc:
-        logger.exception("failed after %.2fs: %s", time.perf_counter() - started, exc)
-        raise
-    else:
-        logger.info("done in %.2fs", time.perf_counter() - started)
-    finally:
-        close_logging()
+    with log_scope(stage, run_id, paths.logs) as logger:
+        started = time.perf_counter()
+        logger.info("start home=%s", paths.root)
+        try:
+            yield JobContext(settings, resolved, paths, run_id, logger)
+        except PermeabilityError as exc:
+            # A refusal the user can act on: its one sentence is the whole story.
+            logger.error("refused after %.2fs: %s", time.perf_counter() - started, exc)
+            raise
+        except Exception as exc:
+            logger.exception("failed after %.2fs: %s", time.perf_counter() - started, exc)
+            raise
+        else:
+            logger.info("done in %.2fs", time.perf_counter() - started)

@@ -28,7 +28,6 @@ and the report are :mod:`permeability.jobs.evaluation_request`'s (re-exported he
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -36,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pandas as pd
 
-from permeability.config import ProjectConfig, load_config
+from permeability.config import ProjectConfig
 from permeability.domain.comparison import ComparisonOutcome
 from permeability.domain.drift import DriftThresholds
 from permeability.domain.evaluation import (
@@ -53,7 +52,7 @@ from permeability.io.evaluation_runs import (
     evaluation_registry,
     write_evaluation_runs,
 )
-from permeability.jobs.base import JobContext, job_context, new_run_id
+from permeability.jobs.base import JobContext, job_context
 from permeability.jobs.evaluation_request import (
     SCHEDULE_ARGS,
     EvaluationReport,
@@ -93,13 +92,8 @@ def evaluate(
     compare: bool = False,
     promote_if_better: float | None = None,
     config: ProjectConfig | None = None,
-    logger: logging.Logger | None = None,
 ) -> EvaluationReport:
-    """Evaluate, track and (optionally) compare and promote; see the module docstring.
-
-    A long-running service passes its own ``logger`` (the job context re-routes process-wide
-    logging, which concurrent requests must not do); the CLI and the scheduler pass none.
-    """
+    """Evaluate, track and (optionally) compare and promote; see the module docstring."""
     request = EvaluationRequest.parse(
         version=version,
         all_versions=all_versions,
@@ -107,7 +101,7 @@ def evaluate(
         compare=compare,
         promote_if_better=promote_if_better,
     )
-    return run_evaluation(settings, request, config=config, logger=logger)
+    return run_evaluation(settings, request, config=config)
 
 
 def run_evaluation(
@@ -115,15 +109,10 @@ def run_evaluation(
     request: EvaluationRequest,
     *,
     config: ProjectConfig | None = None,
-    logger: logging.Logger | None = None,
 ) -> EvaluationReport:
     """:func:`evaluate` for an already validated request."""
-    if logger is None:
-        with job_context(STAGE, settings, config=config) as context:
-            return _evaluate(context, request)
-    resolved = config if config is not None else load_config(settings.config_file)
-    context = JobContext(settings, resolved, settings.paths.ensure(), new_run_id(), logger)
-    return _evaluate(context, request)
+    with job_context(STAGE, settings, config=config) as context:
+        return _evaluate(context, request)
 
 
 # -- what to evaluate -------------------------------------------------------------------------
@@ -188,10 +177,10 @@ def _score(
     predictions: pd.DataFrame,
     specs: Any,
 ) -> _Scored:
-    """The version scored with the decision rule and drift thresholds of the configuration."""
-    from permeability.domain.evaluation import DecisionRule, score_version
+    """The version scored with the decision policy and drift thresholds of the configuration."""
+    from permeability.domain.decisions import DecisionPolicy
+    from permeability.domain.evaluation import score_version
 
-    inference = context.config.inference
     scores = score_version(
         candidate.model,
         candidate.label,
@@ -200,9 +189,7 @@ def _score(
         served_window=served_window,
         predictions=predictions,
         specs=specs,
-        rule=DecisionRule(
-            inference.interval_level, inference.approve_below, inference.reject_above
-        ),
+        policy=DecisionPolicy.from_params(context.config.inference),
         thresholds=_thresholds(context.config),
     )
     return _Scored(candidate, scores)
@@ -327,7 +314,6 @@ def _maybe_promote(
         promoted_by="evaluate",
         config=context.config,
         registry=registry,
-        logger=context.logger,
     )
     return winner
 

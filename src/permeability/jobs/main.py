@@ -137,7 +137,7 @@ def _ensure_trained(context: JobContext, options: UpOptions) -> StepOutcome:
     spec = TrainingSpec.parse(
         model=options.model, version=options.version, test_size=options.test_size
     )
-    result = train(context.settings, spec, config=context.config, logger=context.logger)
+    result = train(context.settings, spec, config=context.config)
     detail = (
         f"version {result.version}: {result.chosen_model} on feature set "
         f"v{result.feature_set_version}, held-out MAE {result.metrics['mae']:.4g}, "
@@ -158,9 +158,7 @@ def _ensure_champion(context: JobContext) -> tuple[str | None, StepOutcome]:
     if not candidates:
         return None, StepOutcome(step="promote", action="skipped", detail="no servable version")
     label = candidates[-1].version
-    promote(
-        context.settings, label, reason="first champion (permeability up)", logger=context.logger
-    )
+    promote(context.settings, label, reason="first champion (permeability up)")
     return label, StepOutcome(step="promote", action="created", detail=f"champion is {label}")
 
 
@@ -168,7 +166,7 @@ def _evaluate(context: JobContext) -> StepOutcome:
     from permeability.jobs.evaluation import evaluate
 
     try:
-        report = evaluate(context.settings, config=context.config, logger=context.logger)
+        report = evaluate(context.settings, config=context.config)
     except PermeabilityError as exc:
         # Right after the first training there is usually no newer labelled data: say so.
         return StepOutcome(step="evaluate", action="skipped", detail=str(exc))
@@ -323,7 +321,7 @@ def serve_forever(
         options.host, [options.training_port, options.inference_port, options.ui_port]
     )
     signal.signal(signal.SIGTERM, _interrupt)
-    with job_context(STAGE, settings, console=True) as context:
+    with job_context(STAGE, settings) as context:
         supervisor = Supervisor(settings, context.logger)
         try:
             for service in chosen:

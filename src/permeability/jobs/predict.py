@@ -5,8 +5,8 @@ One code path for ``POST /inference/batch`` (JSON records or an uploaded CSV/xls
 :mod:`~permeability.jobs.predict_tables` reads and writes tables,
 :mod:`~permeability.jobs.predict_rows` parses and checks the rows,
 :mod:`~permeability.jobs.scoring` scores them and
-:mod:`~permeability.jobs.scoring_decisions` decides and words the reasons; the names other
-modules use are re-exported here.
+:mod:`~permeability.jobs.scoring_decisions` words the reasons (the decision rule is
+:mod:`permeability.domain.decisions`); the names other modules use are re-exported here.
 
 Every input row comes out, in order, with its original values and the added columns
 ``filled``, ``prediction``, ``lower``, ``upper``, ``p_exceed``, ``decision``, ``error`` plus
@@ -28,6 +28,7 @@ from typing import Final
 
 from pydantic import BaseModel
 
+from permeability.domain.decisions import DecisionPolicy
 from permeability.errors import InvalidInputError, PermeabilityError
 from permeability.io.model_cache import ModelCache
 from permeability.io.prediction_log import PredictionLog, predictions_uri
@@ -43,15 +44,12 @@ from permeability.jobs.predict_tables import (
     write_table,
 )
 from permeability.jobs.scoring import OUTPUT_COLUMNS, ScoredBatch, score_frame
-from permeability.jobs.scoring_decisions import DECISIONS, DecisionPolicy
 from permeability.settings import Settings
 
 __all__ = [
-    "DECISIONS",
     "INPUT_FIELDS",
     "NUMERIC_FIELDS",
     "OUTPUT_COLUMNS",
-    "DecisionPolicy",
     "PredictFileResult",
     "ScoredBatch",
     "jsonable_records",

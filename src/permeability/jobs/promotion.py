@@ -14,16 +14,15 @@ the registry knows it.
 from __future__ import annotations
 
 import getpass
-import logging
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from permeability.config import ProjectConfig, load_config
+from permeability.config import ProjectConfig
 from permeability.errors import ConflictError, NotFoundError
 from permeability.io.model_store import ModelStore, StoredVersion, validate_label
-from permeability.jobs.base import JobContext, job_context, new_run_id
+from permeability.jobs.base import JobContext, job_context
 from permeability.settings import Settings
 
 STAGE = "promote"
@@ -136,15 +135,10 @@ def promote(
     promoted_by: str | None = None,
     config: ProjectConfig | None = None,
     registry: Any = None,
-    logger: logging.Logger | None = None,
 ) -> PromotionResult:
     """Move the ``champion`` alias to ``label``'s registry version (intact versions only)."""
-    if logger is None:
-        with job_context(STAGE, settings, config=config) as context:
-            return _promote(context, label, reason, promoted_by, registry)
-    resolved = config if config is not None else load_config(settings.config_file)
-    context = JobContext(settings, resolved, settings.paths.ensure(), new_run_id(), logger)
-    return _promote(context, label, reason, promoted_by, registry)
+    with job_context(STAGE, settings, config=config) as context:
+        return _promote(context, label, reason, promoted_by, registry)
 
 
 def _promote(

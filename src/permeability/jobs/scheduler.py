@@ -27,7 +27,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from permeability.config import ScheduledJob
 from permeability.errors import InvalidInputError, PermeabilityError
-from permeability.io.logs import configure_logging
+from permeability.io.logs import log_scope
 from permeability.jobs.base import JobContext, job_context
 from permeability.settings import Settings
 
@@ -105,24 +105,22 @@ JOB_ARG_CHECKS: dict[str, Callable[[JobArgs], object]] = {"compact": _compaction
 
 
 def run_job(ctx: JobContext, job: ScheduledJob) -> bool:
-    """Run one job, log how it went, never raise: the scheduler must outlive a bad run."""
-    ctx.logger.info("job %s (%s) starting", job.name, job.kind)
-    try:
-        runner = JOB_KINDS[job.kind]
-        result = runner(ctx.settings, job.args)
-    except Exception as exc:
-        _restore_logging(ctx)
-        ctx.logger.error("job %s failed: %s", job.name, " ".join(str(exc).split()) or type(exc))
-        return False
-    _restore_logging(ctx)
-    summary = result.summary() if hasattr(result, "summary") else str(result)
-    ctx.logger.info("job %s done: %s", job.name, "; ".join(summary.splitlines()))
-    return True
+    """Run one job, log how it went, never raise: the scheduler must outlive a bad run.
 
-
-def _restore_logging(ctx: JobContext) -> None:
-    """A job opens its own stage log (and closes it on exit); route logs back to schedule.log."""
-    configure_logging(ctx.paths.logs, "schedule", ctx.run_id)
+    Runs in the scheduler's worker thread, which does not inherit the scheduler's log scope:
+    it is entered again here, so the job's own lines also land in ``schedule.log``."""
+    with log_scope("schedule", ctx.run_id, ctx.paths.logs):
+        ctx.logger.info("job %s (%s) starting", job.name, job.kind)
+        try:
+            runner = JOB_KINDS[job.kind]
+            result = runner(ctx.settings, job.args)
+        except Exception as exc:
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            ctx.logger.error("job %s failed: %s", job.name, message)
+            return False
+        summary = result.summary() if hasattr(result, "summary") else str(result)
+        ctx.logger.info("job %s done: %s", job.name, "; ".join(summary.splitlines()))
+        return True
 
 
 def _timezone(name: str) -> ZoneInfo:

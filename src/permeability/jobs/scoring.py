@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from permeability.domain.decisions import DECISIONS, DecisionPolicy, decision_codes
 from permeability.domain.intervals import UNCERTAIN_WIDENING, exceedance
 from permeability.domain.schema import CALIBRE_PROM, ESTRUCTURA, GRADOS_C, MUESTRA, PORC_HUMEDAD
 from permeability.domain.specs import SpecificationSet
@@ -32,12 +33,7 @@ from permeability.jobs.predict_rows import (
     check_rows,
     with_required_columns,
 )
-from permeability.jobs.scoring_decisions import (
-    DECISIONS,
-    DecisionPolicy,
-    decision_codes,
-    decision_reasons,
-)
+from permeability.jobs.scoring_decisions import decision_reasons
 
 #: Added to every row, in this order: the repair note next to the inputs, then the issue's six,
 #: then what later issues added (last, so readers of the earlier columns by position still work).
@@ -198,19 +194,20 @@ def _score_valid_rows(
     widen = np.where(from_layers | extrapolated, UNCERTAIN_WIDENING, 1.0)
     low, high = _interval_factors(loaded, group_names, group_codes, policy.level)
     low, high = low**widen, high**widen  # intervals.widen_interval, for whole columns
+    thickness = checked.numbers[CALIBRE_PROM][rows]
     matched = specs.match_coded(
         group_codes,
         [str(n) for n in group_names],
         checked.numbers[GRADOS_C][rows],
         checked.numbers[PORC_HUMEDAD][rows],
-        checked.numbers[CALIBRE_PROM][rows],
+        thickness,
     )
     limit_values = np.array([lim.max_permeability for lim in specs.limits] + [np.nan])
     limits = limit_values[matched.limit_index]  # index -1 picks the trailing NaN
     p_exceed = _exceedance(loaded, prediction, group_names, group_codes, limits, widen)
     decision = decision_codes(p_exceed, ~np.isnan(limits), policy)
     reason_codes, reason_texts = decision_reasons(
-        specs, policy, matched.reason_code, matched.limit_index, group_names, group_codes, decision
+        specs, policy, matched, group_names, group_codes, thickness, decision
     )
     return {
         "prediction": prediction,

@@ -25,15 +25,14 @@ reconciliation does the same later.
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
-from permeability.config import ProjectConfig, load_config
+from permeability.config import ProjectConfig
 from permeability.errors import InvalidInputError
 from permeability.io.model_store import ModelStore, Reservation
 from permeability.io.training_runs import TrainingJournal
-from permeability.jobs.base import JobContext, job_context, new_run_id
+from permeability.jobs.base import JobContext, job_context
 from permeability.jobs.training_queue import TrainingQueue
 from permeability.jobs.training_record import TrainingRecorder
 from permeability.jobs.training_spec import TrainingResult, TrainingSpec
@@ -48,22 +47,15 @@ def train(
     *,
     config: ProjectConfig | None = None,
     registry: Any = None,
-    logger: logging.Logger | None = None,
     queue: TrainingQueue | None = None,
 ) -> TrainingResult:
     """Train, track, register and store one version.
 
-    A long-running service passes its own ``logger`` (its logging is set up once: the job
-    context re-routes process-wide logging, which concurrent requests must not do), its
-    already set-up ``registry`` and its ``queue`` (one line for all its requests); the CLI
-    passes none and waits for a slot like any other process.
+    A long-running service passes its already set-up ``registry`` and its ``queue`` (one line
+    for all its requests); the CLI passes none and waits for a slot like any other process.
     """
-    if logger is None:
-        with job_context(STAGE, settings, config=config) as context:
-            return _train(context, spec, registry, queue)
-    resolved = config if config is not None else load_config(settings.config_file)
-    context = JobContext(settings, resolved, settings.paths.ensure(), new_run_id(), logger)
-    return _train(context, spec, registry, queue)
+    with job_context(STAGE, settings, config=config) as context:
+        return _train(context, spec, registry, queue)
 
 
 def _train(

@@ -8,6 +8,7 @@ layout the training service uses (``MLmodel``, ``metadata.json``,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -35,6 +36,15 @@ AT_LIMIT_CONDITIONS: dict[str, Any] = {
     **{c: 21.0 for c in CALIBRES},
     "CalibreProm": 21.0,
 }
+
+
+def without_row_numbers(reason: str) -> str:
+    """A single answer's ``decision_reason`` as a batch words it: the same sentence without
+    the sample's own numbers (its P(exceed), mean caliper, test conditions), which a batch
+    row has in its columns (``permeability.domain.decisions``)."""
+    reason = re.sub(r"^(\w+: P\(WVTR > [^)]*\)) = \S+", r"\1", reason)
+    reason = re.sub(r"^(no decision: mean caliper) \S+ µm", r"\1", reason)
+    return re.sub(r"^(no decision: test conditions) \S+ °C / \S+ % RH", r"\1", reason)
 
 
 @cache

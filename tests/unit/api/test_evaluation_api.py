@@ -5,28 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from permeability.api.training import create_training_app
-from permeability.domain.synthetic import MessSpec, generate_lab_data
-from permeability.io.exports import write_lab_export
 from permeability.io.registry import Registry, RegistryConfig
 from permeability.jobs.evaluation import EVALUATION_EXPERIMENT
 from permeability.settings import Settings
+from tests.builders import fill_feature_store
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def _acquire(settings: Settings, folder: Path, rows: int, seed: int, **options: object) -> None:
-    from permeability.jobs.acquisition import acquire
-
-    frame = generate_lab_data(rows, seed, mess=MessSpec.none(), **options)  # type: ignore[arg-type]
-    acquire(settings, str(write_lab_export(frame, folder / f"lab_{seed}.csv")))
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +29,10 @@ def stocked(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
     root = tmp_path_factory.mktemp("evaluation-api")
     settings = Settings(home=root / "storage", api_token=SecretStr(TOKEN))
-    _acquire(settings, root, 500, 61)
+    fill_feature_store(settings, root, rows=500, seed=61)
     train(settings, TrainingSpec.parse(model="LinearRegression", version="0.1", test_size=0.25))
     promote(settings, "0.1")
-    _acquire(settings, root, 200, 62, start_id=501, start_date=date(2026, 2, 1))
+    fill_feature_store(settings, root, rows=200, seed=62, start_id=501, start_date=date(2026, 2, 1))
     return settings
 
 
@@ -80,7 +71,12 @@ def test_an_empty_body_evaluates_the_champion_in_a_new_run(
     item = body["evaluated"][0]
     assert item["recent_rows"] == 200
     assert set(item["recent"]["metrics"]) >= {"r2", "mae", "mse", "rmse", "mape", "coverage"}
-    assert item["recent"]["decisions"]["wrong_approvals"] >= 0
+    decisions = item["recent"]["decisions"]
+    assert decisions["n"] == 200
+    judged = decisions["approve"] + decisions["retest"] + decisions["reject"]
+    assert judged + decisions["no_limit"] == decisions["n"]
+    assert decisions["wrong_approvals"] <= decisions["approve"]
+    assert decisions["wrong_rejections"] <= decisions["reject"]
     assert _runs(stocked) == before + 1
 
 

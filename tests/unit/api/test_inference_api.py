@@ -27,6 +27,7 @@ from tests.unit.api.inference_support import (
     patch_registry,
     publish_version,
     tiny_model,
+    without_row_numbers,
 )
 
 SEED_BODY = {"version": "0.1", "data_test": SEED_SAMPLE}
@@ -522,6 +523,7 @@ def test_single_and_batch_agree_over_http(client: TestClient) -> None:
         assert single["prediction"]["value"] == pytest.approx(scored["prediction"], rel=1e-9)
         assert single["interval"]["upper"] == pytest.approx(scored["upper"], rel=1e-9)
         assert single["decision"] == scored["decision"]
+        assert without_row_numbers(single["decision_reason"]) == scored["decision_reason"]
         if single["p_exceed"] is not None:
             assert single["p_exceed"] == pytest.approx(scored["p_exceed"], rel=1e-12)
 

@@ -18,20 +18,9 @@ from permeability.api.training import create_training_app
 from permeability.io.model_store import ModelStore
 from permeability.io.registry import Registry
 from permeability.settings import Settings
+from tests.builders import fill_feature_store
 
 SEED_BODY = {"model": "LinearRegression", "version": "0.1", "test_size": 0.25}
-
-
-def fill_feature_store(settings: Settings, folder: Path, *, rows: int, seed: int) -> None:
-    from permeability.domain.synthetic import MessSpec, generate_lab_data
-    from permeability.io.exports import write_lab_export
-    from permeability.jobs.acquisition import acquire
-
-    folder.mkdir(parents=True, exist_ok=True)
-    source = write_lab_export(
-        generate_lab_data(rows, seed, mess=MessSpec.none()), folder / f"lab_{seed}.csv"
-    )
-    acquire(settings, str(source))
 
 
 class Service:

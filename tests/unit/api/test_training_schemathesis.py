@@ -17,8 +17,8 @@ from pydantic import SecretStr
 
 from permeability.api.training import create_training_app
 from permeability.settings import Settings
+from tests.builders import fill_feature_store
 from tests.unit.api.schemathesis_support import app_schema, operations, run_every_check
-from tests.unit.api.test_training_api import fill_feature_store
 
 #: Valid ``POST /train`` bodies train a model each: fewer examples than the inference service.
 EXAMPLES_PER_OPERATION = 20

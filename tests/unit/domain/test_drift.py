@@ -1,4 +1,4 @@
-"""Drift statistics against SciPy, and drift detection on generated lab data (fixed seeds).
+"""Drift statistics against their definitions, and drift detection on generated lab data.
 
 The scenarios use realistic sizes (a 3,000-row training set, 800 newer rows): an unshifted
 batch must raise no alarm, a humidity shift, a structure's barrier change and a new structure
@@ -8,21 +8,30 @@ docs/evaluation.md); the seeds here are fixed so the test is deterministic.
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 
 from permeability.domain import drift as d
+from permeability.domain.decisions import DecisionPolicy
 from permeability.domain.evaluation import (
-    DecisionRule,
     calibration_reference,
     recent_residuals,
     score_labelled,
 )
 from permeability.domain.model import train_model
 from permeability.domain.pca import fit_caliper_pca
-from permeability.domain.schema import CALIBRES
+from permeability.domain.schema import (
+    CALIBRE_PROM,
+    CALIBRES,
+    ESTRUCTURA,
+    GRADOS_C,
+    PERMEABILIDAD,
+    PORC_HUMEDAD,
+)
 from permeability.domain.specs import SpecificationSet
 from permeability.domain.synthetic import DriftSpec, MessSpec, generate_lab_data
 from permeability.errors import InvalidInputError
@@ -45,39 +54,113 @@ def training() -> pd.DataFrame:
 # -- the statistics -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("n", "m", "shift"), [(40, 60, 0.0), (300, 200, 0.25), (2000, 800, 0.1)])
-def test_ks_matches_scipy_asymptotic(n: int, m: int, shift: float) -> None:
-    rng = np.random.default_rng(n)
-    a, b = rng.normal(size=n), rng.normal(shift, 1.0, size=m)
-    statistic, p_value = d.ks_two_sample(a, b)
-    expected = stats.ks_2samp(a, b, method="asymp")
-    assert statistic == pytest.approx(expected.statistic, abs=1e-12)
-    assert p_value == pytest.approx(expected.pvalue, abs=0.02, rel=0.1)
+def _temperatures(values: np.ndarray) -> pd.DataFrame:
+    """Lab rows tested at ``values`` °C, alike in everything else."""
+    return pd.DataFrame(
+        {
+            GRADOS_C: values,
+            PORC_HUMEDAD: 90.0,
+            CALIBRE_PROM: 20.0,
+            ESTRUCTURA: "BOPP",
+            PERMEABILIDAD: 5.0,
+        }
+    )
 
 
-@pytest.mark.parametrize(
-    ("value", "dof"), [(3.841, 1), (0.5, 3), (10.0, 4), (20.5, 7), (50.0, 12), (300.0, 15)]
-)
-def test_chi2_survival_matches_scipy(value: float, dof: int) -> None:
-    assert d.chi2_survival(value, dof) == pytest.approx(stats.chi2.sf(value, dof), rel=1e-9)
+def _ks(reference: np.ndarray, current: np.ndarray) -> d.DriftTest:
+    found = d.detect_drift(_temperatures(reference), _temperatures(current)).test_for(GRADOS_C)
+    assert found is not None
+    assert found.test == "ks"
+    return found
 
 
-def test_chi2_two_sample_matches_scipy_contingency() -> None:
+def _enumerated_ks(n: int, m: int) -> dict[int, tuple[float, np.ndarray]]:
+    """The two-sample KS null distribution by definition: with continuous data every split of
+    the n + m ranks is equally likely. P(D >= k / (n m)) for every attainable k = D·n·m, with
+    one split (True: the first sample) where D is k / (n m)."""
+    counts: dict[int, int] = {}
+    examples: dict[int, np.ndarray] = {}
+    for chosen in itertools.combinations(range(n + m), n):
+        first = np.zeros(n + m, dtype=bool)
+        first[list(chosen)] = True
+        k = int(np.max(np.abs(np.cumsum(np.where(first, m, -n)))))
+        counts[k] = counts.get(k, 0) + 1
+        examples.setdefault(k, first)
+    total = math.comb(n + m, n)
+    return {k: (sum(c for j, c in counts.items() if j >= k) / total, examples[k]) for k in counts}
+
+
+def test_ks_p_value_of_small_samples_is_the_exact_permutation_probability() -> None:
+    """Below 10,000 values a side SciPy computes the exact null distribution of D; checked
+    here against its definition, for every D that 7 against 9 values can give."""
+    n, m = 7, 9
+    ranks = np.arange(n + m, dtype=np.float64) + 20.0
+    for k, (probability, first) in _enumerated_ks(n, m).items():
+        found = _ks(ranks[first], ranks[~first])
+        assert found.statistic == pytest.approx(k / (n * m), abs=1e-12)
+        assert found.p_value == pytest.approx(probability, abs=1e-12)
+
+
+def test_ks_p_value_of_large_samples_follows_kolmogorovs_limit_law() -> None:
+    """Above 10,000 values a side the p-value is asymptotic: Kolmogorov's law at the effective
+    size n·m/(n+m), P(K > x) = 2 Σ (-1)^(k-1) exp(-2 k² x²), to a few percent at 400 rows."""
+    rng = np.random.default_rng(7)
+    reference, current = rng.normal(size=20_000), rng.normal(0.2, 1.0, size=400)
+    found = _ks(reference, current)
+    x = math.sqrt(20_000 * 400 / 20_400) * found.statistic
+    limit = 2.0 * sum((-1) ** (k - 1) * math.exp(-2.0 * k**2 * x**2) for k in range(1, 101))
+    assert 1e-4 < found.p_value < 1e-2
+    assert found.p_value == pytest.approx(limit, rel=0.1)
+
+
+def test_ks_compares_finite_values_only_and_skips_an_empty_side() -> None:
+    reference = np.r_[np.linspace(20.0, 40.0, 50), np.nan, np.inf]
+    current = np.r_[np.linspace(25.0, 45.0, 40), np.nan]
+    found = _ks(reference, current)
+    assert (found.n_reference, found.n_current) == (50, 40)
+    report = d.detect_drift(_temperatures(reference), _temperatures(np.full(40, np.nan)))
+    assert report.test_for(GRADOS_C) is None
+    assert report.test_for(PORC_HUMEDAD) is not None
+
+
+def _pearson(table: list[list[int]]) -> float:
+    """Pearson's statistic, sum over cells of (observed - expected)² / expected."""
+    rows, columns = [sum(r) for r in table], [sum(c) for c in zip(*table, strict=True)]
+    total = sum(rows)
+    return sum(
+        (table[i][j] - rows[i] * columns[j] / total) ** 2 / (rows[i] * columns[j] / total)
+        for i in range(len(rows))
+        for j in range(len(columns))
+    )
+
+
+def test_chi2_is_pearsons_test_of_the_two_by_k_table() -> None:
+    """Two degrees of freedom: the chi-square survival function is exp(-x / 2)."""
     reference = ["A"] * 300 + ["B"] * 200 + ["C"] * 100
     current = ["A"] * 80 + ["B"] * 90 + ["C"] * 30
     statistic, p_value = d.chi2_two_sample(reference, current)
-    table = np.array([[300, 200, 100], [80, 90, 30]])
-    expected = stats.chi2_contingency(table, correction=False)
-    assert statistic == pytest.approx(expected.statistic)
-    assert p_value == pytest.approx(expected.pvalue)
+    assert statistic == pytest.approx(_pearson([[300, 200, 100], [80, 90, 30]]), rel=1e-12)
+    assert p_value == pytest.approx(math.exp(-statistic / 2.0), rel=1e-12)
+
+
+def test_chi2_of_two_categories_has_no_continuity_correction() -> None:
+    """One degree of freedom: survival erfc(sqrt(x / 2)), of the plain statistic (no Yates)."""
+    statistic, p_value = d.chi2_two_sample(["A"] * 60 + ["B"] * 40, ["A"] * 30 + ["B"] * 45)
+    assert statistic == pytest.approx(_pearson([[60, 40], [30, 45]]), rel=1e-12)
+    assert p_value == pytest.approx(math.erfc(math.sqrt(statistic / 2.0)), rel=1e-12)
 
 
 def test_chi2_pools_categories_too_rare_for_the_approximation() -> None:
     reference = ["A"] * 500 + ["B"] * 500 + ["R1"] * 2 + ["R2"] * 1
     current = ["A"] * 100 + ["B"] * 100 + ["R2"] * 1
     pooled = d.chi2_two_sample(reference, current)
-    table = np.array([[500, 500, 3], [100, 100, 1]])
-    assert pooled[0] == pytest.approx(stats.chi2_contingency(table, correction=False).statistic)
+    relabelled = d.chi2_two_sample(
+        [x if x in ("A", "B") else "R" for x in reference],
+        [x if x in ("A", "B") else "R" for x in current],
+    )
+    assert pooled == pytest.approx(relabelled, rel=1e-12)
+    assert pooled[0] == pytest.approx(_pearson([[500, 500, 3], [100, 100, 1]]), rel=1e-12)
+    assert d.chi2_two_sample(["A"] * 3 + ["B"], ["B"] * 2) == (0.0, 1.0)  # one pooled cell
 
 
 def test_psi_is_near_zero_for_one_distribution_and_large_for_a_shift() -> None:
@@ -112,13 +195,11 @@ def test_categorical_psi_counts_a_new_category() -> None:
 
 def test_statistics_refuse_an_empty_side() -> None:
     with pytest.raises(InvalidInputError):
-        d.ks_two_sample([], [1.0])
-    with pytest.raises(InvalidInputError):
         d.population_stability_index([1.0, 2.0], [np.nan])
     with pytest.raises(InvalidInputError):
-        d.chi2_two_sample(["A"], [])
+        d.categorical_psi([], ["A"])
     with pytest.raises(InvalidInputError):
-        d.chi2_survival(1.0, 0)
+        d.chi2_two_sample(["A"], [])
 
 
 # -- detection ----------------------------------------------------------------------------
@@ -170,7 +251,7 @@ def trained(training: pd.DataFrame):  # type: ignore[no-untyped-def]
 
 def _residual_report(model, training: pd.DataFrame, recent: pd.DataFrame) -> d.DriftReport:  # type: ignore[no-untyped-def]
     scored = score_labelled(
-        model, recent, SpecificationSet.from_limits([], "none"), DecisionRule(0.9, 0.05, 0.95)
+        model, recent, SpecificationSet.from_limits([], "none"), DecisionPolicy(0.9, 0.05, 0.95)
     )
     reference = calibration_reference(model)
     return d.detect_drift(training, recent, residuals=(reference, recent_residuals(scored)))

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from permeability.domain import evaluation as ev
+from permeability.domain.decisions import DecisionPolicy
 from permeability.domain.drift import DriftThresholds
 from permeability.domain.model import train_model
 from permeability.domain.pca import fit_caliper_pca
@@ -22,7 +23,7 @@ from permeability.domain.specs import SpecificationSet, SpecLimit
 from permeability.domain.synthetic import DriftSpec, MessSpec, generate_lab_data
 from permeability.errors import InvalidInputError
 
-RULE = ev.DecisionRule(level=0.9, approve_below=0.05, reject_above=0.95)
+POLICY = DecisionPolicy(level=0.9, approve_below=0.05, reject_above=0.95)
 
 
 def _scored(**columns: object) -> pd.DataFrame:
@@ -245,7 +246,7 @@ def _bopp_limit() -> SpecificationSet:
 def test_score_labelled_gives_service_like_intervals_and_decisions(model) -> None:  # type: ignore[no-untyped-def]
     recent = generate_lab_data(600, 22, start_id=1501, mess=MessSpec.none())
     recent["Fecha"] = pd.to_datetime(recent["Fecha"])
-    scored = ev.score_labelled(model, recent, _bopp_limit(), RULE)
+    scored = ev.score_labelled(model, recent, _bopp_limit(), POLICY)
     assert list(scored.columns) == list(ev.SCORED_COLUMNS)
     assert len(scored) == len(recent)
     assert (scored["lower"] <= scored["predicted"]).all()
@@ -264,7 +265,7 @@ def test_a_structure_the_version_never_saw_is_still_scored(model) -> None:  # ty
     recent = generate_lab_data(
         400, 23, start_id=1501, mess=MessSpec.none(), drift=DriftSpec(new_structures=("BOPP/CPP",))
     )
-    scored = ev.score_labelled(model, recent, _bopp_limit(), RULE)
+    scored = ev.score_labelled(model, recent, _bopp_limit(), POLICY)
     name = model.features.canonical_structure("BOPP/CPP")  # the version's canonical spelling
     new = scored["structure"] == name
     assert new.any()
@@ -470,7 +471,7 @@ def test_non_product_rows_are_left_out_of_the_evaluation(model) -> None:  # type
         served_window=recent,
         predictions=_log([]),
         specs=_bopp_limit(),
-        rule=RULE,
+        policy=POLICY,
         thresholds=DriftThresholds(),
     )
     assert len(scores.recent_scored) == 150

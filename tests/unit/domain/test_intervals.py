@@ -10,8 +10,6 @@ import pytest
 from permeability.domain.intervals import (
     ConformalCalibration,
     conformal_ranks,
-    decide,
-    decide_many,
     effective_tests,
     exceedance,
     replicate_correlation,
@@ -121,21 +119,6 @@ def test_batch_versions_equal_the_single_ones() -> None:
         assert p_values[i] == calibration.p_exceed(predictions[i], structures[i], limits[i])
     single_limit = calibration.p_exceed_many(predictions, structures, 20.0)
     assert single_limit[0] == calibration.p_exceed(predictions[0], structures[0], 20.0)
-
-
-def test_decisions_follow_the_thresholds() -> None:
-    assert decide(0.01, 0.05, 0.95) == "approve"
-    assert decide(0.05, 0.05, 0.95) == "retest"
-    assert decide(0.5, 0.05, 0.95) == "retest"
-    assert decide(0.99, 0.05, 0.95) == "reject"
-    values = np.array([0.01, 0.05, 0.5, 0.95, 0.99])
-    assert decide_many(values, 0.05, 0.95).tolist() == [decide(v, 0.05, 0.95) for v in values]
-
-
-@pytest.mark.parametrize(("approve", "reject"), [(0.5, 0.4), (0.0, 0.9), (0.1, 1.0)])
-def test_inconsistent_thresholds_are_refused(approve: float, reject: float) -> None:
-    with pytest.raises(InvalidInputError, match="approve_below"):
-        decide(0.3, approve, reject)
 
 
 @pytest.mark.parametrize("level", [0.0, 1.0, 1.5, -0.1])

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -32,6 +33,20 @@ def test_perfect_predictions_score_perfectly() -> None:
 
 def test_r2_of_a_constant_target_is_undefined() -> None:
     assert math.isnan(m.r2([2.0, 2.0], [1.0, 3.0]))
+    assert math.isnan(m.r2([2.0, 2.0], [2.0, 2.0]))  # scikit-learn would say 1.0
+    assert math.isnan(m.r2([0.1, 0.1, 0.1], [0.2, 0.2, 0.2]))  # mean 0.1 + 2e-17, not 0.1
+    assert math.isnan(m.r2([5.0], [4.0]))
+
+
+def test_nan_and_inf_propagate_instead_of_raising() -> None:
+    """scikit-learn refuses non-finite input; the metrics give nan or inf, as numpy does."""
+    assert math.isnan(m.mae([1.0, np.nan], [1.0, 1.0]))
+    assert math.isnan(m.mape([1.0, np.nan], [1.0, 1.0]))
+    assert m.rmse([1.0, 2.0], [1.0, np.inf]) == np.inf
+    assert m.r2([1.0, 2.0], [1.0, np.inf]) == -np.inf
+    scores = m.regression_metrics(MEASURED, np.array([1.0, np.nan, 3.0, 10.0]))
+    assert set(scores) == {"r2", "mae", "mse", "rmse", "mape"}  # no r2_log of a nan
+    assert all(math.isnan(v) for v in scores.values())
 
 
 def test_mape_needs_positive_measurements() -> None:
@@ -39,12 +54,16 @@ def test_mape_needs_positive_measurements() -> None:
         m.mape([0.0, 1.0], [1.0, 1.0])
 
 
-@pytest.mark.parametrize(("measured", "predicted"), [([1.0, 2.0], [1.0]), ([], [])])
+@pytest.mark.parametrize(
+    ("measured", "predicted"),
+    [([1.0, 2.0], [1.0]), ([], []), ([[1.0, 2.0]], [[1.0, 2.0]])],
+)
+@pytest.mark.parametrize("metric", [m.mae, m.rmse, m.mape, m.r2, m.regression_metrics])
 def test_mismatched_or_empty_inputs_are_refused(
-    measured: list[float], predicted: list[float]
+    measured: list[float], predicted: list[float], metric: Callable[..., object]
 ) -> None:
     with pytest.raises(InvalidInputError):
-        m.mae(measured, predicted)
+        metric(measured, predicted)
 
 
 def test_coverage_and_width() -> None:

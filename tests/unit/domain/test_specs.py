@@ -132,6 +132,77 @@ def test_match_many_equals_match_row_by_row(specs: SpecificationSet) -> None:
     }
 
 
+@pytest.fixture
+def mixed() -> SpecificationSet:
+    """BOPP limits stated at two conditions, in overlapping bands; one PET MET limit."""
+    return SpecificationSet.from_limits(
+        [
+            _limit(min_thickness_um=15, max_thickness_um=22),
+            _limit(min_thickness_um=20, max_thickness_um=40, temperature_c=23.0, humidity_pct=85),
+            _limit(min_thickness_um=22, max_thickness_um=30, max_permeability=5.0),
+            _limit(max_permeability=9.0, temperature_c=25.0, humidity_pct=60),
+            _limit(structure="PET MET", max_permeability=2.0, min_thickness_um=8),
+        ],
+        "test",
+    )
+
+
+def _edges_and_uniform(rng: np.random.Generator, n: int) -> np.ndarray:
+    edges = np.array([8.0, 15.0, 20.0, 22.0, 30.0, 40.0])
+    return np.r_[edges, np.nextafter(edges, 0.0), np.nextafter(edges, 99.0), rng.uniform(5, 50, n)]
+
+
+def test_a_case_reason_is_the_row_reason_without_the_rows_numbers(
+    mixed: SpecificationSet,
+) -> None:
+    rng = np.random.default_rng(4)
+    thickness = _edges_and_uniform(rng, 2000)
+    n = len(thickness)
+    names = ["BOPP", "PET MET", "BOPA"]
+    codes = rng.integers(0, len(names), n).astype(np.intp)
+    structures = np.array(names, dtype=object)[codes]
+    temperature = rng.choice([38.0, 37.5, 23.0, 25.6], n)
+    humidity = rng.choice([90.0, 85.0, 23.0], n)
+    batch = mixed.match_coded(codes, names, temperature, humidity, thickness)
+    bands = mixed.band_codes(codes, names, thickness)
+    kinds = set()
+    for i in range(n):
+        code, index = int(batch.reason_code[i]), int(batch.limit_index[i])
+        row = mixed.reason_for_row(
+            code, index, structures[i], temperature[i], humidity[i], thickness[i]
+        )
+        numbers = (f" {thickness[i]:g} µm", f" {temperature[i]:g} °C / {humidity[i]:g} % RH")
+        for number in numbers:
+            row = row.replace(number, "", 1)
+        assert mixed.reason_for_case(code, index, structures[i], int(bands[i])) == row
+        kinds.add(code)
+    assert kinds == {REASON_MATCHED, REASON_NO_LIMIT, REASON_THICKNESS, REASON_CONDITIONS}
+
+
+def test_rows_sharing_a_band_code_have_limits_in_band_stated_alike(
+    mixed: SpecificationSet,
+) -> None:
+    """What lets a batch word the conditions reason once per band code."""
+    names = ["BOPP", "PET MET", "BOPA"]
+    rng = np.random.default_rng(6)
+    thickness = _edges_and_uniform(rng, 600)
+    codes = rng.integers(0, len(names), len(thickness)).astype(np.intp)
+    bands = mixed.band_codes(codes, names, thickness)
+    seen: dict[tuple[int, int], frozenset[str]] = {}
+    for code, band, t in zip(codes, bands, thickness, strict=True):
+        stated = frozenset(
+            lim.conditions_text()
+            for lim in mixed.for_structure(names[code])
+            if (lim.min_thickness_um is None or t >= lim.min_thickness_um)
+            and (lim.max_thickness_um is None or t <= lim.max_thickness_um)
+        )
+        if stated:  # none in band: the thickness reason, which names every band
+            assert seen.setdefault((int(code), int(band)), stated) == stated
+    assert len({stated for (code, _), stated in seen.items() if code == 0}) >= 4
+    assert len(seen) < 30  # a few cases per structure, not one per row
+    assert not bands[codes != 0].any()  # one condition per structure: one sentence
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [

@@ -11,7 +11,7 @@ from deltalake import DeltaTable
 from permeability.domain.pca import CaliperPCA, fit_caliper_pca
 from permeability.domain.schema import CALIBRES
 from permeability.errors import EmptyFeatureStoreError, InvalidInputError, NotFoundError
-from permeability.io.feature_store import COMMIT_HOOK_ENV, FeatureStore
+from permeability.io.feature_store import FeatureStore
 from tests.record_columns import add_record_columns
 
 
@@ -143,11 +143,16 @@ def test_duckdb_queries_cannot_touch_files(loaded: FeatureStore) -> None:
         loaded.query("SELECT * FROM read_csv('/etc/hostname')")
 
 
+def _stopped_before_the_commit(*_: object, **__: object) -> None:
+    """In place of delta-rs's commit: the data files are written, the commit never comes."""
+    raise RuntimeError("load stopped after writing data files, before the commit")
+
+
 def test_a_load_stopped_before_its_commit_leaves_the_store_as_it_was(
     loaded: FeatureStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = loaded.read()
-    monkeypatch.setenv(COMMIT_HOOK_ENV, "raise")
+    monkeypatch.setattr(DeltaTable, "create_write_transaction", _stopped_before_the_commit)
     with pytest.raises(RuntimeError, match="before the commit"):
         loaded.commit(
             samples([3, 50], permeability=1.0),
@@ -155,7 +160,7 @@ def test_a_load_stopped_before_its_commit_leaves_the_store_as_it_was(
             pca=before.pca,
             metadata={"run_id": "run-x"},
         )
-    monkeypatch.delenv(COMMIT_HOOK_ENV)
+    monkeypatch.undo()
     after = loaded.read()
     assert after.version == before.version
     assert after.data_hash == before.data_hash
@@ -167,7 +172,9 @@ def test_a_load_stopped_before_its_commit_leaves_the_store_as_it_was(
 def test_a_first_load_stopped_before_its_commit_leaves_no_table(
     store: FeatureStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(COMMIT_HOOK_ENV, "raise")
+    monkeypatch.setattr(
+        "permeability.io.feature_store.create_table_with_add_actions", _stopped_before_the_commit
+    )
     first = samples(range(1, 5))
     with pytest.raises(RuntimeError):
         store.commit(first, replaced=[], pca=pca_of(first), metadata={"run_id": "r"})

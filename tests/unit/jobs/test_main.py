@@ -51,6 +51,25 @@ def test_a_first_run_generates_acquires_trains_and_promotes(
     assert [v.label for v in ModelStore(settings.paths.models).versions()] == ["0.1"]
 
 
+def test_the_up_log_holds_every_steps_lines(
+    first_and_second_run: tuple[Settings, list[dict[str, str]], list[dict[str, str]], int | None],
+) -> None:
+    """Each step's own lines, stamped with its stage, land in up.log too (issue 14: before,
+    the acquisition's exit re-pointed logging and its lines and later ones were lost)."""
+    settings = first_and_second_run[0]
+    up = (settings.paths.logs / "up.log").read_text(encoding="utf-8")
+    stamped = {stage: f" {stage} run=" for stage in ("up", "acquire", "train", "promote")}
+    for stage, stamp in stamped.items():
+        assert stamp in up, f"no {stage} line in up.log"
+    assert "committed feature set version 0" in up  # the acquisition's own line
+    assert "registered as permeability" in up  # the training's
+    assert "is now champion" in up  # the promotion's
+    assert "evaluate: skipped" in up  # up's own summary, after the nested steps
+    acquire = (settings.paths.logs / "acquire.log").read_text(encoding="utf-8")
+    assert "committed feature set version 0" in acquire
+    assert " up run=" not in acquire  # the outer job's lines stay out of a step's log
+
+
 def test_a_second_run_reuses_everything_and_adds_no_version(
     first_and_second_run: tuple[Settings, list[dict[str, str]], list[dict[str, str]], int | None],
 ) -> None:

@@ -16,8 +16,14 @@ from typer.testing import CliRunner
 from permeability.cli import app
 from permeability.config import InferenceParams
 from permeability.domain.cleaning import SOURCE_ROW, clean_records
-from permeability.domain.intervals import decide
+from permeability.domain.decisions import (
+    DecisionPolicy,
+    decide,
+    decision_reason,
+    no_decision_reason,
+)
 from permeability.domain.schema import CALIBRES
+from permeability.domain.specs import SpecificationSet, SpecLimit
 from permeability.domain.structures import build_alias_map
 from permeability.domain.validation import IMPUTED_COLUMN
 from permeability.errors import InvalidInputError
@@ -26,7 +32,6 @@ from permeability.io.prediction_log import read_predictions
 from permeability.io.specs import load_specs
 from permeability.jobs.predict import (
     OUTPUT_COLUMNS,
-    DecisionPolicy,
     predict_file,
     read_table,
     records_frame,
@@ -41,6 +46,7 @@ from tests.unit.api.inference_support import (
     patch_registry,
     publish_version,
     tiny_model,
+    without_row_numbers,
 )
 
 POLICY = DecisionPolicy(level=0.9, approve_below=0.05, reject_above=0.95)
@@ -69,7 +75,8 @@ def test_every_row_comes_back_in_order_with_the_outputs(loaded: LoadedModel) -> 
 
 
 def test_batch_answers_equal_the_single_sample_path(loaded: LoadedModel) -> None:
-    """Same prediction, interval, P(exceed) and decision as the one-record fast path."""
+    """Same prediction, interval, P(exceed) and decision as the one-record fast path, and the
+    same reason without the row's own numbers."""
     specs = load_specs(None)
     frame = lab_frame().head(800)
     scored = _score(frame, loaded)
@@ -89,6 +96,8 @@ def test_batch_answers_equal_the_single_sample_path(loaded: LoadedModel) -> None
             assert pd.isna(row["decision"])
             assert math.isnan(row["p_exceed"])
             assert math.isnan(row["limit"])
+            single_reason = no_decision_reason(match.reason)
+            assert row["decision_reason"] == without_row_numbers(single_reason)
             continue
         decided += 1
         p = loaded.model.p_exceed(single, row["structure"], match.limit.max_permeability)
@@ -96,7 +105,51 @@ def test_batch_answers_equal_the_single_sample_path(loaded: LoadedModel) -> None
         assert math.isclose(row["p_exceed"], p, rel_tol=1e-12)
         assert row["decision"] == decide(p, 0.05, 0.95)
         assert str(row["decision_reason"]).startswith(str(row["decision"]))
+        single_reason = decision_reason(row["decision"], match.limit, POLICY, p)
+        assert row["decision_reason"] == without_row_numbers(single_reason)
     assert decided > 100
+
+
+def test_batch_reasons_state_the_limits_in_band_as_the_single_answer_does(
+    loaded: LoadedModel,
+) -> None:
+    """A batch words each case once, yet a row whose test conditions match no limit states the
+    conditions of the limits whose band holds its mean caliper, as its single answer does."""
+    band = {"structure": "BOPP", "max_permeability": 6.0}
+    specs = SpecificationSet.from_limits(
+        [
+            SpecLimit(
+                **band, temperature_c=38, humidity_pct=90, min_thickness_um=15, max_thickness_um=22
+            ),
+            SpecLimit(
+                **band,
+                temperature_c=23,
+                humidity_pct=85,
+                min_thickness_um=22.01,
+                max_thickness_um=40,
+            ),
+        ],
+        "test",
+    )
+    calipers = [16.0, 18.0, 30.0, 35.0, 50.0]
+    rows = [
+        {**SEED_SAMPLE, "Muestra": i, **dict.fromkeys(CALIBRES, t), "CalibreProm": t}
+        for i, t in enumerate(calipers, start=1)
+    ]
+    rows.append({**SEED_SAMPLE, "Muestra": 9, "Estructura": "PET"})  # no limit for PET
+    scored = score_frame(pd.DataFrame(rows), loaded, specs, POLICY).frame
+    reasons = scored["decision_reason"].astype(str).tolist()
+    for row, reason in zip(rows, reasons, strict=True):
+        match = specs.match(
+            str(row["Estructura"]), row["Grados_C"], row["Porc_Humedad"], row["CalibreProm"]
+        )
+        assert match.limit is None
+        assert reason == without_row_numbers(no_decision_reason(match.reason))
+    assert reasons[0] == reasons[1] != reasons[2] == reasons[3]
+    assert "(38 ± 1 °C / 90 ± 2 % RH)" in reasons[0]
+    assert "(23 ± 1 °C / 85 ± 2 % RH)" in reasons[2]
+    assert reasons[4].startswith("no decision: mean caliper is outside every thickness band")
+    assert reasons[5] == "no decision: no specification limit is defined for structure PET"
 
 
 def test_bad_rows_say_every_problem_and_the_rest_is_scored(loaded: LoadedModel) -> None:

@@ -14,18 +14,7 @@ from permeability.jobs.promotion import list_versions, promote
 from permeability.jobs.training import train
 from permeability.jobs.training_spec import TrainingSpec
 from permeability.settings import Settings
-
-
-def fill_feature_store(settings: Settings, folder: Path, *, rows: int, seed: int) -> None:
-    from permeability.domain.synthetic import MessSpec, generate_lab_data
-    from permeability.io.exports import write_lab_export
-    from permeability.jobs.acquisition import acquire
-
-    folder.mkdir(parents=True, exist_ok=True)
-    source = write_lab_export(
-        generate_lab_data(rows, seed, mess=MessSpec.none()), folder / f"lab_{seed}.csv"
-    )
-    acquire(settings, str(source))
+from tests.builders import fill_feature_store
 
 
 @pytest.fixture(scope="module")

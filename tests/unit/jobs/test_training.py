@@ -21,6 +21,7 @@ from permeability.io.registry import Registry
 from permeability.jobs.training import train
 from permeability.jobs.training_spec import TrainingResult, TrainingSpec
 from permeability.settings import Settings
+from tests.builders import fill_feature_store
 
 EXPECTED_ARTIFACTS = {
     "plots/predicted_vs_measured.png",
@@ -32,21 +33,6 @@ EXPECTED_ARTIFACTS = {
     "tables/test_predictions.csv",
     "metadata.json",
 }
-
-
-def fill_feature_store(settings: Settings, folder: Path, *, rows: int, seed: int) -> int:
-    """Acquire a tidy generated export: a new feature-set version, as in production."""
-    from permeability.domain.synthetic import MessSpec, generate_lab_data
-    from permeability.io.exports import write_lab_export
-    from permeability.jobs.acquisition import acquire
-
-    folder.mkdir(parents=True, exist_ok=True)
-    source = write_lab_export(
-        generate_lab_data(rows, seed, mess=MessSpec.none()), folder / f"lab_{seed}.csv"
-    )
-    report = acquire(settings, str(source))
-    assert report.feature_set_version is not None
-    return int(report.feature_set_version)
 
 
 def snapshot(settings: Settings, registry: Registry) -> dict[str, Any]:

@@ -1,0 +1,26 @@
+"""Builders shared by tests: a home with data in it, as production makes one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from permeability.settings import Settings
+
+
+def fill_feature_store(
+    settings: Settings, folder: Path, *, rows: int, seed: int, **options: Any
+) -> int:
+    """Acquire a tidy generated export (``options`` go to the generator): a new feature-set
+    version, through the real acquisition; returns that version."""
+    from permeability.domain.synthetic import MessSpec, generate_lab_data
+    from permeability.io.exports import write_lab_export
+    from permeability.jobs.acquisition import acquire
+
+    folder.mkdir(parents=True, exist_ok=True)
+    source = write_lab_export(
+        generate_lab_data(rows, seed, mess=MessSpec.none(), **options), folder / f"lab_{seed}.csv"
+    )
+    report = acquire(settings, str(source))
+    assert report.feature_set_version is not None
+    return int(report.feature_set_version)
