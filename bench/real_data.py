@@ -72,8 +72,8 @@ from numpy.typing import NDArray  # noqa: E402
 from sklearn.model_selection import GroupKFold, KFold  # noqa: E402
 
 from permeability.domain import metrics as m  # noqa: E402
+from permeability.domain.catalogue import AUTO, model_names  # noqa: E402
 from permeability.domain.model import train_model  # noqa: E402
-from permeability.domain.models import AUTO, model_names  # noqa: E402
 from permeability.domain.pca import CaliperPCA  # noqa: E402
 from permeability.domain.structures import (  # noqa: E402
     UNKNOWN_FAMILY,

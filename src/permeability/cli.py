@@ -451,7 +451,7 @@ def up(
     as_json: JsonFlag = False,
 ) -> None:
     """The whole loop on the embedded defaults: data, feature store, model, champion, evaluation, services."""
-    from permeability.jobs.main import UpOptions, prepare, serve_forever
+    from permeability.jobs.up import UpOptions, prepare, serve_forever
 
     settings = get_settings()
     options = UpOptions(

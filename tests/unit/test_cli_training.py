@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from permeability.api.schemas import TrainResponse
+from permeability.api.training import create_training_app
 from permeability.cli import app
 from permeability.io.model_store import ModelStore
 from permeability.io.registry import Registry
@@ -51,7 +51,10 @@ def test_train_prints_the_api_result_object_as_json(stocked: Settings) -> None:
 
     assert result.exit_code == 0, result.output
     payload = _last_json(result.stdout)
-    assert set(payload) == set(TrainResponse.model_fields)
+    openapi = create_training_app(stocked).openapi()
+    answer = openapi["paths"]["/train"]["post"]["responses"]["201"]["content"]
+    documented = answer["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert set(payload) == set(openapi["components"]["schemas"][documented]["properties"])
     assert payload["version"] == "cli-0.1"
     assert payload["chosen_model"] == "LinearRegression"
     assert {"r2", "mae", "mse"} <= set(payload["metrics"])

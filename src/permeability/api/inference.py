@@ -40,12 +40,12 @@ from permeability.api.inference_batch import MAX_UPLOAD_BYTES, batch_router
 from permeability.api.inference_fast import InferenceApp
 from permeability.api.inference_metrics import InferenceMetrics, MetricsMiddleware
 from permeability.api.inference_schemas import (
-    HealthResponse,
+    InferenceHealth,
     InferenceRequest,
     InferenceResponse,
     ReadyResponse,
+    ServedVersion,
     SpecsResponse,
-    VersionOut,
     VersionsResponse,
 )
 from permeability.api.inference_single import (
@@ -108,9 +108,9 @@ async def infer(request: Request, _: InferenceAuthorized) -> Response:
 service_router = APIRouter(tags=["service"])
 
 
-@service_router.get("/health", response_model=HealthResponse, summary="The process is alive")
-async def health() -> HealthResponse:
-    return HealthResponse(pid=os.getpid())
+@service_router.get("/health", response_model=InferenceHealth, summary="The process is alive")
+async def health() -> InferenceHealth:
+    return InferenceHealth(pid=os.getpid())
 
 
 @service_router.get(
@@ -141,7 +141,7 @@ async def ready(request: Request) -> Response:
     )
 
 
-def _version_out(state: VersionState, loaded: LoadedModel | None) -> VersionOut:
+def _version_out(state: VersionState, loaded: LoadedModel | None) -> ServedVersion:
     """A version as ``GET /versions`` shows it. Its structures never include a non-product
     (the page offers exactly these): filtered by the patterns the version was trained with
     (the loaded model's, else its metadata's), the seed lab's defaults for older versions."""
@@ -151,7 +151,7 @@ def _version_out(state: VersionState, loaded: LoadedModel | None) -> VersionOut:
     else:
         patterns = state.non_product if state.non_product is not None else DEFAULT_NON_PRODUCT
         limit = state.detection_limit
-    return VersionOut(
+    return ServedVersion(
         version=state.version,
         status=state.status,
         reason=state.reason,

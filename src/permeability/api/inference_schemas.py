@@ -395,7 +395,9 @@ class BatchResponse(BaseModel):
         return sum(1 for record in self.records if record.get("filled"))
 
 
-class HealthResponse(BaseModel):
+class InferenceHealth(BaseModel):
+    """This process answers (the lean liveness check; readiness is ``GET /ready``)."""
+
     status: Literal["ok"] = "ok"
     pid: int = Field(description="Process that answered (one per uvicorn worker).")
 
@@ -407,7 +409,9 @@ class ReadyResponse(BaseModel):
     loaded_versions: list[str]
 
 
-class VersionOut(BaseModel):
+class ServedVersion(BaseModel):
+    """A version as the inference service sees it: loadable or not, loaded, what it accepts."""
+
     version: str
     status: Literal["available", "unavailable"]
     reason: str | None = None
@@ -440,7 +444,7 @@ class VersionOut(BaseModel):
 class VersionsResponse(BaseModel):
     champion: str | None
     champion_error: str | None = None
-    versions: list[VersionOut]
+    versions: list[ServedVersion]
 
 
 class SpecsResponse(BaseModel):

@@ -13,8 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from permeability.io.model_store import MAX_LABEL_LENGTH
-from permeability.jobs.promotion import PromotionResult, VersionInfo, VersionsReport
-from permeability.jobs.training_spec import TrainingResult, TrainingSpec
+from permeability.jobs.training_spec import TrainingSpec
 
 #: ``validate_label``'s rules (io/model_store.py) as a JSON-schema pattern: starts with a letter
 #: or digit; letters, digits, '.', '_', '-'; a '.' never followed by another. Documentation
@@ -63,7 +62,7 @@ class TrainRequest(_Request):
     @field_validator("model")
     @classmethod
     def _model(cls, value: str) -> str:
-        from permeability.domain.models import model_names
+        from permeability.domain.catalogue import model_names
 
         valid = model_names()
         if value not in valid:
@@ -74,7 +73,7 @@ class TrainRequest(_Request):
     @classmethod
     def _params(cls, value: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
         """Hyperparameters checked against the estimator now, so the 422 points at ``params``."""
-        from permeability.domain.models import AUTO, resolve_params
+        from permeability.domain.catalogue import AUTO, resolve_params
         from permeability.errors import InvalidInputError
 
         model = info.data.get("model")
@@ -102,51 +101,6 @@ def _as_value_error(check: Any, value: str) -> str:
         raise ValueError(str(exc)) from exc
 
 
-class TrainResponse(BaseModel):
-    """The trained version; the same object ``permeability train --json`` prints."""
-
-    version: str
-    run_id: str = Field(description="MLflow run id.")
-    registry_version: str = Field(description="Version number in registered model 'permeability'.")
-    registered_model: str
-    feature_set_version: int = Field(description="Delta table version trained on (lineage).")
-    data_hash: str
-    model: str = Field(description="The model requested.")
-    chosen_model: str = Field(description="The model trained (differs for 'auto').")
-    params: dict[str, Any]
-    metrics: dict[str, float] = Field(description="Held-out r2, mae, mse, rmse, mape, coverage…")
-    per_structure: dict[str, dict[str, float]]
-    cv_scores: dict[str, float] | None
-    n_train: int
-    n_calibration: int
-    n_test: int
-    rows_available: int = Field(description="Records in the feature-set version.")
-    rows_excluded_non_product: int = Field(
-        description="Calibration/reference films and unreported materials: never trained on."
-    )
-    rows_censored: int = Field(
-        description="Product rows whose WVTR was under the detection limit (learnt at it)."
-    )
-    detection_limit: float | None = Field(description="WVTR under which the lab reads nothing.")
-    split_grouping: str = Field(
-        description="'test_id': every split kept each test's replicates together (held-out "
-        "metrics say what a new test will see); 'row': the data had no test ids."
-    )
-    n_test_groups: int = Field(description="Tests in the held-out part.")
-    noise_floor: dict[str, float | int] | None = Field(
-        description="Replicate disagreement: noise_floor_mae is the error no model can beat "
-        "(metrics.mae_over_noise_floor compares the model with it)."
-    )
-    created_at: str
-    model_path: str
-    seconds: float
-    timings: dict[str, float]
-
-    @classmethod
-    def from_result(cls, result: TrainingResult) -> TrainResponse:
-        return cls.model_validate(result.model_dump())
-
-
 class ParamOut(BaseModel):
     name: str
     default: Any
@@ -167,38 +121,6 @@ class ModelsResponse(BaseModel):
     models: list[ModelOut]
 
 
-class VersionOut(BaseModel):
-    version: str
-    status: str = Field(description="'champion', 'available' or 'unavailable'.")
-    is_champion: bool
-    registry_version: str | None
-    run_id: str | None
-    model: str | None
-    chosen_model: str | None
-    metrics: dict[str, float]
-    lineage: dict[str, Any]
-    created_at: str | None
-    problem: str | None
-
-    @classmethod
-    def from_info(cls, info: VersionInfo) -> VersionOut:
-        return cls.model_validate(info.model_dump())
-
-
-class VersionsResponse(BaseModel):
-    versions: list[VersionOut]
-    champion: str | None
-    registry_error: str | None
-
-    @classmethod
-    def from_report(cls, report: VersionsReport) -> VersionsResponse:
-        return cls(
-            versions=[VersionOut.from_info(v) for v in report.versions],
-            champion=report.champion,
-            registry_error=report.registry_error,
-        )
-
-
 class PromoteRequest(_Request):
     """Optional: why, and on whose behalf (recorded as tags on the registry version)."""
 
@@ -206,22 +128,9 @@ class PromoteRequest(_Request):
     promoted_by: str | None = Field(default=None, min_length=1, max_length=100)
 
 
-class PromoteResponse(BaseModel):
-    version: str
-    registry_version: str
-    registered_model: str
-    alias: str
-    previous_champion: str | None
-    promoted_by: str
-    promoted_at: str
-    reason: str | None
+class TrainingHealth(BaseModel):
+    """The training service is up, and where it tracks, reads and stores."""
 
-    @classmethod
-    def from_result(cls, result: PromotionResult) -> PromoteResponse:
-        return cls.model_validate(result.model_dump())
-
-
-class HealthResponse(BaseModel):
     status: str
     tracking_uri: str
     feature_store_uri: str

@@ -35,18 +35,16 @@ from permeability.api.deps import (
 from permeability.api.errors import document_error_contract, install_error_handlers
 from permeability.api.evaluation import evaluation_router
 from permeability.api.schemas import (
-    HealthResponse,
     ModelOut,
     ModelsResponse,
     PromoteRequest,
-    PromoteResponse,
+    TrainingHealth,
     TrainRequest,
-    TrainResponse,
-    VersionOut,
-    VersionsResponse,
     version_label_schema,
 )
+from permeability.jobs.promotion import PromotionResult, VersionInfo, VersionsReport
 from permeability.jobs.training_queue import TrainingQueue, TrainingQueueFullError, TrainingsView
+from permeability.jobs.training_spec import TrainingResult
 from permeability.settings import Settings, get_settings
 
 #: Bodies here are a few hundred bytes of JSON (/train, promotion, /evaluate); anything past
@@ -92,13 +90,13 @@ QueueDep = Annotated[TrainingQueue, Depends(get_training_queue)]
 @train_router.post(
     "/train",
     status_code=status.HTTP_201_CREATED,
-    response_model=TrainResponse,
+    response_model=TrainingResult,
     responses={**_REFUSALS, **_QUEUE_FULL},  # type: ignore[dict-item]
     summary="Train, track, register and store one version (waits for its turn)",
 )
 def train(
     body: TrainRequest, settings: SettingsDep, service: ServiceDep, queue: QueueDep, _: Authorized
-) -> TrainResponse:
+) -> TrainingResult:
     from permeability.jobs.training import train as run_training
 
     result = run_training(
@@ -108,7 +106,7 @@ def train(
         registry=service.registry,
         queue=queue,
     )
-    return TrainResponse.from_result(result)
+    return result
 
 
 @train_router.get(
@@ -129,27 +127,27 @@ async def _queue_full(request: Request, exc: Exception) -> JSONResponse:
 
 @models_router.get("/models", response_model=ModelsResponse, summary="The model catalogue")
 def list_models() -> ModelsResponse:
-    from permeability.domain.models import catalogue
+    from permeability.domain.catalogue import catalogue
 
     return ModelsResponse(models=[ModelOut.model_validate(m.to_dict()) for m in catalogue()])
 
 
-@versions_router.get("/versions", response_model=VersionsResponse, summary="Trained versions")
-def list_versions(settings: SettingsDep, service: ServiceDep) -> VersionsResponse:
+@versions_router.get("/versions", response_model=VersionsReport, summary="Trained versions")
+def list_versions(settings: SettingsDep, service: ServiceDep) -> VersionsReport:
     from permeability.jobs.promotion import list_versions as run_listing
     from permeability.jobs.training_recovery import reconcile_trainings
 
     reconcile_trainings(settings, service.logger, registry=service.registry)
-    return VersionsResponse.from_report(run_listing(settings, registry=service.registry))
+    return run_listing(settings, registry=service.registry)
 
 
 @versions_router.get(
     "/versions/{version}",
-    response_model=VersionOut,
+    response_model=VersionInfo,
     responses={404: {"description": "No such version."}},
     summary="One trained version",
 )
-def get_version(version: VersionPath, settings: SettingsDep, service: ServiceDep) -> VersionOut:
+def get_version(version: VersionPath, settings: SettingsDep, service: ServiceDep) -> VersionInfo:
     from permeability.errors import NotFoundError
     from permeability.io.model_store import validate_label
     from permeability.jobs.promotion import list_versions as run_listing
@@ -160,13 +158,13 @@ def get_version(version: VersionPath, settings: SettingsDep, service: ServiceDep
     report = run_listing(settings, registry=service.registry)
     for info in report.versions:
         if info.version == version:
-            return VersionOut.from_info(info)
+            return info
     raise NotFoundError(f"version '{version}' is neither in the model store nor in the registry")
 
 
 @versions_router.post(
     "/versions/{version}/promote",
-    response_model=PromoteResponse,
+    response_model=PromotionResult,
     responses=_REFUSALS,  # type: ignore[arg-type]
     summary="Move the 'champion' alias to this version",
 )
@@ -176,7 +174,7 @@ def promote(
     service: ServiceDep,
     _: Authorized,
     body: Annotated[PromoteRequest | None, Body()] = None,
-) -> PromoteResponse:
+) -> PromotionResult:
     from permeability.jobs.promotion import promote as run_promotion
 
     request = body or PromoteRequest()
@@ -188,14 +186,14 @@ def promote(
         config=service.config,
         registry=service.registry,
     )
-    return PromoteResponse.from_result(result)
+    return result
 
 
-@health_router.get("/health", response_model=HealthResponse, summary="Liveness and wiring")
-def health(settings: SettingsDep, service: ServiceDep) -> HealthResponse:
+@health_router.get("/health", response_model=TrainingHealth, summary="Liveness and wiring")
+def health(settings: SettingsDep, service: ServiceDep) -> TrainingHealth:
     from permeability.io.registry import describe_uri
 
-    return HealthResponse(
+    return TrainingHealth(
         status="ok",
         tracking_uri=describe_uri(service.registry.config.tracking_uri),
         feature_store_uri=describe_uri(settings.resolved_feature_store_uri),

@@ -51,6 +51,19 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from permeability.domain import metrics as m
+from permeability.domain.catalogue import (
+    AUTO,
+    AUTO_CANDIDATES,
+    AUTO_TIME_BUDGET_S,
+    Regressor,
+    UnknownModelError,
+    build_estimator,
+    max_rows,
+    model_names,
+    resolve_params,
+    uses_interactions,
+    uses_levels,
+)
 from permeability.domain.features import (
     DEFAULT_MIN_INTERACTION_SAMPLES,
     DEFAULT_MIN_INTERACTION_SPREAD,
@@ -64,19 +77,6 @@ from permeability.domain.intervals import (
     DEFAULT_MIN_CALIBRATION,
     SPLIT_CONFORMAL,
     ConformalCalibration,
-)
-from permeability.domain.models import (
-    AUTO,
-    AUTO_CANDIDATES,
-    AUTO_TIME_BUDGET_S,
-    Regressor,
-    UnknownModelError,
-    build_estimator,
-    max_rows,
-    model_names,
-    resolve_params,
-    uses_interactions,
-    uses_levels,
 )
 from permeability.domain.noise_floor import NoiseFloor, replicate_noise_floor
 from permeability.domain.pca import CaliperPCA

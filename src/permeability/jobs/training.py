@@ -61,7 +61,7 @@ def train(
 def _train(
     context: JobContext, spec: TrainingSpec, registry: Any, queue: TrainingQueue | None
 ) -> TrainingResult:
-    from permeability.domain.models import AUTO, resolve_params
+    from permeability.domain.catalogue import AUTO, resolve_params
     from permeability.jobs.training_recovery import reconcile_label
 
     started = time.perf_counter()
@@ -127,8 +127,8 @@ def _train_reserved(
     feature_store: Any,
     started: float,
 ) -> TrainingResult:
+    from permeability.domain.catalogue import AUTO
     from permeability.domain.model import train_model
-    from permeability.domain.models import AUTO
 
     log = context.logger
     features = feature_store.read()

@@ -37,7 +37,7 @@ class TrainingSpec(BaseModel):
     @field_validator("model")
     @classmethod
     def _known_model(cls, value: str) -> str:
-        from permeability.domain.models import UnknownModelError, model_names
+        from permeability.domain.catalogue import UnknownModelError, model_names
 
         valid = model_names()
         if value not in valid:
@@ -54,18 +54,19 @@ class TrainingSpec(BaseModel):
 
 
 class TrainingResult(BaseModel):
-    """What a training produced; the API response and ``train --json`` print exactly this."""
+    """What a training produced: ``POST /train`` answers exactly this model (its OpenAPI schema)
+    and ``train --json`` prints it, so the two cannot drift."""
 
     version: str
-    run_id: str
-    registry_version: str
+    run_id: str = Field(description="MLflow run id.")
+    registry_version: str = Field(description="Version number in registered model 'permeability'.")
     registered_model: str
-    feature_set_version: int
+    feature_set_version: int = Field(description="Delta table version trained on (lineage).")
     data_hash: str
-    model: str
-    chosen_model: str
+    model: str = Field(description="The model requested.")
+    chosen_model: str = Field(description="The model trained (differs for 'auto').")
     params: dict[str, Any]
-    metrics: dict[str, float]
+    metrics: dict[str, float] = Field(description="Held-out r2, mae, mse, rmse, mape, coverage…")
     per_structure: dict[str, dict[str, float]]
     cv_scores: dict[str, float] | None
     n_train: int
@@ -78,7 +79,7 @@ class TrainingResult(BaseModel):
     rows_censored: int = Field(
         description="Product rows whose WVTR was under the detection limit (learnt at it)."
     )
-    detection_limit: float | None
+    detection_limit: float | None = Field(description="WVTR under which the lab reads nothing.")
     split_grouping: str = Field(
         description="'test_id': the test part, calibration and every fold kept each test's "
         "replicates together, so held-out metrics say what a new test will see; 'row': the "

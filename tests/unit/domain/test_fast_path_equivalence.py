@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from permeability.domain.catalogue import AUTO, model_names
 from permeability.domain.model import PermeabilityModel, train_model
-from permeability.domain.models import AUTO, model_names
 from permeability.domain.pca import fit_caliper_pca
 from permeability.domain.schema import CALIBRES
 from permeability.domain.synthetic import generate_lab_data

@@ -11,6 +11,14 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LinearRegression
 
+from permeability.domain.catalogue import (
+    AUTO,
+    AUTO_CANDIDATES,
+    SVR_MAX_ROWS,
+    UnknownModelError,
+    model_names,
+    uses_levels,
+)
 from permeability.domain.features import DEFAULT_MIN_STRUCTURE_SAMPLES, UnknownStructureError
 from permeability.domain.model import (
     FAMILY_LOG_MARGIN,
@@ -19,14 +27,6 @@ from permeability.domain.model import (
     TrainingOutcome,
     stratified_split,
     train_model,
-)
-from permeability.domain.models import (
-    AUTO,
-    AUTO_CANDIDATES,
-    SVR_MAX_ROWS,
-    UnknownModelError,
-    model_names,
-    uses_levels,
 )
 from permeability.domain.schema import (
     CALIBRE_PROM,

@@ -29,8 +29,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeRegressor
 from threadpoolctl import threadpool_limits
 
+from permeability.domain.catalogue import build_estimator
 from permeability.domain.features import FeatureBuilder
-from permeability.domain.models import build_estimator
 from permeability.domain.pca import fit_caliper_pca
 from permeability.domain.schema import CALIBRES, PERMEABILIDAD
 from permeability.domain.synthetic import generate_lab_data

@@ -9,7 +9,7 @@ import pytest
 from permeability.errors import InvalidInputError, NotFoundError
 from permeability.io.feature_store import FeatureStore
 from permeability.io.model_store import ModelStore
-from permeability.jobs.main import UpOptions, ensure_ports_free, prepare
+from permeability.jobs.up import UpOptions, ensure_ports_free, prepare
 from permeability.settings import Settings
 
 

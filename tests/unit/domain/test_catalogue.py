@@ -6,7 +6,7 @@ import pytest
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from permeability.domain.models import (
+from permeability.domain.catalogue import (
     AUTO,
     AUTO_CANDIDATES,
     SVR_MAX_ROWS,
