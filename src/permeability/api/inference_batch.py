@@ -121,7 +121,7 @@ async def _read_batch(request: Request, version: str | None, level: float | None
         return await _read_multipart_batch(request, version, level)
     if kind in ("text/csv", "text/plain"):
         spooled = await _spooled_body(request)
-        frame = await run_in_threadpool(_read_spooled, spooled, read_table, "body.csv")
+        frame = await run_in_threadpool(_read_spooled, spooled, _read_csv_body)
         return _BatchInput(frame, version, level, "refuse", from_file=True)
     raise _UnsupportedMediaError(kind)
 
@@ -145,16 +145,16 @@ async def _spooled_body(request: Request) -> IO[bytes]:
     return spool
 
 
-def _read_spooled(body: IO[bytes], read: Callable[[bytes, str], T], name: str) -> T:
+def _read_spooled(body: IO[bytes], read: Callable[[bytes], T]) -> T:
     """Read a spooled body whole with ``read`` (off the event loop), then drop the spool."""
     try:
-        return read(body.read(), name)
+        return read(body.read())
     finally:
         body.close()
 
 
-def _json_value(data: bytes, _: str) -> Any:
-    return json.loads(data)
+def _read_csv_body(data: bytes) -> pd.DataFrame:
+    return read_table(data, "body.csv")
 
 
 async def _read_json_batch(
@@ -162,7 +162,7 @@ async def _read_json_batch(
 ) -> _BatchInput:
     spooled = await _spooled_body(request)
     try:
-        raw = await run_in_threadpool(_read_spooled, spooled, _json_value, "body.json")
+        raw = await run_in_threadpool(_read_spooled, spooled, json.loads)
     except ValueError as exc:
         raise RequestValidationError(
             [{"loc": ("body",), "msg": f"body is not valid JSON: {exc}", "type": "json_invalid"}]

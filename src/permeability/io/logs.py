@@ -156,18 +156,6 @@ def setup_logging(*, console: bool = True, level: int = logging.INFO) -> None:
             _installed.append(handler)
 
 
-def close_logging() -> None:
-    """Remove and close the handlers :func:`setup_logging` installed (process exit, tests)."""
-    global _process_scopes
-    with _setup_lock:
-        root = logging.getLogger(_ROOT)
-        for handler in _installed:
-            root.removeHandler(handler)
-            handler.close()
-        _installed.clear()
-        _process_scopes = ()
-
-
 @contextmanager
 def log_scope(stage: str, run_id: str, logs_dir: Path) -> Iterator[logging.Logger]:
     """Log as ``stage`` (run ``run_id``) into ``logs_dir`` until the block ends; nests."""

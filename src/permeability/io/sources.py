@@ -196,9 +196,11 @@ def sniff_encoding(path: Path) -> str:
     """
     with path.open("rb") as handle:
         start = handle.read(4)
-    wide = next((name for bom, name in _WIDE_BOMS if start.startswith(bom)), None)
+    wide = _wide_encoding(start)
     if wide is not None:
-        _require_decodable(path, wide)
+        error = _decode_error(path, wide)
+        if error is not None:
+            raise _not_wide_text(f"source {path}", wide, error)
         return wide
     if _decode_error(path, "utf-8") is None:
         return "utf-8-sig" if start.startswith(codecs.BOM_UTF8) else "utf-8"
@@ -207,16 +209,12 @@ def sniff_encoding(path: Path) -> str:
 
 def decode_text(data: bytes, label: str) -> str:
     """Bytes already in memory (an upload, a file to score) decoded by :func:`sniff_encoding`'s rules."""
-    wide = next((name for bom, name in _WIDE_BOMS if data.startswith(bom)), None)
+    wide = _wide_encoding(data)
     if wide is not None:
         try:
             return data.decode(wide)
         except UnicodeDecodeError as exc:
-            name = wide.upper()
-            raise InvalidInputError(
-                f"{label} starts with a {name} byte-order mark but is not valid {name} text "
-                f"({exc.reason}); export it again as UTF-8 or {name}"
-            ) from None
+            raise _not_wide_text(label, wide, exc) from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -236,14 +234,18 @@ def _decode_error(path: Path, encoding: str) -> UnicodeDecodeError | None:
     return None
 
 
-def _require_decodable(path: Path, encoding: str) -> None:
-    error = _decode_error(path, encoding)
-    if error is not None:
-        name = encoding.upper()
-        raise InvalidInputError(
-            f"source {path} starts with a {name} byte-order mark but is not valid {name} text "
-            f"({error.reason}); export it again as UTF-8 or {name}"
-        )
+def _wide_encoding(start: bytes) -> str | None:
+    """The UTF-16/UTF-32 codec a byte-order mark at ``start`` names, or None."""
+    return next((name for bom, name in _WIDE_BOMS if start.startswith(bom)), None)
+
+
+def _not_wide_text(label: str, encoding: str, error: UnicodeDecodeError) -> InvalidInputError:
+    """The refusal of text whose BOM names a wide encoding it does not decode as."""
+    name = encoding.upper()
+    return InvalidInputError(
+        f"{label} starts with a {name} byte-order mark but is not valid {name} text "
+        f"({error.reason}); export it again as UTF-8 or {name}"
+    )
 
 
 def sniff_delimiter(header_line: str) -> str:
