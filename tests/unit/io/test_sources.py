@@ -134,6 +134,21 @@ def test_encoding_is_sniffed(tmp_path: Path) -> None:
     assert sniff_encoding(latin) == "latin-1"
 
 
+def test_a_utf16_mark_on_text_that_is_not_utf16_is_refused_naming_the_file(
+    tmp_path: Path,
+) -> None:
+    broken = tmp_path / "lab.txt"
+    broken.write_bytes(
+        codecs.BOM_UTF16_LE + "Muestra\tEstructura\n".encode("utf-16-le") + b"\x00\xd8"
+    )
+    with pytest.raises(InvalidInputError) as refused:
+        sniff_encoding(broken)
+    assert str(refused.value).startswith(
+        f"source {broken} starts with a UTF-16 byte-order mark but is not valid UTF-16 text ("
+    )
+    assert str(refused.value).endswith("export it again as UTF-8 or UTF-16")
+
+
 @pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
 def test_delimiter_is_sniffed_from_the_header(delimiter: str) -> None:
     assert sniff_delimiter(delimiter.join(HEADER)) == delimiter
