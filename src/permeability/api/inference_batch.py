@@ -58,6 +58,7 @@ _BATCH_BODY: Final[dict[str, Any]] = {
             "schema": {
                 "type": "object",
                 "required": ["file"],
+                "additionalProperties": False,
                 "properties": {
                     "file": {
                         "type": "string",
@@ -103,9 +104,25 @@ def _body_errors(exc: ValidationError) -> RequestValidationError:
     )
 
 
+_FORM_FIELDS: Final[frozenset[str]] = frozenset({"file", "version", "level"})
+
+
 def _form_options(form: Any) -> BatchOptions:
     """The upload's ``version`` and ``level`` fields, by the JSON body's rules (an empty field
-    is an absent one)."""
+    is an absent one). A field the upload does not know is refused by name, as the JSON body
+    refuses one."""
+    unknown = sorted({name for name in form if name not in _FORM_FIELDS})
+    if unknown:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("body", name),
+                    "msg": "Extra inputs are not permitted",
+                    "type": "extra_forbidden",
+                }
+                for name in unknown
+            ]
+        )
     fields = {name: form.get(name) for name in ("version", "level")}
     try:
         return BatchOptions.model_validate({k: v for k, v in fields.items() if v not in (None, "")})
