@@ -131,15 +131,13 @@ def child_environment(pycache: Path) -> dict[str, str]:
 
 def warm_bytecode_cache(env: dict[str, str], log: Path) -> None:
     """Compile every module both runs import once, so neither run pays for compiling them."""
-    modules = (
-        "permeability.cli, permeability.jobs.acquisition, permeability.plots.training, deltalake"
-    )
+    modules = "permeability.cli.main, permeability.pipelines.acquisition, permeability.plots.training, deltalake"
     run_child([sys.executable, "-c", f"import {modules}; print('{{}}')"], env, log)
 
 
 def generate(rows: int, seed: int, path: Path) -> float:
-    from permeability.domain.synthetic import generate_lab_data
     from permeability.io.exports import write_lab_export
+    from permeability.synthetic.generator import generate_lab_data
 
     started = time.perf_counter()
     write_lab_export(generate_lab_data(rows, seed), path)
@@ -166,7 +164,7 @@ def main() -> None:
         env = child_environment(root / "pycache")
         warm_bytecode_cache(env, root / "warmup.log")
         acquire_env = {**env, "PERMEABILITY_HOME": str(root / "home")}
-        acquire_command = [sys.executable, "-m", "permeability.cli", "acquire", "--source", str(csv_path), "--json"]  # fmt: skip
+        acquire_command = [sys.executable, "-m", "permeability", "acquire", "--source", str(csv_path), "--json"]  # fmt: skip
         ours = run_child(acquire_command, acquire_env, root / "acquire.log")
         baseline_command = [sys.executable, __file__, "--baseline-child", str(csv_path), str(root / "naive")]  # fmt: skip
         naive = run_child(baseline_command, env, root / "baseline.log")

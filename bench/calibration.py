@@ -21,20 +21,20 @@ from typing import Any
 import numpy as np
 
 from permeability.config import InferenceParams
-from permeability.domain.metrics import decision_quality, mae
-from permeability.domain.model import train_model
-from permeability.domain.pca import fit_caliper_pca
-from permeability.domain.schema import CALIBRES
-from permeability.domain.synthetic import generate_lab_data
+from permeability.features.pca import fit_caliper_pca
+from permeability.modelling.metrics import mae
+from permeability.modelling.model import train_model
+from permeability.monitoring.decision_quality import decision_quality
+from permeability.record.schema import CALIBRES
+from permeability.synthetic.generator import generate_lab_data
 
 
 def evaluate(rows: int, seed: int, method: str, model: str, holdout: Any) -> dict[str, Any]:
     """Train on ``rows`` generated rows and score the hold-out with the service's batch scorer
     (the same intervals, limits and decisions a lab would get)."""
-    from permeability.domain.decisions import DecisionPolicy
-    from permeability.io.model_cache import LoadedModel
     from permeability.io.specs import load_specs
-    from permeability.jobs.predict import score_frame
+    from permeability.modelling.served import LoadedModel
+    from permeability.pipelines.predict import score_frame
 
     frame = generate_lab_data(rows, seed, mess=None)
     pca = fit_caliper_pca(frame[list(CALIBRES)].to_numpy(), 0.99)
@@ -49,7 +49,7 @@ def evaluate(rows: int, seed: int, method: str, model: str, holdout: Any) -> dic
         loaded_at=time.time(),
         signature=(0, 0),
     )
-    policy = DecisionPolicy.from_params(InferenceParams())
+    policy = InferenceParams().decision_policy()
     scored = score_frame(holdout, loaded, load_specs(None), policy).frame
     names = scored["structure"].astype(str).to_numpy()
     predicted = scored["prediction"].to_numpy(dtype=float)

@@ -10,7 +10,7 @@ chi-square survival function in closed form, and the numpy metrics. Every figure
 of ``--repeats`` runs; ``ratio`` is new / old (above 1: the library is slower).
 
 - **metrics** on ``--metric-rows`` rows (lognormal WVTR, 30 % log error): each public metric
-  of ``permeability.domain.metrics`` against its hand-written twin, and the largest absolute
+  of ``permeability.modelling.metrics`` against its hand-written twin, and the largest absolute
   difference of the values.
 - **KS on generated lab data**: every comparison ``detect_drift`` makes (the numeric inputs and
   log WVTR, over all rows and per structure with 30 rows a side), for a training set of
@@ -48,14 +48,14 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
-from permeability.domain import drift as d
-from permeability.domain import metrics as m
-from permeability.domain.schema import ESTRUCTURA
-from permeability.domain.synthetic import DriftSpec, MessSpec, generate_lab_data
+from permeability.modelling import metrics as m
+from permeability.monitoring import drift as d
+from permeability.record.schema import ESTRUCTURA
+from permeability.synthetic.generator import DriftSpec, MessSpec, generate_lab_data
 
 FloatArray = NDArray[np.float64]
 
-# -- hand-written, before issue 14 (src/permeability/domain/drift.py and metrics.py) ---------
+# -- hand-written, before issue 14 (src/permeability/monitoring/drift.py and metrics.py) ---------
 
 
 def old_finite(values: ArrayLike) -> FloatArray:

@@ -38,7 +38,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from permeability.api.inference_schemas import SEED_SAMPLE
+from permeability.services.inference.schemas import SEED_SAMPLE
 from serve import (
     VENV_BIN,
     base_env,
@@ -69,7 +69,7 @@ def _start(home: Path, config: Path, port: int, log: Path) -> subprocess.Popen[b
 
 
 def _logged(home: Path) -> int:
-    from permeability.io.prediction_log import read_predictions
+    from permeability.io.predictions.log import read_predictions
     from permeability.settings import Settings
 
     return len(read_predictions(Settings(home=home).resolved_feature_store_uri))

@@ -41,7 +41,7 @@ BUSY_UNIT = 200
 def load_module(path: str | None) -> ModuleType:
     """The prediction-log module to measure: this checkout's, or a copy at ``path``."""
     if path is None:
-        from permeability.io import prediction_log
+        from permeability.io.predictions import log as prediction_log
 
         return prediction_log
     spec = importlib.util.spec_from_file_location("prediction_log_under_test", path)

@@ -69,13 +69,13 @@ from typing import Any, Final  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from numpy.typing import NDArray  # noqa: E402
+from permeability.domain import metrics as m  # noqa: E402
 from sklearn.model_selection import GroupKFold, KFold  # noqa: E402
 
-from permeability.domain import metrics as m  # noqa: E402
-from permeability.domain.catalogue import AUTO, model_names  # noqa: E402
-from permeability.domain.model import train_model  # noqa: E402
-from permeability.domain.pca import CaliperPCA  # noqa: E402
-from permeability.domain.structures import (  # noqa: E402
+from permeability.features.pca import CaliperPCA  # noqa: E402
+from permeability.modelling.catalogue import AUTO, model_names  # noqa: E402
+from permeability.modelling.model import train_model  # noqa: E402
+from permeability.record.structures import (  # noqa: E402
     UNKNOWN_FAMILY,
     build_alias_map,
     parse_structure,
@@ -132,7 +132,7 @@ class RealData:
 def load_real_products(processed: Path) -> RealData:
     """The real export through acquisition into a temporary feature store; product rows."""
     from permeability.io.feature_store import FeatureStore
-    from permeability.jobs.acquisition import acquire
+    from permeability.pipelines.acquisition import acquire
     from permeability.settings import Settings
 
     started = time.perf_counter()

@@ -3,7 +3,7 @@
 Physics says a laminate's layers add their resistances: 1/WVTR = Σ 1/WVTR_layer, so the best
 barrier dominates. This bench asks whether that law, fitted on the structures a version has
 seen, predicts a structure it has not seen better than the family level the project uses
-(``domain/structure_levels.py``: the mean log WVTR of the structures sharing its best barrier).
+(``features/structure_levels.py``: the mean log WVTR of the structures sharing its best barrier).
 
 Leave one structure out, on the seed lab's real data (the same acquisition as
 ``bench/real_data.py``): per structure, its mean log WVTR; the law's per-layer resistances
@@ -29,7 +29,7 @@ from scipy.optimize import nnls
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from permeability.domain.structures import (
+from permeability.record.structures import (
     LAYER_VOCABULARY,
     UNKNOWN_FAMILY,
     build_alias_map,

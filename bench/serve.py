@@ -15,7 +15,7 @@ What it does, in a fresh temporary home (nothing of yours is touched):
    a copy with ``inference.prediction_spool: false``, their cells interleaved: what spooling
    every answer to the local disk before sending it costs, as a ratio in the same run (and in
    process, one prediction-log append with and without the spool);
-3. scores 1,000,000 generated rows in process with the batch scorer (``jobs/predict.py``);
+3. scores 1,000,000 generated rows in process with the batch scorer (``pipelines/predict.py``);
 4. measures interval coverage per structure and decision quality (approve / reject / retest,
    wrong approvals, wrong rejections) of the champion on a large generated hold-out set.
 
@@ -49,7 +49,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from permeability.api.inference_schemas import SEED_SAMPLE
+from permeability.services.inference.schemas import SEED_SAMPLE
 
 SEED_RECORD: dict[str, Any] = dict(SEED_SAMPLE)
 VENV_BIN = Path(sys.executable).parent
@@ -200,12 +200,12 @@ def run_wrk(
 
 def prepare_home(home: Path, rows: int, tree_model: str, skip_tree: bool) -> dict[str, str]:
     """Acquire generated data and train the benchmark's versions with the project's own jobs."""
-    from permeability.domain.synthetic import generate_lab_data
     from permeability.io.exports import write_lab_export
-    from permeability.jobs.acquisition import acquire
-    from permeability.jobs.training import train
-    from permeability.jobs.training_spec import TrainingSpec
+    from permeability.pipelines.acquisition import acquire
+    from permeability.pipelines.training import train
+    from permeability.pipelines.training_spec import TrainingSpec
     from permeability.settings import Settings
+    from permeability.synthetic.generator import generate_lab_data
 
     settings = Settings(home=home)
     source = write_lab_export(generate_lab_data(rows, 42, mess=None), home / "lab.csv")
@@ -222,7 +222,7 @@ def prepare_home(home: Path, rows: int, tree_model: str, skip_tree: bool) -> dic
 
 
 def promote(home: Path, label: str) -> None:
-    from permeability.jobs.promotion import promote as run
+    from permeability.pipelines.promotion import promote as run
     from permeability.settings import Settings
 
     run(Settings(home=home), label, reason="benchmark")
@@ -411,17 +411,16 @@ def load_ceiling(connections: list[int], duration: int, workdir: Path) -> list[d
 
 def batch_speed(home: Path, label: str, rows: int, repeats: int) -> dict[str, Any]:
     from permeability.config import InferenceParams
-    from permeability.domain.decisions import DecisionPolicy
-    from permeability.domain.synthetic import generate_lab_data
     from permeability.io.model_cache import ModelCache
     from permeability.io.specs import load_specs
-    from permeability.jobs.predict import score_frame
+    from permeability.pipelines.predict import score_frame
     from permeability.settings import Settings
+    from permeability.synthetic.generator import generate_lab_data
 
     loaded = ModelCache.from_settings(Settings(home=home)).get(label)
     frame = generate_lab_data(rows, 7, mess=None)
     specs = load_specs(None)
-    policy = DecisionPolicy.from_params(InferenceParams())
+    policy = InferenceParams().decision_policy()
     timings = []
     for _ in range(repeats):
         started = time.perf_counter()
@@ -442,17 +441,17 @@ def batch_speed(home: Path, label: str, rows: int, repeats: int) -> dict[str, An
 def quality(home: Path, label: str, rows: int) -> dict[str, Any]:
     """Coverage per structure and decision quality on generated data the model never saw."""
     from permeability.config import InferenceParams
-    from permeability.domain.decisions import DecisionPolicy
-    from permeability.domain.metrics import decision_quality, per_structure
-    from permeability.domain.synthetic import generate_lab_data
     from permeability.io.model_cache import ModelCache
     from permeability.io.specs import load_specs
-    from permeability.jobs.predict import score_frame
+    from permeability.modelling.metrics import per_structure
+    from permeability.monitoring.decision_quality import decision_quality
+    from permeability.pipelines.predict import score_frame
     from permeability.settings import Settings
+    from permeability.synthetic.generator import generate_lab_data
 
     loaded = ModelCache.from_settings(Settings(home=home)).get(label)
     holdout = generate_lab_data(rows, 2027, start_id=10_000_000, mess=None)
-    policy = DecisionPolicy.from_params(InferenceParams())
+    policy = InferenceParams().decision_policy()
     scored = score_frame(holdout, loaded, load_specs(None), policy).frame
     measured = holdout["Permeabilidad"].to_numpy(dtype=float)
     table = per_structure(
@@ -487,8 +486,8 @@ def _tradeoff(
     measured: np.ndarray, p_exceed: np.ndarray, limits: np.ndarray, reject_above: float
 ) -> list[dict[str, Any]]:
     """What the approve threshold trades: fewer wrong approvals for more full tests."""
-    from permeability.domain.decisions import decide_many
-    from permeability.domain.metrics import decision_quality
+    from permeability.monitoring.decision_quality import decision_quality
+    from permeability.scoring.decisions import decide_many
 
     judged = np.isfinite(limits)
     rows = []
@@ -645,7 +644,7 @@ def append_cost(rows: int, repeats: int = 3) -> dict[str, Any]:
     """One prediction-log append as a single answer makes it, with the spool and without
     (interleaved, best of ``repeats``): the part of the spool's cost that is this process's
     CPU, free of the HTTP figures' noise."""
-    from permeability.io.prediction_log import PredictionLog, predictions_uri
+    from permeability.io.predictions.log import PredictionLog, predictions_uri
 
     row = {
         **SEED_RECORD,

@@ -25,9 +25,9 @@ import pandas as pd
 from sklearn.linear_model import LinearRegression
 
 from permeability.config import AcquisitionParams
-from permeability.domain.model import TrainingOutcome, train_model
-from permeability.domain.pca import fit_caliper_pca
-from permeability.domain.schema import (
+from permeability.features.pca import fit_caliper_pca
+from permeability.modelling.model import TrainingOutcome, train_model
+from permeability.record.schema import (
     CALIBRE_PROM,
     CALIBRES,
     ESTRUCTURA,
@@ -36,7 +36,7 @@ from permeability.domain.schema import (
     PERMEABILIDAD,
     PORC_HUMEDAD,
 )
-from permeability.domain.synthetic import PHYSICS_PERMEABILITY, MessSpec, generate_lab_data
+from permeability.synthetic.generator import PHYSICS_PERMEABILITY, MessSpec, generate_lab_data
 
 BASELINE = "raw LinearRegression"
 LATENCY_RECORDS = 2000

@@ -43,10 +43,10 @@ def _rss_mib() -> float:
 
 
 def _fill(home: Path, rows: int) -> str:
-    from permeability.domain.synthetic import MessSpec, generate_lab_data
     from permeability.io.exports import write_lab_export
-    from permeability.jobs.acquisition import acquire
+    from permeability.pipelines.acquisition import acquire
     from permeability.settings import Settings
+    from permeability.synthetic.generator import MessSpec, generate_lab_data
 
     settings = Settings(home=home)
     source = write_lab_export(
@@ -60,7 +60,7 @@ def _child(home: Path, feature_store: str, cap: int, model: str) -> dict[str, An
     """One service, five simultaneous requests; figures of this process."""
     from fastapi.testclient import TestClient
 
-    from permeability.api.training import create_training_app
+    from permeability.services.training.app import create_training_app
     from permeability.settings import Settings
 
     config = home.parent / f"config-{cap}.yaml"

@@ -6,7 +6,7 @@
 The attack the hostile-user review made: a ``text/csv`` body streamed to ``POST
 /inference/batch`` with ``Transfer-Encoding: chunked`` (no ``Content-Length``), valid rows that
 keep coming past the 200 MiB limit. Before the fix it was accepted (200 after 46 s, the server
-at 5.3 GB RSS). Now every body is counted as it streams (``api/body_limit.py``).
+at 5.3 GB RSS). Now every body is counted as it streams (``services/common/body_limit.py``).
 
 One real service (``permeability serve inference``, one process, a LinearRegression champion)
 is attacked (on the batch route, then on the single-sample route whose cap is 1 MiB), and the

@@ -7,4 +7,5 @@ bash scripts/setup-browser.sh
 uv run ruff check .
 uv run ruff format --check .
 uv run mypy
+uv run lint-imports --no-cache
 uv run pytest "$@"

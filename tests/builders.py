@@ -13,9 +13,9 @@ def fill_feature_store(
 ) -> int:
     """Acquire a tidy generated export (``options`` go to the generator): a new feature-set
     version, through the real acquisition; returns that version."""
-    from permeability.domain.synthetic import MessSpec, generate_lab_data
     from permeability.io.exports import write_lab_export
-    from permeability.jobs.acquisition import acquire
+    from permeability.pipelines.acquisition import acquire
+    from permeability.synthetic.generator import MessSpec, generate_lab_data
 
     folder.mkdir(parents=True, exist_ok=True)
     source = write_lab_export(

@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 from sqlalchemy import Column, Date, Double, Integer, MetaData, String, Table, create_engine
 from sqlalchemy.types import TypeEngine
 
-from permeability.domain.schema import CALIBRES, REAL_EXPORT_COLUMNS, REAL_EXPORT_EMPTY_COLUMNS
+from permeability.record.schema import CALIBRES, REAL_EXPORT_COLUMNS, REAL_EXPORT_EMPTY_COLUMNS
 
 #: The processed real data, beside the repository (``../shared/data``), never inside it.
 SEED_LAB_PROCESSED: Final = (
@@ -42,7 +42,7 @@ SEED_LAB_PROCESSED: Final = (
 
 CALIPER_COLUMNS: Final = CALIBRES
 UNNAMED_COLUMNS: Final = REAL_EXPORT_EMPTY_COLUMNS
-#: The raw export's columns, in order (the seed ETL's own list; domain/schema.py).
+#: The raw export's columns, in order (the seed ETL's own list; record/schema.py).
 EXPORT_COLUMNS: Final = REAL_EXPORT_COLUMNS
 
 ONE_HOT_PREFIX: Final = "Estructura_"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from permeability.domain.schema import (
+from permeability.record.schema import (
     BELOW_DETECTION_LIMIT,
     CONSECUTIVO,
     ESTRUCTURA,
@@ -16,7 +16,7 @@ from permeability.domain.schema import (
     REFERENCIA,
     TEST_ID,
 )
-from permeability.domain.structures import build_alias_map, parse_structure
+from permeability.record.structures import build_alias_map, parse_structure
 
 
 def add_record_columns(frame: pd.DataFrame) -> pd.DataFrame:

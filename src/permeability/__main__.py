@@ -1,5 +1,5 @@
 """``python -m permeability``: the same CLI, for subprocesses started with this interpreter."""
 
-from permeability.cli import app
+from permeability.cli.main import app
 
 app()

@@ -12,14 +12,16 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from permeability.domain.comparison import ComparisonMetric
-from permeability.domain.records import (
+from permeability.errors import InvalidInputError, invalid_input_from
+from permeability.monitoring.comparison import ComparisonMetric
+from permeability.record.calipers import MIN_CALIPER_READINGS
+from permeability.record.identity import (
     DEFAULT_DETECTION_LIMIT,
     DEFAULT_NON_PRODUCT,
     DEFAULT_TEST_GROUP,
     IDENTITY_COLUMNS,
 )
-from permeability.errors import InvalidInputError, invalid_input_from
+from permeability.scoring.decisions import DecisionPolicy
 
 
 class _Params(BaseModel):
@@ -44,7 +46,7 @@ class AcquisitionParams(_Params):
         description="Extra spellings of structures (added to the built-in alias map).",
     )
     min_caliper_readings: int = Field(
-        default=3,
+        default=MIN_CALIPER_READINGS,
         ge=1,
         le=5,
         description="Readings a row needs; missing ones are filled from the others and counted.",
@@ -186,6 +188,12 @@ class InferenceParams(_Params):
         description="Write each answered prediction to a local spool before answering, so a "
         "killed service loses none (docs/inference.md, Durability; off only to measure it).",
     )
+
+    def decision_policy(self, level: float | None = None) -> DecisionPolicy:
+        """The configured decision rule; ``level`` (a request's or the CLI's) replaces the
+        configured interval level."""
+        chosen = self.interval_level if level is None else level
+        return DecisionPolicy(chosen, self.approve_below, self.reject_above)
 
 
 class EvaluationParams(_Params):

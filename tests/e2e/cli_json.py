@@ -7,7 +7,7 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from permeability.cli import app
+from permeability.cli.main import app
 
 
 def cli_json(*args: str) -> dict[str, Any]:

@@ -116,13 +116,13 @@ def _clean_environment(patch: pytest.MonkeyPatch, home: Path) -> None:
 
 
 def _train_and_promote(work: Path) -> tuple[Any, Any]:
-    from permeability.domain.synthetic import MessSpec, generate_lab_data
     from permeability.io.exports import write_lab_export
-    from permeability.jobs.acquisition import acquire
-    from permeability.jobs.promotion import promote
-    from permeability.jobs.training import train
-    from permeability.jobs.training_spec import TrainingSpec
+    from permeability.pipelines.acquisition import acquire
+    from permeability.pipelines.promotion import promote
+    from permeability.pipelines.training import train
+    from permeability.pipelines.training_spec import TrainingSpec
     from permeability.settings import Settings
+    from permeability.synthetic.generator import MessSpec, generate_lab_data
 
     settings = Settings(home=work / "storage")
     export = write_lab_export(
@@ -189,7 +189,7 @@ def running_inference_service(work: Path, env: Mapping[str, str]) -> Iterator[st
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = work / "server.log"
-    command = [sys.executable, "-m", "permeability.cli", "serve", "inference"]
+    command = [sys.executable, "-m", "permeability", "serve", "inference"]
     with log.open("wb") as output:
         process = subprocess.Popen(
             [*command, "--host", "127.0.0.1", "--port", str(port)],

@@ -28,20 +28,20 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from permeability.domain.records import DEFAULT_NON_PRODUCT, is_non_product
-from permeability.domain.schema import (
+from permeability.io.exports import write_lab_export
+from permeability.io.registry import Registry, RegistryConfig
+from permeability.pipelines.evaluation import EVALUATION_EXPERIMENT
+from permeability.record.identity import DEFAULT_NON_PRODUCT, is_non_product
+from permeability.record.schema import (
     CALIBRE_PROM,
     CONSECUTIVO,
     ESTRUCTURA,
     INPUT_COLUMNS,
     MUESTRA,
 )
-from permeability.domain.structures import build_alias_map, normalise_structure
-from permeability.domain.synthetic_export import generate_lab_export
-from permeability.io.exports import write_lab_export
-from permeability.io.registry import Registry, RegistryConfig
-from permeability.jobs.evaluation import EVALUATION_EXPERIMENT
+from permeability.record.structures import build_alias_map, normalise_structure
 from permeability.settings import Settings
+from permeability.synthetic.export import generate_lab_export
 from tests.e2e.cli_json import cli_json
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -69,7 +69,7 @@ def _process(args: list[str], environment: Mapping[str, str], ready_url: str) ->
     that group (a clean shutdown: the inference service flushes its prediction log; ``ui``'s
     MLflow child stops too)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "permeability.cli", *args],
+        [sys.executable, "-m", "permeability", *args],
         env=dict(environment),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -249,6 +249,6 @@ def test_acquire_train_promote_infer_acquire_evaluate(
 
 
 def create_training_app_for(settings: Settings) -> Any:
-    from permeability.api.training import create_training_app
+    from permeability.services.training.app import create_training_app
 
     return create_training_app(settings)

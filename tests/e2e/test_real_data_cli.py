@@ -58,7 +58,7 @@ def whole_store(export: RealExport, tmp_path_factory: pytest.TempPathFactory) ->
     home = tmp_path_factory.mktemp("whole")
     source = write_csv(export.frame, home / "export.csv")
     settings = Settings(home=home, config_file=None)
-    from permeability.jobs.acquisition import acquire
+    from permeability.pipelines.acquisition import acquire
 
     acquire(settings, str(source))
     frame = FeatureStore(settings.resolved_feature_store_uri).read().frame

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from permeability.api.workers import BALANCES_CONNECTIONS
+from permeability.runtime.workers import BALANCES_CONNECTIONS
 
 pytestmark = [
     pytest.mark.e2e,
@@ -69,7 +69,7 @@ def test_connections_opened_at_once_are_spread_over_the_workers(tmp_path: Path) 
         "PERMEABILITY_HOME": str(tmp_path / "storage"),
         "MLFLOW_DISABLE_TELEMETRY": "true",
     }
-    command = [sys.executable, "-m", "permeability.cli", "serve", "inference"]
+    command = [sys.executable, "-m", "permeability", "serve", "inference"]
     log = tmp_path / "server.log"
     with log.open("wb") as output:
         process = subprocess.Popen(

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from permeability.api.inference_schemas import SEED_BODY
+from permeability.services.inference.schemas import SEED_BODY
 
 
 def _free_ports(count: int) -> list[int]:

@@ -20,11 +20,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from permeability.domain.synthetic import generate_lab_data
 from permeability.io.exports import write_lab_export
 from permeability.io.feature_store import FeatureStore
-from permeability.jobs.acquisition import acquire
+from permeability.pipelines.acquisition import acquire
 from permeability.settings import Settings
+from permeability.synthetic.generator import generate_lab_data
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -35,7 +35,7 @@ PAUSED_BEFORE_COMMIT = f"""
 import logging, sys, time
 import deltalake
 import permeability.io.feature_store as feature_store
-from permeability.cli import app
+from permeability.cli.main import app
 
 def pause(*_, **__):
     logging.getLogger("permeability.io.feature_store").warning("{HOOK_LINE}")
@@ -49,7 +49,7 @@ app(sys.argv[1:])
 
 def start_acquire(home: Path, source: Path, *, pause: bool = False) -> subprocess.Popen[str]:
     env = {**os.environ, "PERMEABILITY_HOME": str(home)}
-    program = ["-c", PAUSED_BEFORE_COMMIT] if pause else ["-m", "permeability.cli"]
+    program = ["-c", PAUSED_BEFORE_COMMIT] if pause else ["-m", "permeability"]
     command = [sys.executable, *program, "acquire", "--source", str(source), "--json"]
     return subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True

@@ -12,12 +12,12 @@ import pytest
 from openpyxl import Workbook
 from typer.testing import CliRunner
 
-from permeability.cli import app
-from permeability.domain.schema import CALIBRES
-from permeability.domain.synthetic import generate_lab_data
+from permeability.cli.main import app
 from permeability.io.exports import write_lab_export
 from permeability.io.feature_store import FeatureStore
+from permeability.record.schema import CALIBRES
 from permeability.settings import get_settings
+from permeability.synthetic.generator import generate_lab_data
 
 HEADER = [
     "Muestra",

@@ -22,13 +22,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from permeability.cli import app
+from permeability.cli.main import app
 from permeability.io.feature_store import FeatureStore
 from permeability.io.registry import Registry
-from permeability.jobs.acquisition import acquire
-from permeability.jobs.acquisition_report import AcquisitionReport
-from permeability.jobs.training import train
-from permeability.jobs.training_spec import TrainingResult, TrainingSpec
+from permeability.pipelines.acquisition import acquire
+from permeability.pipelines.acquisition_report import AcquisitionReport
+from permeability.pipelines.training import train
+from permeability.pipelines.training_spec import TrainingResult, TrainingSpec
 from permeability.settings import Settings
 from tests.real_export import (
     NON_PRODUCT_NAMES,

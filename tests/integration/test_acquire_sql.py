@@ -27,10 +27,10 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
-from permeability.cli import app
+from permeability.cli.main import app
 from permeability.errors import InvalidInputError, NotFoundError
 from permeability.io.feature_store import FeatureStore
-from permeability.jobs.acquisition import acquire
+from permeability.pipelines.acquisition import acquire
 from permeability.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -326,7 +326,7 @@ def test_a_statement_without_a_result_set_is_refused_in_one_sentence(
 ) -> None:
     """Behind the text check: were it ever bypassed, a statement that returns no rows (here
     ``SELECT ... INTO @variable``) gives a clear refusal, not a ResourceClosedError traceback."""
-    from permeability.io import sql_source
+    from permeability.io.sources import sql as sql_source
 
     monkeypatch.setattr(sql_source, "check_read_only_query", lambda sql, dialect: sql)
     with pytest.raises(InvalidInputError, match="returned no result set"):

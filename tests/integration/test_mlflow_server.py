@@ -20,7 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 
-from permeability.api.training import create_training_app
+from permeability.services.training.app import create_training_app
 from permeability.settings import Settings
 from tests.builders import fill_feature_store
 
@@ -167,7 +167,7 @@ def test_the_ui_command_serves_the_embedded_store(tmp_path: Path) -> None:
     port = _free_port()
     log = tmp_path / "ui.log"
     process = _start(
-        [sys.executable, "-m", "permeability.cli", "ui", "--port", str(port)],
+        [sys.executable, "-m", "permeability", "ui", "--port", str(port)],
         log,
         {"PERMEABILITY_HOME": str(home), **SERVER_ENV},
     )

@@ -25,13 +25,13 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from permeability.api.inference import create_inference_app
-from permeability.cli import app
-from permeability.domain.schema import CALIBRES
+from permeability.cli.main import app
 from permeability.io.feature_store import FeatureStore
-from permeability.jobs.acquisition import acquire
+from permeability.pipelines.acquisition import acquire
+from permeability.record.schema import CALIBRES
+from permeability.services.inference.app import create_inference_app
 from permeability.settings import Settings
-from tests.unit.api.inference_support import (
+from tests.unit.services.inference_support import (
     SEED_SAMPLE,
     Champion,
     lab_frame,

@@ -29,14 +29,14 @@ from deltalake import DeltaTable
 from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
-from permeability.cli import app
-from permeability.domain.schema import CALIBRES
-from permeability.domain.synthetic import generate_lab_data
+from permeability.cli.main import app
 from permeability.io.exports import write_lab_export
 from permeability.io.feature_store import METADATA_KEY, FeatureStore
-from permeability.jobs.acquisition import acquire
-from permeability.jobs.scheduler import ScheduledJobError, run_scheduler
+from permeability.pipelines.acquisition import acquire
+from permeability.record.schema import CALIBRES
+from permeability.runtime.scheduler import ScheduledJobError, run_scheduler
 from permeability.settings import Settings
+from permeability.synthetic.generator import generate_lab_data
 
 HEADER = [
     "Muestra",
@@ -246,7 +246,7 @@ CRASH_RIGHT_AFTER_COMMIT = textwrap.dedent(
     import os, sys
     from pathlib import Path
     from permeability.io.feature_store import FeatureStore
-    from permeability.jobs.acquisition import acquire
+    from permeability.pipelines.acquisition import acquire
     from permeability.settings import Settings
 
     commit = FeatureStore.commit

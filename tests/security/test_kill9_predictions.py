@@ -32,8 +32,8 @@ from typing import Any, Final
 import httpx
 import pytest
 
-from permeability.api.inference_schemas import SEED_SAMPLE
-from permeability.io.prediction_log import read_predictions
+from permeability.io.predictions.log import read_predictions
+from permeability.services.inference.schemas import SEED_SAMPLE
 from permeability.settings import Settings
 from tests.e2e.conftest import (
     VERSION,
@@ -119,7 +119,7 @@ def _service(
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     environment = {**os.environ, "PERMEABILITY_HOME": str(home), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "permeability.cli", "serve", "inference"]
+    command = [sys.executable, "-m", "permeability", "serve", "inference"]
     with log.open("ab") as output:
         process = subprocess.Popen(
             [*command, "--port", str(port), "--workers", str(workers), "--no-access-log"],

@@ -2,7 +2,7 @@
 
 1. The 200 MiB batch limit was checked against ``Content-Length`` only: a *chunked* ``text/csv``
    body of 200.06 MiB was read whole and scored (200 after 46 s, server RSS 5.3 GB), with no
-   token needed. Now ``api/body_limit.py`` counts every body as it streams in, on every route
+   token needed. Now ``services/common/body_limit.py`` counts every body as it streams in, on every route
    of both services, and refuses with 413 the moment the count passes the limit. The
    services are built here with a small limit (``LIMIT``) so the replays stay small; the
    production limit is the same code path with ``MAX_UPLOAD_BYTES`` (inference) and
@@ -31,10 +31,10 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from permeability.api.inference import create_inference_app
-from permeability.api.training import create_training_app
+from permeability.services.inference.app import create_inference_app
+from permeability.services.training.app import create_training_app
 from permeability.settings import Settings
-from tests.unit.api.inference_support import (
+from tests.unit.services.inference_support import (
     SEED_SAMPLE,
     Champion,
     patch_registry,
@@ -350,7 +350,7 @@ def test_multipart_options_follow_the_json_rules(
 def test_a_single_sample_body_is_capped_far_below_the_batch_limit() -> None:
     """``POST /inference`` reads its body whole: its own cap (1 MiB) bounds what it can hold,
     where the batch route's 200 MiB would let one request pin 200 MiB."""
-    from permeability.api.inference_single import MAX_SAMPLE_BYTES
+    from permeability.services.inference.single import MAX_SAMPLE_BYTES
 
     app = create_inference_app(Settings(home="unused"))  # the production limits
     client = TestClient(app)  # no lifespan: the cap answers before any route

@@ -30,14 +30,14 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from permeability.api.training import create_training_app
-from permeability.cli import app as cli_app
+from permeability.cli.main import app as cli_app
 from permeability.io.model_store import ModelStore
 from permeability.io.registry import Registry
 from permeability.io.training_runs import TrainingJournal
-from permeability.jobs.promotion import list_versions
-from permeability.jobs.training import train
-from permeability.jobs.training_spec import TrainingSpec
+from permeability.pipelines.promotion import list_versions
+from permeability.pipelines.training import train
+from permeability.pipelines.training_spec import TrainingSpec
+from permeability.services.training.app import create_training_app
 from permeability.settings import Settings
 from tests.builders import fill_feature_store
 
@@ -64,7 +64,7 @@ elif target == "finish_run":
     from permeability.io.registry import Registry
     Registry.finish_run = replaced
 elif target == "train_reserved":
-    import permeability.jobs.training as training
+    import permeability.pipelines.training as training
     real = training._train_reserved
     def gated(*args, **kwargs):
         gate = Path(os.environ["PERMEABILITY_HOME"], "gate")
@@ -73,7 +73,7 @@ elif target == "train_reserved":
             time.sleep(0.05)
         return real(*args, **kwargs)
     training._train_reserved = gated
-from permeability.cli import app
+from permeability.cli.main import app
 app(["train", "--model", "LinearRegression", "--version", label, "--test-size", "0.25"])
 """
 
@@ -219,7 +219,7 @@ def test_a_training_killed_after_publication_is_finished_not_undone(
 def test_a_live_training_is_not_reconciled_until_its_process_dies(
     stocked: tuple[Settings, Registry],
 ) -> None:
-    from permeability.jobs.training_recovery import reconcile_trainings
+    from permeability.pipelines.training_recovery import reconcile_trainings
 
     settings, registry = stocked
     child = _child(settings, "publish", "hang", "slow")
@@ -247,7 +247,7 @@ class Probe:
     """Wraps the capped section of a training: records who runs when; holds them at a gate."""
 
     def __init__(self) -> None:
-        import permeability.jobs.training as training
+        import permeability.pipelines.training as training
 
         self.real = training._train_reserved
         self.gate = threading.Event()
@@ -272,7 +272,7 @@ class Probe:
 
 @pytest.fixture
 def probe(monkeypatch: pytest.MonkeyPatch) -> Iterator[Probe]:
-    import permeability.jobs.training as training
+    import permeability.pipelines.training as training
 
     probe = Probe()
     monkeypatch.setattr(training, "_train_reserved", probe)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from permeability.domain.structures import build_alias_map, parse_structure
+from permeability.record.structures import build_alias_map, parse_structure
 from tests.real_export import (
     CALIPER_COLUMNS,
     DROPPED_STRUCTURE,

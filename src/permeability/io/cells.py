@@ -20,7 +20,7 @@ In an .xlsx every text cell is also written as a string cell: openpyxl would oth
 text starting with ``=`` a formula and ``#N/A`` an error value. The control characters XML
 cannot hold (C0 but tab, line feed and carriage return) are written as U+FFFD; a record that
 carries one is refused at every entry anyway, with a reason naming the character
-(:func:`permeability.domain.records.control_character_problem`), so only an echoed input
+(:func:`permeability.record.identity.control_character_problem`), so only an echoed input
 cell can still hold one.
 
 What is stored is not changed (the store keeps what was typed); only what is written for a

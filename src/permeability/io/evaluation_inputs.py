@@ -1,7 +1,7 @@
 """What an evaluation reads from storage: the versions with what their training saw, and the
 served predictions.
 
-The job decides which versions and rows to evaluate (:mod:`permeability.jobs.evaluation`);
+The job decides which versions and rows to evaluate (:mod:`permeability.pipelines.evaluation`);
 this module only reads them: each version from the model store (a broken one is reported,
 not fatal), the feature-set version it trained on from the feature store (read once when
 several versions share it), and the prediction log.
@@ -17,11 +17,11 @@ from typing import Any
 
 import pandas as pd
 
-from permeability.domain.model import PermeabilityModel
 from permeability.errors import NotFoundError
 from permeability.io.feature_store import FeatureStore
 from permeability.io.model_cache import ModelCache, VersionUnavailableError
 from permeability.io.model_store import ModelStore
+from permeability.modelling.model import PermeabilityModel
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def _training_frame(feature_store: FeatureStore, version: int, label: str) -> pd
 
 def read_served_predictions(feature_store_uri: str, since: datetime | None) -> pd.DataFrame:
     """The prediction log, only requests made at or after ``since`` (naive UTC) when given."""
-    from permeability.io.prediction_log import read_predictions
+    from permeability.io.predictions.log import read_predictions
 
     predictions = read_predictions(feature_store_uri)
     if since is None or predictions.empty:

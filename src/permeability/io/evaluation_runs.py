@@ -7,7 +7,7 @@ the comparison when there was one, and the figures, tables and ``evaluation.json
 
 Every run's figures and tables are drawn before the first run is created: a drawing error
 writes nothing to MLflow. A run whose writing fails is marked FAILED, not left RUNNING.
-The job decides what to evaluate and computes it (:mod:`permeability.jobs.evaluation`); this
+The job decides what to evaluate and computes it (:mod:`permeability.pipelines.evaluation`); this
 module only decides how it lands in MLflow, through :class:`~permeability.io.registry.Registry`.
 """
 
@@ -26,15 +26,15 @@ import numpy as np
 import pandas as pd
 
 from permeability.config import ProjectConfig
-from permeability.domain.comparison import ComparisonOutcome
-from permeability.domain.drift import ALL_STRUCTURES, DriftReport
-from permeability.domain.evaluation import (
+from permeability.io.cells import write_csv
+from permeability.io.registry import Registry, RegistryConfig, safe_metric_name
+from permeability.monitoring.comparison import ComparisonOutcome
+from permeability.monitoring.drift import ALL_STRUCTURES, DriftReport
+from permeability.monitoring.evaluation import (
     EvaluationMetrics,
     VersionEvaluation,
     window_text,
 )
-from permeability.io.cells import write_csv
-from permeability.io.registry import Registry, RegistryConfig, safe_metric_name
 from permeability.settings import Settings
 
 EVALUATION_EXPERIMENT: Final = "permeability-evaluation"

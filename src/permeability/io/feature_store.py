@@ -62,8 +62,11 @@ from deltalake.transaction import (
     create_table_with_add_actions,
 )
 
-from permeability.domain.pca import CaliperPCA
-from permeability.domain.schema import (
+from permeability.errors import EmptyFeatureStoreError, InvalidInputError, NotFoundError
+from permeability.features.pca import CaliperPCA
+from permeability.io.cells import csv_text
+from permeability.record.rules import IMPUTED_COLUMN, INGESTED_AT
+from permeability.record.schema import (
     BELOW_DETECTION_LIMIT,
     CALIBRE_PROM,
     CALIBRES,
@@ -79,9 +82,6 @@ from permeability.domain.schema import (
     RECORD_ID,
     TEST_ID,
 )
-from permeability.domain.validation import IMPUTED_COLUMN, INGESTED_AT
-from permeability.errors import EmptyFeatureStoreError, InvalidInputError, NotFoundError
-from permeability.io.cells import csv_text
 
 logger = logging.getLogger(__name__)
 

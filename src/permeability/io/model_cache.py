@@ -1,6 +1,6 @@
 """Serving models: each version loaded once, the ``champion`` alias followed without a restart.
 
-Loading reads the :class:`~permeability.domain.model.PermeabilityModel` that the training
+Loading reads the :class:`~permeability.modelling.model.PermeabilityModel` that the training
 service stored with joblib inside the MLflow model folder (``models/<label>/artifacts/``):
 a few milliseconds, and no ``import mlflow`` (≈ 1 s) in the serving path. The MLflow
 registry is consulted only to learn which label carries the ``champion`` alias, by
@@ -22,16 +22,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
-from permeability.domain.model import PermeabilityModel
 from permeability.errors import InvalidInputError, NotFoundError, PermeabilityError
+from permeability.io.model_file import MODEL_FILE, load_model_file
 from permeability.io.model_store import ModelStore, validate_label
+from permeability.modelling.model import PermeabilityModel
+from permeability.modelling.served import LoadedModel
 from permeability.settings import Settings
-
-#: Where the training service's pyfunc keeps the joblib file (see io/pyfunc.py); duplicated
-#: here because importing that module imports MLflow.
-MODEL_FILE: Final = Path("artifacts") / "permeability_model.joblib"
 
 logger = logging.getLogger("permeability.model_cache")
 
@@ -69,22 +67,6 @@ class NoChampionError(NotFoundError):
             f"no champion version is set{why}; give 'version' or promote one; "
             f"available versions: {listed}"
         )
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """A version ready to serve: the model plus what requests need to know about it."""
-
-    version: str
-    model: PermeabilityModel
-    metadata: Mapping[str, Any]
-    known_structures: frozenset[str]
-    loaded_at: float
-    signature: tuple[int, int]
-
-    @property
-    def model_name(self) -> str:
-        return str(self.model.model_name)
 
 
 @dataclass(frozen=True)
@@ -225,10 +207,8 @@ class ModelCache:
             raise VersionUnavailableError(label, stored.problem or "metadata is unreadable")
         if signature is None:
             raise VersionUnavailableError(label, f"model file {MODEL_FILE} is missing")
-        import joblib
-
         try:
-            model = joblib.load(path / MODEL_FILE)
+            model = load_model_file(path / MODEL_FILE)
         except Exception as exc:
             raise VersionUnavailableError(
                 label, f"model file {MODEL_FILE} cannot be loaded ({type(exc).__name__}: {exc})"

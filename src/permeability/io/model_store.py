@@ -149,7 +149,7 @@ class ModelStore:
 
         Every writer holds it for its whole life and the kernel drops it when the writer dies,
         so getting it also proves that no live process owns what an earlier writer of the label
-        left behind (see :mod:`permeability.jobs.training_recovery`).
+        left behind (see :mod:`permeability.pipelines.training_recovery`).
         """
         validate_label(label)
         lock_dir = self.root / ".reservations"

@@ -21,10 +21,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import joblib
 import pandas as pd
 
-from permeability.domain.schema import (
+from permeability.io.model_file import (
+    MODEL_ARTIFACT_FILE,
+    MODEL_FILE,
+    load_model_file,
+    save_model_file,
+)
+from permeability.io.registry import import_mlflow
+from permeability.record.schema import (
     CALIBRE_PROM,
     CALIBRES,
     ESTRUCTURA,
@@ -32,7 +38,6 @@ from permeability.domain.schema import (
     MUESTRA,
     PORC_HUMEDAD,
 )
-from permeability.io.registry import import_mlflow
 
 import_mlflow()  # telemetry off before MLflow's first import, whoever imports this module first
 
@@ -42,7 +47,6 @@ from mlflow.pyfunc import PythonModel  # noqa: E402
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema  # noqa: E402
 
 MODEL_ARTIFACT_KEY = "permeability_model"
-MODEL_ARTIFACT_FILE = "permeability_model.joblib"
 PREDICTION_COLUMN = "prediction"
 FLOAT_INPUTS = (GRADOS_C, PORC_HUMEDAD, *CALIBRES, CALIBRE_PROM)
 #: Libraries the saved model needs, pinned to what trained it (explicit: inferring costs seconds).
@@ -62,7 +66,7 @@ class PermeabilityPyfunc(PythonModel):  # type: ignore[misc]
         self._model: Any = None
 
     def load_context(self, context: Any) -> None:
-        self._model = joblib.load(context.artifacts[MODEL_ARTIFACT_KEY])
+        self._model = load_model_file(Path(context.artifacts[MODEL_ARTIFACT_KEY]))
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
@@ -132,9 +136,7 @@ def save_pyfunc_model(
     bytes. MLflow validates the input example by loading the saved model and predicting it,
     so a model that cannot be served fails here, before anything is registered.
     """
-    workdir.mkdir(parents=True, exist_ok=True)
-    artifact = workdir / MODEL_ARTIFACT_FILE
-    joblib.dump(model, artifact)
+    artifact = save_model_file(model, workdir / MODEL_ARTIFACT_FILE)
     mlflow_model = None
     if model_id is not None:
         mlflow_model = Model(
@@ -163,4 +165,4 @@ def load_pyfunc_model(uri: str | Path) -> Any:
 
 def load_permeability_model(path: Path) -> Any:
     """The raw :class:`PermeabilityModel` of a saved folder, without MLflow's wrapper."""
-    return joblib.load(path / "artifacts" / MODEL_ARTIFACT_FILE)
+    return load_model_file(path / MODEL_FILE)

@@ -19,9 +19,9 @@ import yaml
 from pydantic import ValidationError
 
 from permeability.config import ProjectConfig
-from permeability.domain.specs import SpecificationSet, SpecLimit
-from permeability.domain.structures import build_alias_map, normalise_structure
 from permeability.errors import InvalidInputError
+from permeability.record.structures import build_alias_map, normalise_structure
+from permeability.scoring.specs import SpecificationSet, SpecLimit
 from permeability.settings import Settings
 
 EMBEDDED_SOURCE: Final = "embedded:permeability/resources/specs.yaml"

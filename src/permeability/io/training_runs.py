@@ -7,7 +7,7 @@ a run ``RUNNING`` forever. So before its first MLflow write a training records a
 here: a random id (also written as the tag ``training_attempt`` on everything it creates in
 MLflow, which is how its leftovers are found again), its owner (pid, host) and its start.
 The record is deleted once the training is finished or fully undone; a record that outlives
-its owner is what :mod:`permeability.jobs.training_recovery` reconciles.
+its owner is what :mod:`permeability.pipelines.training_recovery` reconciles.
 
 The owner is alive exactly while it holds the label's reservation lock in the model store
 (the kernel drops it when the process dies); pid and host are kept for people reading logs.

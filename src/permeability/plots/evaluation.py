@@ -5,7 +5,7 @@ is it getting worse (error per period, with the coverage of its intervals beside
 intervals be trusted for every film (coverage per structure against the promised level), and
 is it biased for some films (log residuals per structure).
 
-Input is a table of scored rows (``permeability.domain.evaluation.SCORED_COLUMNS``). Figures
+Input is a table of scored rows (``permeability.monitoring.evaluation.SCORED_COLUMNS``). Figures
 are drawn on an Agg canvas without ``pyplot`` (no global state: safe in a server thread).
 """
 
@@ -22,8 +22,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter, PercentFormatter
 
-from permeability.domain.evaluation import StructureScore
-from permeability.domain.schema import UNITS
+from permeability.monitoring.evaluation import StructureScore
+from permeability.record.schema import UNITS
 
 WVTR_UNIT: Final = UNITS["Permeabilidad"]
 _DPI: Final = 110

@@ -20,8 +20,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from permeability.domain.pca import CaliperPCA
-from permeability.domain.schema import ESTRUCTURA, UNITS
+from permeability.features.pca import CaliperPCA
+from permeability.record.schema import ESTRUCTURA, UNITS
 
 WVTR_UNIT = UNITS["Permeabilidad"]
 _DPI = 90

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from permeability.io.prediction_log import PredictionLog, predictions_uri, read_predictions
+from permeability.io.predictions.log import PredictionLog, predictions_uri, read_predictions
 
 
 def log_row(i: int) -> dict[str, Any]:

@@ -16,14 +16,6 @@ import pandas as pd
 import pytest
 
 from permeability.config import ProjectConfig
-from permeability.domain.comparison import ComparisonOutcome, compare_versions
-from permeability.domain.drift import DriftReport, detect_drift
-from permeability.domain.evaluation import (
-    EvaluationMetrics,
-    VersionEvaluation,
-    evaluate_scored,
-)
-from permeability.domain.synthetic import DriftSpec, MessSpec, generate_lab_data
 from permeability.io.evaluation_runs import (
     EVALUATION_EXPERIMENT,
     EvaluationScope,
@@ -33,7 +25,15 @@ from permeability.io.evaluation_runs import (
     write_evaluation_runs,
 )
 from permeability.io.registry import Registry
+from permeability.monitoring.comparison import ComparisonOutcome, compare_versions
+from permeability.monitoring.drift import DriftReport, detect_drift
+from permeability.monitoring.evaluation import (
+    EvaluationMetrics,
+    VersionEvaluation,
+    evaluate_scored,
+)
 from permeability.settings import Settings
+from permeability.synthetic.generator import DriftSpec, MessSpec, generate_lab_data
 
 TRAINING_RUN = "0123456789abcdef0123456789abcdef"
 SINCE = datetime(2026, 1, 1)

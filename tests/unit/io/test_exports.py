@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from permeability.domain.schema import CALIBRES, ESTRUCTURA, GRADOS_C, MUESTRA, RECORD_COLUMNS
-from permeability.domain.synthetic import MessSpec, generate_lab_data
 from permeability.errors import InvalidInputError
 from permeability.io.exports import SQLITE_TABLE, export_format, write_lab_export
+from permeability.record.schema import CALIBRES, ESTRUCTURA, GRADOS_C, MUESTRA, RECORD_COLUMNS
+from permeability.synthetic.generator import MessSpec, generate_lab_data
 
 
 @pytest.fixture(scope="module")

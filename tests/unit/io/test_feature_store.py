@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from deltalake import DeltaTable
 
-from permeability.domain.pca import CaliperPCA, fit_caliper_pca
-from permeability.domain.schema import CALIBRES
 from permeability.errors import EmptyFeatureStoreError, InvalidInputError, NotFoundError
+from permeability.features.pca import CaliperPCA, fit_caliper_pca
 from permeability.io.feature_store import FeatureStore
+from permeability.record.schema import CALIBRES
 from tests.record_columns import add_record_columns
 
 

@@ -17,7 +17,7 @@ from permeability.io.model_cache import (
 )
 from permeability.io.model_store import ModelStore
 from permeability.settings import Settings
-from tests.unit.api.inference_support import Champion, publish_version, tiny_model
+from tests.unit.services.inference_support import Champion, publish_version, tiny_model
 
 
 @pytest.fixture
@@ -210,12 +210,12 @@ def test_a_version_trained_and_promoted_by_the_training_service_is_served(
     """The real chain: acquire -> train (MLflow + model store) -> promote -> served here."""
     import pandas as pd
 
-    from permeability.domain.synthetic import generate_lab_data
     from permeability.io.exports import write_lab_export
-    from permeability.jobs.acquisition import acquire
-    from permeability.jobs.promotion import promote
-    from permeability.jobs.training import train
-    from permeability.jobs.training_spec import TrainingSpec
+    from permeability.pipelines.acquisition import acquire
+    from permeability.pipelines.promotion import promote
+    from permeability.pipelines.training import train
+    from permeability.pipelines.training_spec import TrainingSpec
+    from permeability.synthetic.generator import generate_lab_data
 
     frame = generate_lab_data(400, 5, mess=None)
     acquire(settings, str(write_lab_export(frame, tmp_path / "lab.csv")))

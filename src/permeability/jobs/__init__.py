@@ -1,1 +1,0 @@
-"""Stages of the loop, each a small orchestration of domain code and io adapters."""

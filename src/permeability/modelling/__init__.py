@@ -1,0 +1,1 @@
+"""Training and the trained model: the catalogue, the predictor, conformal intervals, the fast paths."""

@@ -1,0 +1,1 @@
+"""How a version does after training: metrics, drift, evaluation, champion/challenger comparison."""

@@ -1,0 +1,1 @@
+"""Processes that run the stages and services: the scheduler and the multi-worker server."""

@@ -1,0 +1,1 @@
+"""Guide values to decisions: specification limits, P(exceed), approve/retest/reject, batch scoring."""

@@ -1,0 +1,1 @@
+"""What both services share: the error contract, the body limit, dependencies and token auth."""

@@ -1,0 +1,1 @@
+"""The inference service (port 8001): guide values, intervals, decisions, the lab page."""
