@@ -3,13 +3,21 @@
     uv run python bench/acquire.py                 # 1,000,000 rows (target: ≤ 20 s, ≤ 2 GiB)
     uv run python bench/acquire.py --rows 100000
 
-Generates a messy lab export with the project's generator, then runs, each in its own child
-process so that peak memory is measured per run (``os.wait4`` returns the child's rusage):
+Generates a messy lab export with the project's generator, and a later export of that lab
+(its first tenth with a corrected WVTR, and a tenth as many new records), then runs, each in
+its own child process so that peak memory is measured per run (``os.wait4`` returns the
+child's rusage):
 
-(a) ``permeability acquire --source <csv> --json`` into a fresh temporary home;
+(a) ``permeability acquire --source <csv> --json`` into a fresh temporary home (the store's
+    first version);
 (b) a naive baseline: ``pd.read_csv``, row-by-row parsing and validation with
     ``DataFrame.apply(axis=1)``, the newest row per Muestra kept, written to a Delta table with
-    the same ``deltalake`` library.
+    the same ``deltalake`` library;
+(c) ``permeability acquire`` of the later export into the home of (a): updates and inserts in
+    one commit.
+
+Comparing two trees of the project: run this script with ``PYTHONPATH=<tree>/src`` for each
+(the children inherit it), back to back.
 
 Wall seconds include the child's interpreter start and imports. Both children share a warmed
 bytecode cache (``PYTHONPYCACHEPREFIX`` in the scratch folder), as an installed environment
@@ -26,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -135,12 +144,19 @@ def warm_bytecode_cache(env: dict[str, str], log: Path) -> None:
     run_child([sys.executable, "-c", f"import {modules}; print('{{}}')"], env, log)
 
 
-def generate(rows: int, seed: int, path: Path) -> float:
+def generate(rows: int, seed: int, path: Path, later: Path) -> float:
+    """The export, and a later one: its first tenth corrected, a tenth as many new records."""
     from permeability.io.exports import write_lab_export
     from permeability.synthetic.generator import generate_lab_data
 
     started = time.perf_counter()
-    write_lab_export(generate_lab_data(rows, seed), path)
+    frame = generate_lab_data(rows, seed)
+    write_lab_export(frame, path)
+    corrected = frame.head(max(1, rows // 10)).assign(Permeabilidad="1.234")
+    new = generate_lab_data(
+        max(1, rows // 10), seed + 1, start_id=2 * rows + 1, start_date=date(2026, 6, 1)
+    )
+    write_lab_export(pd.concat([corrected, new], ignore_index=True), later)
     return round(time.perf_counter() - started, 2)
 
 
@@ -159,22 +175,26 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-acquire-") as scratch:
         root = Path(scratch)
-        csv_path = root / "lab.csv"
-        generated = generate(args.rows, args.seed, csv_path)
+        csv_path, later_path = root / "lab.csv", root / "later.csv"
+        generated = generate(args.rows, args.seed, csv_path, later_path)
         env = child_environment(root / "pycache")
         warm_bytecode_cache(env, root / "warmup.log")
         acquire_env = {**env, "PERMEABILITY_HOME": str(root / "home")}
-        acquire_command = [sys.executable, "-m", "permeability", "acquire", "--source", str(csv_path), "--json"]  # fmt: skip
-        ours = run_child(acquire_command, acquire_env, root / "acquire.log")
+        acquire_command = [sys.executable, "-m", "permeability", "acquire", "--json", "--source"]  # fmt: skip
+        ours = run_child([*acquire_command, str(csv_path)], acquire_env, root / "acquire.log")
         baseline_command = [sys.executable, __file__, "--baseline-child", str(csv_path), str(root / "naive")]  # fmt: skip
         naive = run_child(baseline_command, env, root / "baseline.log")
-        report(
-            args.rows, generated, csv_path.stat().st_size if csv_path.exists() else 0, ours, naive
-        )
+        update = run_child([*acquire_command, str(later_path)], acquire_env, root / "update.log")
+        report(args.rows, generated, csv_path.stat().st_size, ours, naive, update)
 
 
 def report(
-    rows: int, generated: float, csv_bytes: int, ours: dict[str, Any], naive: dict[str, Any]
+    rows: int,
+    generated: float,
+    csv_bytes: int,
+    ours: dict[str, Any],
+    naive: dict[str, Any],
+    update: dict[str, Any],
 ) -> None:
     figures: dict[str, Any] = {
         "rows": rows,
@@ -202,6 +222,16 @@ def report(
         }
     )
     figures["naive_baseline"]["rows_loaded"] = naive["result"].get("rows_loaded")
+    later = update["result"]
+    figures["acquire_update"] = {
+        "seconds": update["seconds"],
+        "cpu_seconds": update["cpu_seconds"],
+        "rows_per_second": round(int(later["rows_read"]) / update["seconds"]),
+        "peak_mib": update["peak_mib"],
+        "job_seconds": later.get("seconds"),
+        **{key: later.get(key) for key in ("rows_read", "rows_updated", "rows_inserted")},
+        "feature_set_version": later.get("feature_set_version"),
+    }
     figures["speedup"] = round(naive["seconds"] / ours["seconds"], 2)
     figures["cpu_speedup"] = round(naive["cpu_seconds"] / ours["cpu_seconds"], 2)
     figures["memory_ratio"] = round(naive["peak_mib"] / ours["peak_mib"], 2)
@@ -221,6 +251,12 @@ def report(
         f"memory ratio x{figures['memory_ratio']}, load average {figures['load_average_1m']}; "
         f"targets ≤ {TARGET_SECONDS:.0f} s and ≤ {TARGET_PEAK_MIB:.0f} MiB: "
         f"{'met' if figures['acquire']['within_targets'] else 'NOT met'}"
+    )
+    u = figures["acquire_update"]
+    print(
+        f"update (c): {u['rows_read']:,} rows read, {u['rows_updated']:,} updated and "
+        f"{u['rows_inserted']:,} inserted in {u['seconds']:.2f} s ({u['cpu_seconds']:.1f} CPU s, "
+        f"{u['rows_per_second']:,} rows/s, peak {u['peak_mib']:.0f} MiB)"
     )
     print(json.dumps(figures))
 

@@ -23,7 +23,7 @@ import numpy as np
 from permeability.config import InferenceParams
 from permeability.features.pca import fit_caliper_pca
 from permeability.modelling.metrics import mae
-from permeability.modelling.model import train_model
+from permeability.modelling.training import train_model
 from permeability.monitoring.decision_quality import decision_quality
 from permeability.record.schema import CALIBRES
 from permeability.synthetic.generator import generate_lab_data
@@ -34,7 +34,7 @@ def evaluate(rows: int, seed: int, method: str, model: str, holdout: Any) -> dic
     (the same intervals, limits and decisions a lab would get)."""
     from permeability.io.specs import load_specs
     from permeability.modelling.served import LoadedModel
-    from permeability.pipelines.predict import score_frame
+    from permeability.scoring.batch import score_frame
 
     frame = generate_lab_data(rows, seed, mess=None)
     pca = fit_caliper_pca(frame[list(CALIBRES)].to_numpy(), 0.99)

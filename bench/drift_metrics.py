@@ -50,8 +50,11 @@ from scipy import stats
 
 from permeability.modelling import metrics as m
 from permeability.monitoring import drift as d
+from permeability.monitoring.drift_statistics import chi2_two_sample
 from permeability.record.schema import ESTRUCTURA
-from permeability.synthetic.generator import DriftSpec, MessSpec, generate_lab_data
+from permeability.synthetic.generator import generate_lab_data
+from permeability.synthetic.mess import MessSpec
+from permeability.synthetic.sampling import DriftSpec
 
 FloatArray = NDArray[np.float64]
 
@@ -288,12 +291,12 @@ def lab_ks_and_chi2(
     out = [ks_rows(f"KS lab {reference_rows:,} vs {current_rows:,}", pairs, repeats)]
     ref_names = reference[ESTRUCTURA].astype(str).to_numpy(dtype=object)
     cur_names = current[ESTRUCTURA].astype(str).to_numpy(dtype=object)
-    old, new = old_chi2_two_sample(ref_names, cur_names), d.chi2_two_sample(ref_names, cur_names)
+    old, new = old_chi2_two_sample(ref_names, cur_names), chi2_two_sample(ref_names, cur_names)
     out.append(
         row(
             f"chi2 structure mix {reference_rows:,} vs {current_rows:,}",
             best_seconds(lambda: old_chi2_two_sample(ref_names, cur_names), repeats),
-            best_seconds(lambda: d.chi2_two_sample(ref_names, cur_names), repeats),
+            best_seconds(lambda: chi2_two_sample(ref_names, cur_names), repeats),
             max(abs(old[0] - new[0]), abs(old[1] - new[1])),
             f"statistic {new[0]:.1f}, p {new[1]:.2e}",
         )

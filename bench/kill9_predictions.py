@@ -69,7 +69,7 @@ def _start(home: Path, config: Path, port: int, log: Path) -> subprocess.Popen[b
 
 
 def _logged(home: Path) -> int:
-    from permeability.io.predictions.log import read_predictions
+    from permeability.io.predictions.reader import read_predictions
     from permeability.settings import Settings
 
     return len(read_predictions(Settings(home=home).resolved_feature_store_uri))

@@ -26,6 +26,7 @@ import importlib.util
 import json
 import resource
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -33,6 +34,9 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+
+from permeability.io.predictions.reader import read_predictions
+from permeability.io.predictions.schema import predictions_uri
 
 TICK_S = 0.0002
 BUSY_UNIT = 200
@@ -48,6 +52,7 @@ def load_module(path: str | None) -> ModuleType:
     if spec is None or spec.loader is None:
         raise SystemExit(f"--module {path}: not a Python file")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
     spec.loader.exec_module(module)
     return module
 
@@ -157,7 +162,7 @@ def main() -> None:
     module = load_module(args.module)
     with tempfile.TemporaryDirectory() as tmp:
         store = args.store or tmp
-        log = module.PredictionLog(module.predictions_uri(store), flush_interval_s=3600)
+        log = module.PredictionLog(predictions_uri(store), flush_interval_s=3600)
         results = []
         for round_ in range(args.rounds):
             rows = service_rows(args.rows, round_ * args.rows)
@@ -165,7 +170,7 @@ def main() -> None:
             result = {"round": round_, "append_us": append_us, **flush_under_ticker(log, args.load)}
             results.append(result)
             print(json.dumps({k: round(v, 3) for k, v in result.items()}), flush=True)
-        frame = module.read_predictions(store)
+        frame = read_predictions(store)
         if len(frame) != args.rows * args.rounds:
             raise SystemExit(f"{len(frame)} rows in the table, {args.rows * args.rounds} appended")
     summary = {

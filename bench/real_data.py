@@ -74,7 +74,7 @@ from sklearn.model_selection import GroupKFold, KFold  # noqa: E402
 
 from permeability.features.pca import CaliperPCA  # noqa: E402
 from permeability.modelling.catalogue import AUTO, model_names  # noqa: E402
-from permeability.modelling.model import train_model  # noqa: E402
+from permeability.modelling.training import train_model  # noqa: E402
 from permeability.record.structures import (  # noqa: E402
     UNKNOWN_FAMILY,
     build_alias_map,

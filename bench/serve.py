@@ -15,7 +15,7 @@ What it does, in a fresh temporary home (nothing of yours is touched):
    a copy with ``inference.prediction_spool: false``, their cells interleaved: what spooling
    every answer to the local disk before sending it costs, as a ratio in the same run (and in
    process, one prediction-log append with and without the spool);
-3. scores 1,000,000 generated rows in process with the batch scorer (``pipelines/predict.py``);
+3. scores 1,000,000 generated rows in process with the batch scorer (``scoring/batch.py``);
 4. measures interval coverage per structure and decision quality (approve / reject / retest,
    wrong approvals, wrong rejections) of the champion on a large generated hold-out set.
 
@@ -413,7 +413,7 @@ def batch_speed(home: Path, label: str, rows: int, repeats: int) -> dict[str, An
     from permeability.config import InferenceParams
     from permeability.io.model_cache import ModelCache
     from permeability.io.specs import load_specs
-    from permeability.pipelines.predict import score_frame
+    from permeability.scoring.batch import score_frame
     from permeability.settings import Settings
     from permeability.synthetic.generator import generate_lab_data
 
@@ -445,7 +445,7 @@ def quality(home: Path, label: str, rows: int) -> dict[str, Any]:
     from permeability.io.specs import load_specs
     from permeability.modelling.metrics import per_structure
     from permeability.monitoring.decision_quality import decision_quality
-    from permeability.pipelines.predict import score_frame
+    from permeability.scoring.batch import score_frame
     from permeability.settings import Settings
     from permeability.synthetic.generator import generate_lab_data
 
@@ -644,7 +644,8 @@ def append_cost(rows: int, repeats: int = 3) -> dict[str, Any]:
     """One prediction-log append as a single answer makes it, with the spool and without
     (interleaved, best of ``repeats``): the part of the spool's cost that is this process's
     CPU, free of the HTTP figures' noise."""
-    from permeability.io.predictions.log import PredictionLog, predictions_uri
+    from permeability.io.predictions.log import PredictionLog
+    from permeability.io.predictions.schema import predictions_uri
 
     row = {
         **SEED_RECORD,

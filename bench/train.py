@@ -26,7 +26,7 @@ from sklearn.linear_model import LinearRegression
 
 from permeability.config import AcquisitionParams
 from permeability.features.pca import fit_caliper_pca
-from permeability.modelling.model import TrainingOutcome, train_model
+from permeability.modelling.training import TrainingOutcome, train_model
 from permeability.record.schema import (
     CALIBRE_PROM,
     CALIBRES,
@@ -36,7 +36,9 @@ from permeability.record.schema import (
     PERMEABILIDAD,
     PORC_HUMEDAD,
 )
-from permeability.synthetic.generator import PHYSICS_PERMEABILITY, MessSpec, generate_lab_data
+from permeability.synthetic.generator import generate_lab_data
+from permeability.synthetic.mess import MessSpec
+from permeability.synthetic.truth import PHYSICS_PERMEABILITY
 
 BASELINE = "raw LinearRegression"
 LATENCY_RECORDS = 2000

@@ -46,7 +46,8 @@ def _fill(home: Path, rows: int) -> str:
     from permeability.io.exports import write_lab_export
     from permeability.pipelines.acquisition import acquire
     from permeability.settings import Settings
-    from permeability.synthetic.generator import MessSpec, generate_lab_data
+    from permeability.synthetic.generator import generate_lab_data
+    from permeability.synthetic.mess import MessSpec
 
     settings = Settings(home=home)
     source = write_lab_export(

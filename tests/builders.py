@@ -5,7 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from permeability.record.schema import RECORD_COLUMNS
 from permeability.settings import Settings
+
+#: The seed layout's header, as a lab file spells it.
+SEED_HEADER: tuple[str, ...] = tuple(RECORD_COLUMNS)
 
 
 def fill_feature_store(
@@ -15,7 +19,8 @@ def fill_feature_store(
     version, through the real acquisition; returns that version."""
     from permeability.io.exports import write_lab_export
     from permeability.pipelines.acquisition import acquire
-    from permeability.synthetic.generator import MessSpec, generate_lab_data
+    from permeability.synthetic.generator import generate_lab_data
+    from permeability.synthetic.mess import MessSpec
 
     folder.mkdir(parents=True, exist_ok=True)
     source = write_lab_export(

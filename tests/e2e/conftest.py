@@ -122,7 +122,8 @@ def _train_and_promote(work: Path) -> tuple[Any, Any]:
     from permeability.pipelines.training import train
     from permeability.pipelines.training_spec import TrainingSpec
     from permeability.settings import Settings
-    from permeability.synthetic.generator import MessSpec, generate_lab_data
+    from permeability.synthetic.generator import generate_lab_data
+    from permeability.synthetic.mess import MessSpec
 
     settings = Settings(home=work / "storage")
     export = write_lab_export(

@@ -28,9 +28,10 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from permeability.io.evaluation_runs import EVALUATION_EXPERIMENT
 from permeability.io.exports import write_lab_export
-from permeability.io.registry import Registry, RegistryConfig
-from permeability.pipelines.evaluation import EVALUATION_EXPERIMENT
+from permeability.io.registry import Registry
+from permeability.io.tracking import RegistryConfig
 from permeability.record.identity import DEFAULT_NON_PRODUCT, is_non_product
 from permeability.record.schema import (
     CALIBRE_PROM,

@@ -1,8 +1,9 @@
 """`permeability serve inference --workers 2`: connections opened at once reach both workers.
 
 With one listening socket shared by the workers, the worker that wakes first accepts every
-waiting connection (measured: all 32 of a load generator's connections on one worker in two
-runs of three); with a socket per worker, Linux spreads them.
+waiting connection (measured by bench/workers.py: all 32 of wrk's connections on one worker in
+2 rounds of 11, and in two runs of three on an idle machine); with a socket per worker, Linux
+spreads them.
 """
 
 from __future__ import annotations

@@ -34,14 +34,14 @@ HOOK_LINE = "data files written, commit pending"
 PAUSED_BEFORE_COMMIT = f"""
 import logging, sys, time
 import deltalake
-import permeability.io.feature_store as feature_store
+import permeability.io.feature_store_writes as feature_store_writes
 from permeability.cli.main import app
 
 def pause(*_, **__):
     logging.getLogger("permeability.io.feature_store").warning("{HOOK_LINE}")
     time.sleep(3600)
 
-feature_store.create_table_with_add_actions = pause
+feature_store_writes.create_table_with_add_actions = pause
 deltalake.DeltaTable.create_write_transaction = pause
 app(sys.argv[1:])
 """

@@ -18,17 +18,9 @@ from permeability.io.feature_store import FeatureStore
 from permeability.record.schema import CALIBRES
 from permeability.settings import get_settings
 from permeability.synthetic.generator import generate_lab_data
+from tests.builders import SEED_HEADER
 
-HEADER = [
-    "Muestra",
-    "Grados_C",
-    "Porc_Humedad",
-    "Estructura",
-    *CALIBRES,
-    "CalibreProm",
-    "Permeabilidad",
-    "Fecha",
-]
+HEADER = list(SEED_HEADER)
 
 
 def record(muestra: object, **values: object) -> list[object]:

@@ -31,6 +31,7 @@ from permeability.pipelines.acquisition import acquire
 from permeability.record.schema import CALIBRES
 from permeability.services.inference.app import create_inference_app
 from permeability.settings import Settings
+from tests.builders import SEED_HEADER
 from tests.unit.services.inference_support import (
     SEED_SAMPLE,
     Champion,
@@ -47,14 +48,7 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 HEADER = (
     "CONSECUTIVO",
-    "Muestra",
-    "Grados_C",
-    "Porc_Humedad",
-    "Estructura",
-    *CALIBRES,
-    "CalibreProm",
-    "Permeabilidad",
-    "Fecha",
+    *SEED_HEADER,
     "Referencia",
     "Instrumentista",
 )

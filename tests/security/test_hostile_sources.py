@@ -33,21 +33,12 @@ from permeability.cli.main import app
 from permeability.io.exports import write_lab_export
 from permeability.io.feature_store import METADATA_KEY, FeatureStore
 from permeability.pipelines.acquisition import acquire
-from permeability.record.schema import CALIBRES
 from permeability.runtime.scheduler import ScheduledJobError, run_scheduler
 from permeability.settings import Settings
 from permeability.synthetic.generator import generate_lab_data
+from tests.builders import SEED_HEADER
 
-HEADER = [
-    "Muestra",
-    "Grados_C",
-    "Porc_Humedad",
-    "Estructura",
-    *CALIBRES,
-    "CalibreProm",
-    "Permeabilidad",
-    "Fecha",
-]
+HEADER = list(SEED_HEADER)
 
 
 def cli(*args: str) -> tuple[int, str, str]:

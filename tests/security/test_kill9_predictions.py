@@ -32,7 +32,7 @@ from typing import Any, Final
 import httpx
 import pytest
 
-from permeability.io.predictions.log import read_predictions
+from permeability.io.predictions.reader import read_predictions
 from permeability.services.inference.schemas import SEED_SAMPLE
 from permeability.settings import Settings
 from tests.e2e.conftest import (

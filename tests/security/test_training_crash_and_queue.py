@@ -113,7 +113,7 @@ def _status_in_listing(settings: Settings, label: str) -> str | None:
 
 
 @pytest.fixture
-def stocked(settings: Settings, tmp_path: Path) -> tuple[Settings, Registry]:
+def stocked_registry(settings: Settings, tmp_path: Path) -> tuple[Settings, Registry]:
     fill_feature_store(settings, tmp_path / "exports", rows=300, seed=13)
     registry = Registry.from_settings(settings)
     registry.setup()
@@ -134,9 +134,9 @@ def _assert_label_burnt(settings: Settings, registry: Registry, label: str) -> s
 
 
 def test_a_training_killed_before_publication_frees_its_label_at_the_next_attempt(
-    stocked: tuple[Settings, Registry],
+    stocked_registry: tuple[Settings, Registry],
 ) -> None:
-    settings, registry = stocked
+    settings, registry = stocked_registry
     _killed_training(settings, "publish", "crashed")
     dead_run = _assert_label_burnt(settings, registry, "crashed")
 
@@ -154,9 +154,9 @@ def test_a_training_killed_before_publication_frees_its_label_at_the_next_attemp
 
 
 def test_the_versions_command_reconciles_and_then_the_label_trains(
-    stocked: tuple[Settings, Registry], monkeypatch: pytest.MonkeyPatch
+    stocked_registry: tuple[Settings, Registry], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings, registry = stocked
+    settings, registry = stocked_registry
     monkeypatch.setenv("PERMEABILITY_HOME", str(settings.home))
     _killed_training(settings, "publish", "burnt")
     dead_run = _assert_label_burnt(settings, registry, "burnt")
@@ -179,9 +179,9 @@ def test_the_versions_command_reconciles_and_then_the_label_trains(
 
 
 def test_the_service_reconciles_dead_trainings_at_start_up(
-    stocked: tuple[Settings, Registry],
+    stocked_registry: tuple[Settings, Registry],
 ) -> None:
-    settings, registry = stocked
+    settings, registry = stocked_registry
     _killed_training(settings, "publish", "at-boot")
     dead_run = _assert_label_burnt(settings, registry, "at-boot")
 
@@ -195,9 +195,9 @@ def test_the_service_reconciles_dead_trainings_at_start_up(
 
 
 def test_a_training_killed_after_publication_is_finished_not_undone(
-    stocked: tuple[Settings, Registry],
+    stocked_registry: tuple[Settings, Registry],
 ) -> None:
-    settings, registry = stocked
+    settings, registry = stocked_registry
     _killed_training(settings, "finish_run", "published")
     ((run_id, status),) = _runs_of(registry, "published").items()
     assert status == "RUNNING"
@@ -217,11 +217,11 @@ def test_a_training_killed_after_publication_is_finished_not_undone(
 
 
 def test_a_live_training_is_not_reconciled_until_its_process_dies(
-    stocked: tuple[Settings, Registry],
+    stocked_registry: tuple[Settings, Registry],
 ) -> None:
     from permeability.pipelines.training_recovery import reconcile_trainings
 
-    settings, registry = stocked
+    settings, registry = stocked_registry
     child = _child(settings, "publish", "hang", "slow")
     try:
         _wait_for(lambda: (settings.home / "hanging").exists(), "the child to register")
@@ -307,9 +307,9 @@ def _arrived(client: TestClient, *, queued: int) -> Callable[[], bool]:
 
 
 def test_five_parallel_trainings_take_turns_in_arrival_order(
-    stocked: tuple[Settings, Registry], probe: Probe
+    stocked_registry: tuple[Settings, Registry], probe: Probe
 ) -> None:
-    settings, registry = stocked
+    settings, registry = stocked_registry
     labels = [f"q{i}" for i in range(5)]
     answers: dict[str, Any] = {}
     with TestClient(create_training_app(settings)) as client:
@@ -343,9 +343,9 @@ def test_five_parallel_trainings_take_turns_in_arrival_order(
 
 
 def test_a_full_line_is_refused_at_once_with_retry_after_and_writes_nothing(
-    stocked: tuple[Settings, Registry], probe: Probe, tmp_path: Path
+    stocked_registry: tuple[Settings, Registry], probe: Probe, tmp_path: Path
 ) -> None:
-    settings, registry = stocked
+    settings, registry = stocked_registry
     config = tmp_path / "config.yaml"
     config.write_text("training:\n  max_concurrent: 1\n  max_queued: 1\n", encoding="utf-8")
     capped = Settings(home=settings.home, config_file=config)
@@ -372,9 +372,9 @@ def test_a_full_line_is_refused_at_once_with_retry_after_and_writes_nothing(
 
 
 def test_the_cli_in_another_process_waits_for_the_services_training(
-    stocked: tuple[Settings, Registry], probe: Probe
+    stocked_registry: tuple[Settings, Registry], probe: Probe
 ) -> None:
-    settings, registry = stocked
+    settings, registry = stocked_registry
     answers: dict[str, Any] = {}
     with TestClient(create_training_app(settings)) as client:
         served = _post_in_thread(client, "svc", answers)
@@ -402,9 +402,9 @@ def test_the_cli_in_another_process_waits_for_the_services_training(
 
 
 def test_the_service_waits_while_a_cli_in_another_process_trains(
-    stocked: tuple[Settings, Registry],
+    stocked_registry: tuple[Settings, Registry],
 ) -> None:
-    settings, registry = stocked
+    settings, registry = stocked_registry
     child = _child(settings, "train_reserved", "gate", "cli-first")
     answers: dict[str, Any] = {}
     try:

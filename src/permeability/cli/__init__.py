@@ -1,1 +1,1 @@
-"""The one command line: parses, dispatches to a pipeline or service, prints the result."""
+"""The one command line: parses, dispatches to a pipeline or the runtime, prints the result."""

@@ -1,80 +1,61 @@
 """Physics-informed features: a lab record (or a frame of them) -> one numpy row per sample.
 
-The law the features linearise (docs/data.md, features/physics.py):
-
-    log WVTR = a_s − n_s·log L − (Ep_s/R)·(1/T) + log(RH·p_sat(T)) + h_s·f(RH)
-
-so a linear model on these columns can represent it exactly, with per-structure slopes coming
-from structure × (log L, 1/T, RH) interaction columns. log RH has no per-structure slope: its
-exponent is the driving force's, 1 for every film (Δp = RH·p_sat), and within one structure's
-few rows log RH and RH are nearly collinear, so a slope on each fitted opposite giant
-coefficients that exploded at a test RH outside the fitted range. Every continuous feature is
-centred on the tropical reference condition (38 °C, 90 % RH, 25 µm): the structure one-hot
-coefficients of a linear model are then the log WVTR of each film at the data-sheet condition,
-and the columns are well conditioned without a fitted scaler.
+:class:`FeatureBuilder` lays out the model matrix: the physics columns of the permeation law
+(:mod:`permeability.features.physics_columns`), the caliper principal components, the structure
+categories and the slopes of their own that the fitting rows support (the structure hierarchy,
+:mod:`permeability.features.hierarchy`), and for the models that split the structure level
+columns (:mod:`permeability.features.structure_levels`).
 
 The builder is fitted once and then only does numpy arithmetic: no pandas per row and no
 scikit-learn ColumnTransformer (≈ 3 ms per single-row call, against a few µs here). Both entry
 points, :meth:`FeatureBuilder.transform_frame` and :meth:`FeatureBuilder.transform_record`,
 evaluate the same scalar formulas in the same order, so a record gives the same numbers as its
-row in a frame (what the model was trained on is exactly what inference computes).
-
-Structures form a two-level hierarchy, because a lab may hold only a few hundred rows spread
-over a dozen films whose WVTR differs by 1000×:
-
-* Intercepts are cheap: every structure with at least ``min_structure_samples`` (default 3)
-  fitting rows gets its own indicator column, i.e. its own level. Only structures below that,
-  and the literal name ``OTHER``, pool into the ``OTHER`` category (pooling a metallized film
-  with BOPA would miss both by orders of magnitude).
-* Slopes need data: a structure × variable interaction column exists only when the category has
-  at least ``min_interaction_samples`` (default 10) fitting rows AND the variable varies within
-  it: within-category standard deviation ≥ ``min_interaction_spread`` (default 0.25) × the
-  standard deviation over all fitting rows, and no single row carrying more than
-  :data:`MAX_SLOPE_ROW_SHARE` (half) of the category's sum of squared deviations. Otherwise
-  that category uses the shared slope of the base column. A slope fitted on a structure tested
-  only at 38 °C / 90 % RH, or only at 12 µm, or set by its one sample at 43 °C, is
-  unidentified, and a test row at other conditions extrapolated it into an absurd value (exp
-  of a huge log: 1e33 g/m²·day on 400 generated rows before this rule).
-
-  The defaults were measured on the project's generator (clean data, 40 seeds per size):
-  LinearRegression's median held-out MAE / noise floor is 2.2, 1.8, 1.25, 1.08 and 1.04 at
-  200, 300, 400, 600 and 1000 rows (before the hierarchy: 9.9, 9.0, 8.6 with one 4e33, 5.3 and
-  1.05). Own slopes from 8–9 rows let a laminate's slope be set by one or two off-condition
-  samples (|log error| up to 8 at corner conditions); from 50 rows most films kept the shared
-  slopes at a few hundred rows (median MAE ≈ 2× the noise floor).
+row in a frame (what the model was trained on is exactly what inference computes); both refuse
+the same inputs (:mod:`permeability.features.inputs`).
 
 Canonical names come from :mod:`permeability.record.structures` (raw spellings are normalised
-with the alias map). A structure never seen when fitting is routed to ``OTHER`` by
-``strict=False`` (held-out metrics, evaluation) and raises :class:`UnknownStructureError` with
-``strict=True`` (inference).
+with the alias map). A structure never seen when fitting is routed to its family's category, or
+``OTHER``, by ``strict=False`` (held-out metrics, evaluation) and raises
+:class:`~permeability.features.inputs.UnknownStructureError` with ``strict=True`` (inference).
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
 from permeability.errors import InvalidInputError
-from permeability.features.pca import CaliperPCA
-from permeability.features.physics import KELVIN_OFFSET, MAGNUS_B, MAGNUS_C_C
-from permeability.features.structure_levels import LEVEL_FEATURES, StructureLevels
-from permeability.record.schema import (
-    CALIBRE_PROM,
-    CALIBRES,
-    CALIPER_RANGE_UM,
-    ESTRUCTURA,
-    GRADOS_C,
-    HUMIDITY_RANGE_PCT,
-    PERMEABILIDAD,
-    PORC_HUMEDAD,
-    TEMPERATURE_RANGE_C,
+from permeability.features.hierarchy import (
+    DEFAULT_MIN_INTERACTION_SAMPLES,
+    DEFAULT_MIN_INTERACTION_SPREAD,
+    DEFAULT_MIN_STRUCTURE_SAMPLES,
+    FAMILY_PREFIX,
+    OTHER,
+    check_hierarchy,
+    family_log_ranges,
+    interaction_slots,
+    structure_categories,
 )
+from permeability.features.inputs import (
+    NUMERIC_INPUTS,
+    UnknownStructureError,
+    numeric_column,
+    record_number,
+)
+from permeability.features.pca import CaliperPCA
+from permeability.features.physics_columns import (
+    INTERACTED_FEATURES,
+    INTERACTED_POSITIONS,
+    PHYSICS_FEATURES,
+    base_columns,
+)
+from permeability.features.structure_levels import LEVEL_FEATURES, StructureLevels
+from permeability.record.schema import ESTRUCTURA, PERMEABILIDAD
 from permeability.record.structures import (
     UNKNOWN_FAMILY,
     build_alias_map,
@@ -85,146 +66,16 @@ from permeability.record.structures import (
 
 FloatArray = NDArray[np.float64]
 
-OTHER: Final = "OTHER"
-#: Category of the rare structures of one family (``FAMILY:foil``): pooled by their best barrier.
-FAMILY_PREFIX: Final = "FAMILY:"
-#: Fitting rows a structure needs for its own indicator (intercept); fewer pool into OTHER.
-DEFAULT_MIN_STRUCTURE_SAMPLES: Final = 3
-#: Fitting rows a category needs before any structure × variable slope of its own.
-DEFAULT_MIN_INTERACTION_SAMPLES: Final = 10
-#: Within-category std of a variable, as a share of its overall std, needed for its own slope.
-DEFAULT_MIN_INTERACTION_SPREAD: Final = 0.25
-#: Largest share of a category's spread (sum of squared deviations) of a variable that one row
-#: may carry for the category to get its own slope: a slope no single sample decides.
-MAX_SLOPE_ROW_SHARE: Final = 0.5
-
-REFERENCE_TEMPERATURE_C: Final = 38.0
-REFERENCE_HUMIDITY_PCT: Final = 90.0
-REFERENCE_THICKNESS_UM: Final = 25.0
-_INVERSE_T_REF: Final = 1000.0 / (REFERENCE_TEMPERATURE_C + KELVIN_OFFSET)
-_MAGNUS_EXPONENT_REF: Final = (
-    MAGNUS_B * REFERENCE_TEMPERATURE_C / (MAGNUS_C_C + REFERENCE_TEMPERATURE_C)
-)
-
-#: Continuous physics columns, in matrix order. INTERACTED_FEATURES get structure interactions.
-PHYSICS_FEATURES: Final = (
-    "log_thickness",  # log(L / 25 µm): thickness exponent n_s
-    "inverse_temperature",  # 1000/T − 1000/T_ref (1/kK): activation energy Ep_s / R
-    "log_humidity",  # log(RH / 90 %): driving force RH (exponent 1 for every film: shared)
-    "humidity",  # RH/100 − 0.9: swelling of hygroscopic films, h_s · f(RH)
-    "log_saturation_pressure",  # log(p_sat(T) / p_sat(38 °C)): driving force p_sat(T)
-)
-INTERACTED_FEATURES: Final = ("log_thickness", "inverse_temperature", "humidity")
-_INTERACTED_POSITIONS: Final = tuple(PHYSICS_FEATURES.index(f) for f in INTERACTED_FEATURES)
-#: Numeric inputs a record must carry, with the physical range each must respect.
-NUMERIC_INPUTS: Final = (GRADOS_C, PORC_HUMEDAD, *CALIBRES, CALIBRE_PROM)
-_LOWER_EXCLUSIVE: Final = frozenset({PORC_HUMEDAD, CALIBRE_PROM, *CALIBRES})
-
-
-class UnknownStructureError(InvalidInputError):
-    """A structure the model never saw in training, asked for with ``strict=True``."""
-
-    def __init__(self, structure: str, known: Sequence[str]) -> None:
-        self.structure = structure
-        self.known = sorted(known)
-        super().__init__(
-            f"{ESTRUCTURA} {structure!r} was not seen in training; "
-            f"known structures: {', '.join(self.known)}"
-        )
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.structure, self.known))
-
-
-def _range_of(column: str) -> tuple[float, float]:
-    if column == GRADOS_C:
-        return TEMPERATURE_RANGE_C
-    if column == PORC_HUMEDAD:
-        return HUMIDITY_RANGE_PCT
-    return CALIPER_RANGE_UM
-
-
-def _describe_range(column: str) -> str:
-    low, high = _range_of(column)
-    opening = "(" if column in _LOWER_EXCLUSIVE else "["
-    return f"{opening}{low:g}, {high:g}]"
-
-
-def _check_scalar(column: str, value: float) -> None:
-    low, high = _range_of(column)
-    below = value <= low if column in _LOWER_EXCLUSIVE else value < low
-    if not math.isfinite(value) or below or value > high:
-        raise InvalidInputError(
-            f"{column} must be a finite number in {_describe_range(column)}, got {value!r}"
-        )
-
-
-def _check_column(column: str, values: FloatArray) -> None:
-    low, high = _range_of(column)
-    below = values <= low if column in _LOWER_EXCLUSIVE else values < low
-    bad = ~np.isfinite(values) | below | (values > high)
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        raise InvalidInputError(
-            f"column {column} has {int(bad.sum())} value(s) missing or outside "
-            f"{_describe_range(column)} (first at position {first}: {values[first]!r})"
-        )
-
-
-def _numeric_column(frame: pd.DataFrame, column: str) -> FloatArray:
-    try:
-        values = pd.to_numeric(frame[column], errors="raise").to_numpy(
-            dtype=np.float64, na_value=np.nan
-        )
-    except (ValueError, TypeError) as exc:
-        raise InvalidInputError(f"column {column} must hold numbers: {exc}") from exc
-    _check_column(column, values)
-    return values
-
-
-def _plain_bounds(column: str) -> tuple[float, float]:
-    """(low, high) such that a float with low < x <= high passes :func:`_check_scalar`
-    (an inclusive lower bound is nudged one ulp down)."""
-    low, high = _range_of(column)
-    return (low if column in _LOWER_EXCLUSIVE else math.nextafter(low, -math.inf)), high
-
-
-#: Per column, the bounds of the common case checked in one comparison (see _record_number).
-_PLAIN_BOUNDS: Final = {column: _plain_bounds(column) for column in NUMERIC_INPUTS}
-
-
-def _record_number(record: Mapping[str, Any], column: str) -> float:
-    """The column's value as a float, or InvalidInputError naming the field and the problem.
-
-    The common case (a float already in range, as a validated request gives) is decided by one
-    type check and one chained comparison; everything else takes the full path below.
-    """
-    raw = record.get(column)
-    if type(raw) is float:
-        low, high = _PLAIN_BOUNDS[column]
-        if low < raw <= high:
-            return raw
-    if column not in record:
-        raise InvalidInputError(f"record is missing {column}")
-    raw = record[column]
-    if isinstance(raw, bool):
-        raise InvalidInputError(f"{column} must be a number, got {raw!r}")
-    try:
-        value = float(raw)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"{column} must be a number, got {raw!r}") from exc
-    _check_scalar(column, value)
-    return value
-
 
 class FeatureBuilder:
     """Fitted map from lab inputs to the model matrix; pure numpy after :meth:`fit`.
 
     Layout of a row: the physics columns, the caliper principal components, one indicator per
-    structure category (the kept structures, sorted, then ``OTHER``), and, when
-    ``interactions`` is on (linear models), the interaction columns the fitting rows can
-    support (category order, then :data:`INTERACTED_FEATURES` order; see the module docstring
-    for the rule). An interaction column is a deviation from the shared slope of its base
+    structure category (the kept structures, sorted, the ``FAMILY:…`` pools, then ``OTHER``),
+    and, when ``interactions`` is on (linear models), the interaction columns the fitting rows
+    can support (category order, then :data:`~permeability.features.physics_columns.
+    INTERACTED_FEATURES` order; :mod:`permeability.features.hierarchy` gives the rule). An
+    interaction column is a deviation from the shared slope of its base
     column, so a category without one simply uses the shared slope. Tree models find
     interactions themselves and get no interaction columns. With ``levels`` on (the models
     that split: trees, neighbours), the :data:`~permeability.features.structure_levels.
@@ -247,17 +98,7 @@ class FeatureBuilder:
         min_interaction_spread: float = DEFAULT_MIN_INTERACTION_SPREAD,
         aliases: Mapping[str, str] | None = None,
     ) -> None:
-        for name, value in (
-            ("min_structure_samples", min_structure_samples),
-            ("min_interaction_samples", min_interaction_samples),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidInputError(f"{name} must be an integer of at least 1, got {value!r}")
-        if not (math.isfinite(min_interaction_spread) and min_interaction_spread >= 0.0):
-            raise InvalidInputError(
-                "min_interaction_spread must be a finite number of at least 0, "
-                f"got {min_interaction_spread!r}"
-            )
+        check_hierarchy(min_structure_samples, min_interaction_samples, min_interaction_spread)
         self.pca = pca
         self.interactions = interactions
         self.levels = levels
@@ -295,31 +136,10 @@ class FeatureBuilder:
         names = self.canonical_structures(frame)
         counts = Counter(str(name) for name in names)
         self.structure_counts = dict(sorted(counts.items()))
-        kept = sorted(
-            name
-            for name, count in counts.items()
-            if count >= self.min_structure_samples and name != OTHER
-        )
         families = {name: self.family_of(name) for name in counts}
-        pooled: Counter[str] = Counter()
-        for name, count in counts.items():
-            if name not in kept and families[name] != UNKNOWN_FAMILY:
-                pooled[families[name]] += count
-        family_categories = sorted(
-            f for f, rows in pooled.items() if rows >= self.min_structure_samples
+        self.categories, self._category_index, self._family_index = structure_categories(
+            counts, families, self.min_structure_samples
         )
-        self.categories = (*kept, *(FAMILY_PREFIX + f for f in family_categories), OTHER)
-        self._category_index = {name: i for i, name in enumerate(self.categories[:-1])}
-        self._family_index = {f: len(kept) + i for i, f in enumerate(family_categories)}
-        for name in sorted(kept, key=lambda n: (-counts[n], n)):  # most measured first
-            if families[name] != UNKNOWN_FAMILY:
-                self._family_index.setdefault(families[name], self._category_index[name])
-        other = len(self.categories) - 1
-        for name in counts:
-            family_category = self._family_index.get(families[name], other)
-            self._category_index.setdefault(name, family_category if name not in kept else other)
-        for category in self.categories[len(kept) : -1]:
-            self._category_index.pop(category, None)  # FAMILY:x is a category, not a name
         codes, uniques = pd.factorize(names)
         lookup = np.array([self._category_index[str(u)] for u in uniques], dtype=np.intp)
         self._choose_interactions(frame, lookup[codes])
@@ -379,54 +199,29 @@ class FeatureBuilder:
         with np.errstate(divide="ignore", invalid="ignore"):
             logs = np.log(target)
         families = [self.category_family(i) for i in range(len(self.categories))]
-        row_family = np.array([families[c] for c in category], dtype=object)
-        ranges: dict[str, tuple[float, float]] = {}
-        for family in {f for f in families if f is not None}:
-            values = logs[(row_family == family) & np.isfinite(logs)]
-            if values.size:
-                ranges[family] = (float(values.min()), float(values.max()))
-        return tuple(None if f is None else ranges.get(f) for f in families)
+        return family_log_ranges(families, category, logs)
 
     def _choose_interactions(self, frame: pd.DataFrame, category: NDArray[np.intp]) -> None:
-        """Keep a category × variable slope only where the fitting rows identify it.
-
-        Needs ``min_interaction_samples`` rows in the category and a within-category standard
-        deviation of the variable of at least ``min_interaction_spread`` × its overall one (and
-        above zero), not concentrated in one row: a slope of a variable that barely moves is
-        noise, and extrapolating it to a test row at other conditions exploded predictions to
-        1e33 on a few hundred rows.
-        """
-        width = len(INTERACTED_FEATURES)
-        slots = np.full((len(self.categories), width), -1, dtype=np.intp)
-        columns: list[tuple[int, int]] = []
+        """Keep a category × variable slope only where the fitting rows identify it
+        (:func:`~permeability.features.hierarchy.interaction_slots`): a slope of a variable
+        that barely moves is noise, and extrapolating it to a test row at other conditions
+        exploded predictions to 1e33 on a few hundred rows."""
+        columns: tuple[tuple[int, int], ...] = ()
+        slots = np.full((len(self.categories), len(INTERACTED_FEATURES)), -1, dtype=np.intp)
         if self.interactions:
-            inputs = {column: _numeric_column(frame, column) for column in NUMERIC_INPUTS}
-            base = self._base_columns(inputs)
-            physics = np.vstack([base[i] for i in _INTERACTED_POSITIONS])
-            overall = physics.std(axis=1)
-            sizes = np.bincount(category, minlength=len(self.categories))
-            start = self.n_base + len(self.categories)
-            for index in range(len(self.categories)):
-                if sizes[index] < self.min_interaction_samples:
-                    continue
-                members = physics[:, category == index]
-                for offset in range(width):
-                    if self._earns_slope(members[offset], float(overall[offset])):
-                        slots[index, offset] = start + len(columns)
-                        columns.append((index, offset))
-        self._interaction_columns = tuple(columns)
+            inputs = {column: numeric_column(frame, column) for column in NUMERIC_INPUTS}
+            base = base_columns(inputs, self._pca_mean, self._pca_components)
+            columns, slots = interaction_slots(
+                np.vstack([base[i] for i in INTERACTED_POSITIONS]),
+                category,
+                len(self.categories),
+                start=self.n_base + len(self.categories),
+                min_samples=self.min_interaction_samples,
+                min_spread=self.min_interaction_spread,
+            )
+        self._interaction_columns = columns
         self._slot_table = slots
         self._interaction_slots = tuple(tuple(int(c) for c in row) for row in slots)
-
-    def _earns_slope(self, values: FloatArray, overall: float) -> bool:
-        """Whether one category's values of a variable identify a slope of its own."""
-        deviations = values - values.mean()
-        squares = deviations * deviations
-        total = float(squares.sum())
-        within = math.sqrt(total / len(values))
-        if within <= 0.0 or within < self.min_interaction_spread * overall:
-            return False
-        return float(squares.max()) <= MAX_SLOPE_ROW_SHARE * total
 
     # -- introspection -----------------------------------------------------------------------
 
@@ -544,11 +339,11 @@ class FeatureBuilder:
         names = self.canonical_structures(frame)
         name_codes, distinct = pd.factorize(names)
         category = self._categories_of(name_codes, distinct, strict)
-        inputs = {column: _numeric_column(frame, column) for column in NUMERIC_INPUTS}
+        inputs = {column: numeric_column(frame, column) for column in NUMERIC_INPUTS}
         # A positive input so tiny that its ratio to the reference underflows logs to -inf
         # (as on the record path); that is expected, not worth a warning per batch.
         with np.errstate(divide="ignore"):
-            base = self._base_columns(inputs)
+            base = base_columns(inputs, self._pca_mean, self._pca_components)
         n, width_total = len(frame), self.n_features
         matrix = np.zeros((n, width_total), dtype=np.float64)
         for j, column in enumerate(base):
@@ -562,7 +357,7 @@ class FeatureBuilder:
             for offset in range(slots.shape[1]):
                 column = slots[:, offset]
                 has = column >= 0
-                flat[row_start[has] + column[has]] = base[_INTERACTED_POSITIONS[offset]][has]
+                flat[row_start[has] + column[has]] = base[INTERACTED_POSITIONS[offset]][has]
         if self.levels:
             table = np.array([self._level_row(str(name)) for name in distinct], dtype=np.float64)
             matrix[:, self._level_start :] = table.reshape(len(distinct), -1)[name_codes]
@@ -591,44 +386,15 @@ class FeatureBuilder:
         self._require_fitted()
         name = self.canonical_structure(record.get(ESTRUCTURA))
         category = self._category_of(name, strict)
-        inputs = {column: _record_number(record, column) for column in NUMERIC_INPUTS}
-        base = self._base_columns(inputs)
+        inputs = {column: record_number(record, column) for column in NUMERIC_INPUTS}
+        base = base_columns(inputs, self._pca_mean, self._pca_components)
         row = np.zeros(self.n_features, dtype=np.float64)
         row[: self.n_base] = base
         row[self.n_base + category] = 1.0
         if self._interaction_columns:
             for offset, column in enumerate(self._interaction_slots[category]):
                 if column >= 0:
-                    row[column] = base[_INTERACTED_POSITIONS[offset]]
+                    row[column] = base[INTERACTED_POSITIONS[offset]]
         if self.levels:
             row[self._level_start :] = self._level_row(name)
         return row, category
-
-    def _base_columns(self, inputs: Mapping[str, Any]) -> list[Any]:
-        """Physics columns then caliper components, for scalars or arrays alike.
-
-        Written once with operations that numpy and Python evaluate identically (elementwise
-        IEEE arithmetic, log), so the record path and the frame path cannot drift apart.
-        """
-        log = _log_scalar if isinstance(inputs[GRADOS_C], float) else np.log
-        temperature = inputs[GRADOS_C]
-        humidity = inputs[PORC_HUMEDAD]
-        columns = [
-            log(inputs[CALIBRE_PROM] / REFERENCE_THICKNESS_UM),
-            1000.0 / (temperature + KELVIN_OFFSET) - _INVERSE_T_REF,
-            log(humidity / REFERENCE_HUMIDITY_PCT),
-            humidity / 100.0 - REFERENCE_HUMIDITY_PCT / 100.0,
-            MAGNUS_B * temperature / (MAGNUS_C_C + temperature) - _MAGNUS_EXPONENT_REF,
-        ]
-        for component in self._pca_components:
-            total = (inputs[CALIBRES[0]] - self._pca_mean[0]) * component[0]
-            for i in range(1, len(CALIBRES)):
-                total = total + (inputs[CALIBRES[i]] - self._pca_mean[i]) * component[i]
-            columns.append(total)
-        return columns
-
-
-def _log_scalar(value: float) -> float:
-    """``math.log`` that gives what ``np.log`` gives at 0 (-inf): a positive input so tiny that
-    its ratio to the reference underflows must not raise where the frame path clips."""
-    return math.log(value) if value > 0.0 else -math.inf

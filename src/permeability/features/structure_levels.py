@@ -9,7 +9,7 @@ what a hierarchical model would:
   family's by :data:`LEVEL_SHRINKAGE` pseudo-rows (a structure with one test leans half on its
   family); a structure never seen gets its family's level, a name of no known family the
   overall one. One split on this column separates barriers from non-barriers at once.
-* ``family_level``: the family's mean log WVTR (families: :data:`~permeability.domain.
+* ``family_level``: the family's mean log WVTR (families: :data:`~permeability.record.
   structures.FAMILIES`, by best barrier), shrunk toward the overall mean the same way.
 * ``n_layers`` and one count per layer of :data:`~permeability.record.structures.LAYER_VOCABULARY`:
   structures that share layers share splits (partial pooling by layer), and an unseen laminate

@@ -21,7 +21,7 @@ from permeability.errors import NotFoundError
 from permeability.io.feature_store import FeatureStore
 from permeability.io.model_cache import ModelCache, VersionUnavailableError
 from permeability.io.model_store import ModelStore
-from permeability.modelling.model import PermeabilityModel
+from permeability.modelling.predictor import PermeabilityModel
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def _training_frame(feature_store: FeatureStore, version: int, label: str) -> pd
 
 def read_served_predictions(feature_store_uri: str, since: datetime | None) -> pd.DataFrame:
     """The prediction log, only requests made at or after ``since`` (naive UTC) when given."""
-    from permeability.io.predictions.log import read_predictions
+    from permeability.io.predictions.reader import read_predictions
 
     predictions = read_predictions(feature_store_uri)
     if since is None or predictions.empty:

@@ -27,14 +27,12 @@ import pandas as pd
 
 from permeability.config import ProjectConfig
 from permeability.io.cells import write_csv
-from permeability.io.registry import Registry, RegistryConfig, safe_metric_name
+from permeability.io.registry import Registry
+from permeability.io.tracking import RegistryConfig, safe_metric_name
 from permeability.monitoring.comparison import ComparisonOutcome
 from permeability.monitoring.drift import ALL_STRUCTURES, DriftReport
-from permeability.monitoring.evaluation import (
-    EvaluationMetrics,
-    VersionEvaluation,
-    window_text,
-)
+from permeability.monitoring.evaluation import EvaluationMetrics, VersionEvaluation
+from permeability.monitoring.windows import window_text
 from permeability.settings import Settings
 
 EVALUATION_EXPERIMENT: Final = "permeability-evaluation"

@@ -3,8 +3,7 @@
 Layout below the store URI (``settings.resolved_feature_store_uri``)::
 
     <store>/samples/           Delta table, one row per record_id (the clean lab record)
-    <store>/pca/v<version>/    the caliper PCA of that version: pca.json, explained_variance.csv,
-                               explained_variance.json, explained_variance.png
+    <store>/pca/v<version>/    the caliper PCA of that version (io/feature_store_files.py)
 
 Every load is one Delta commit, so every load is one table version: training records the
 version it read (its data lineage) and can read it again later (time travel). The commit
@@ -15,8 +14,8 @@ coordinates (``pc_1..pc_k``) are computed on read from the stored readings, so a
 rewrites only the files holding the changed samples.
 
 A load writes its Parquet files first and commits them in one transaction afterwards
-(``create_table_with_add_actions`` / ``DeltaTable.create_write_transaction``). Files of a load
-that dies before its commit are never referenced: the table still reads exactly as before.
+(:mod:`permeability.io.feature_store_writes`, which says why by hand). Files of a load that
+dies before its commit are never referenced: the table still reads exactly as before.
 
 Storage on other machines
 -------------------------
@@ -39,32 +38,21 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import tempfile
-import time
-import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
-from deltalake import DeltaTable, Schema
-from deltalake.transaction import (
-    AddAction,
-    CommitProperties,
-    RemoveAction,
-    create_table_with_add_actions,
-)
+from deltalake import CommitProperties, DeltaTable
 
 from permeability.errors import EmptyFeatureStoreError, InvalidInputError, NotFoundError
 from permeability.features.pca import CaliperPCA
-from permeability.io.cells import csv_text
+from permeability.io.feature_store_files import PcaFiles, join_uri
+from permeability.io.feature_store_writes import create_table, replace_and_add
 from permeability.record.rules import IMPUTED_COLUMN, INGESTED_AT
 from permeability.record.schema import (
     BELOW_DETECTION_LIMIT,
@@ -86,14 +74,9 @@ from permeability.record.schema import (
 logger = logging.getLogger(__name__)
 
 TABLE_NAME: Final = "samples"
-PCA_FOLDER: Final = "pca"
 METADATA_KEY: Final = "permeability"
-#: Set to "pause" or "raise" to stop a load after its data files are written, before the
-#: commit (crash tests use it; the store must then read exactly as before).
-ROWS_PER_FILE: Final = 500_000
-TABLE_CONFIGURATION: Final = {"delta.enableExpiredLogCleanup": "false"}
+TABLE_CONFIGURATION: Final[dict[str, str | None]] = {"delta.enableExpiredLogCleanup": "false"}
 
-_FLOATS: Final = (GRADOS_C, PORC_HUMEDAD, *CALIBRES, CALIBRE_PROM, PERMEABILIDAD)
 STORE_SCHEMA: Final = pa.schema(
     [
         pa.field(RECORD_ID, pa.string(), nullable=False),
@@ -113,8 +96,6 @@ STORE_SCHEMA: Final = pa.schema(
         pa.field(BELOW_DETECTION_LIMIT, pa.bool_()),
     ]
 )
-STORED_COLUMNS: Final = tuple(STORE_SCHEMA.names)
-_STATS_COLUMNS: Final = (RECORD_ID, MUESTRA, *_FLOATS, IMPUTED_COLUMN)
 #: Columns a table written before records had an identity lacks, and what a read fills in:
 #: the record id was the Muestra, every row a product measured above the detection limit.
 _ADDED_LATER: Final = (
@@ -145,27 +126,14 @@ class FeatureSet:
     data_hash: str
 
 
-def _is_local(uri: str) -> bool:
-    return "://" not in uri or uri.startswith("file://")
-
-
-def _local_path(uri: str) -> Path:
-    return Path(uri.removeprefix("file://")).expanduser()
-
-
-def _join(uri: str, *parts: str) -> str:
-    if _is_local(uri):
-        return str(_local_path(uri).joinpath(*parts))
-    return "/".join([uri.rstrip("/"), *parts])
-
-
 class FeatureStore:
     """The ``samples`` Delta table and the PCA files below one store URI."""
 
     def __init__(self, uri: str, storage_options: dict[str, str] | None = None) -> None:
         self.uri = uri
         self.storage_options = storage_options
-        self.table_uri = _join(uri, TABLE_NAME)
+        self.table_uri = join_uri(uri, TABLE_NAME)
+        self.pca_files = PcaFiles(uri, storage_options)
 
     # ----------------------------------------------------------------- reading
 
@@ -219,9 +187,9 @@ class FeatureStore:
             recorded = _recorded_pca(commit)
             if commit["version"] <= version and recorded is not None:
                 return recorded
-        saved = self._read_text(f"{PCA_FOLDER}/v{version}/pca.json")
+        saved = self.pca_files.read_pca(version)
         if saved is not None:
-            return CaliperPCA.from_dict(json.loads(saved))
+            return saved
         raise NotFoundError(f"feature-set version {version} has no caliper PCA recorded")
 
     def _commits(self) -> list[dict[str, Any]]:
@@ -285,7 +253,8 @@ class FeatureStore:
         pca: CaliperPCA,
         metadata: Mapping[str, Any],
     ) -> int:
-        """Insert ``changes`` and replace the stored rows of ``replaced`` record ids: one commit.
+        """Insert ``changes`` and replace the stored rows of ``replaced`` record ids: one commit
+        (:mod:`permeability.io.feature_store_writes`).
 
         ``changes`` has the stored columns; ``pca`` was fitted on every sample of the version
         this creates; ``metadata`` (JSON-able, with a ``run_id``) goes into the commit info.
@@ -298,26 +267,25 @@ class FeatureStore:
         properties = CommitProperties(
             custom_metadata={METADATA_KEY: {**metadata, "pca": json.dumps(pca.to_dict())}}
         )
-        filesystem = _filesystem(self.table_uri, self.storage_options)
         if not self.exists():
-            adds = _write_files(filesystem, data)
-            create_table_with_add_actions(
+            create_table(
                 self.table_uri,
-                Schema.from_arrow(STORE_SCHEMA),
-                adds,
-                mode="error",
+                data,
                 name=TABLE_NAME,
                 configuration=TABLE_CONFIGURATION,
                 storage_options=self.storage_options,
-                commit_properties=properties,
+                properties=properties,
             )
         else:
             table = DeltaTable(self.table_uri, storage_options=self.storage_options)
             _require_current_layout(table, self.uri)
-            remainders, removes = _take_out(filesystem, table, replaced)
-            adds = _write_files(filesystem, pa.concat_tables([*remainders, data]))
-            table.create_write_transaction(
-                [*adds, *removes], "append", STORE_SCHEMA, commit_properties=properties
+            replace_and_add(
+                self.table_uri,
+                table,
+                data,
+                replaced,
+                storage_options=self.storage_options,
+                properties=properties,
             )
         return self._version_of(run_id)
 
@@ -328,70 +296,8 @@ class FeatureStore:
                 return int(commit["version"])
         raise NotFoundError(f"the commit of run {run_id} is not in the table history")
 
-    def save_pca_artifacts(self, version: int, pca: CaliperPCA) -> str:
-        """pca.json, the explained-variance table (CSV, JSON) and plot (PNG) of ``version``."""
-        from permeability.plots.training import explained_variance
-
-        folder = f"{PCA_FOLDER}/v{version}"
-        table = pd.DataFrame(pca.variance_table())
-        self._write_bytes(f"{folder}/pca.json", json.dumps(pca.to_dict(), indent=2).encode())
-        self._write_bytes(f"{folder}/explained_variance.csv", csv_text(table).encode())
-        self._write_bytes(
-            f"{folder}/explained_variance.json", table.to_json(orient="records").encode()
-        )
-        with tempfile.TemporaryDirectory() as scratch:
-            png = explained_variance(
-                pca,
-                Path(scratch) / "explained_variance.png",
-                title=f"Caliper PCA, feature set v{version} ({pca.n_samples} samples)",
-            )
-            self._write_bytes(f"{folder}/explained_variance.png", png.read_bytes())
-        return _join(self.uri, PCA_FOLDER, f"v{version}")
-
-    def restore_pca_artifacts(self, version: int) -> bool:
-        """Write ``version``'s PCA files if its run died between the commit and the files.
-
-        The commit records the PCA itself, so the files can always be rebuilt; the plot is
-        written last, so its presence says the folder is complete. True when files were written.
-        """
-        filesystem = _filesystem(self.uri, self.storage_options)
-        last = f"{PCA_FOLDER}/v{version}/explained_variance.png"
-        if filesystem.get_file_info(last).type == pafs.FileType.File:
-            return False
-        self.save_pca_artifacts(version, self.pca(version))
-        return True
-
-    def _write_bytes(self, relative: str, payload: bytes) -> None:
-        """Write under a temporary name, then move: a killed writer leaves no half file."""
-        filesystem = _filesystem(self.uri, self.storage_options)
-        parent = relative.rpartition("/")[0]
-        if parent:
-            filesystem.create_dir(parent, recursive=True)
-        partial = f"{relative}.partial"
-        with filesystem.open_output_stream(partial) as out:
-            out.write(payload)
-        filesystem.move(partial, relative)
-
-    def _read_text(self, relative: str) -> str | None:
-        filesystem = _filesystem(self.uri, self.storage_options)
-        if filesystem.get_file_info(relative).type != pafs.FileType.File:
-            return None
-        with filesystem.open_input_stream(relative) as handle:
-            return bytes(handle.read()).decode("utf-8")
-
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _filesystem(uri: str, storage_options: dict[str, str] | None) -> pafs.FileSystem:
-    """A filesystem rooted at ``uri``: the local disk, or object storage through deltalake."""
-    if _is_local(uri):
-        root = _local_path(uri).resolve()
-        root.mkdir(parents=True, exist_ok=True)
-        return pafs.SubTreeFileSystem(str(root), pafs.LocalFileSystem())
-    from deltalake.fs import DeltaStorageHandler
-
-    return pafs.PyFileSystem(DeltaStorageHandler(uri, options=storage_options))
 
 
 def _to_arrow(frame: pd.DataFrame) -> pa.Table:
@@ -483,59 +389,3 @@ def _pc_expression(pca: CaliperPCA, component: int) -> str:
         for column, mean, weight in zip(CALIBRES, pca.mean, pca.components[component], strict=True)
     ]
     return "(" + " + ".join(terms) + ")"
-
-
-def _file_stats(part: pa.Table) -> str:
-    """Delta file statistics: row count, nulls, min/max of numeric columns (for file pruning)."""
-    stats: dict[str, Any] = {
-        "numRecords": part.num_rows,
-        "nullCount": {name: part[name].null_count for name in part.column_names},
-        "minValues": {},
-        "maxValues": {},
-    }
-    for name in _STATS_COLUMNS:
-        if part[name].null_count < part.num_rows:
-            bounds = pc.min_max(part[name])
-            stats["minValues"][name] = bounds["min"].as_py()
-            stats["maxValues"][name] = bounds["max"].as_py()
-    return json.dumps(stats)
-
-
-def _write_files(filesystem: pafs.FileSystem, data: pa.Table) -> list[AddAction]:
-    """Parquet files of at most ROWS_PER_FILE rows, sorted by record id (tight file ranges)."""
-    ordered = data.sort_by(RECORD_ID)
-    adds = []
-    for offset in range(0, ordered.num_rows, ROWS_PER_FILE):
-        part = ordered.slice(offset, ROWS_PER_FILE)
-        name = f"part-{uuid.uuid4().hex}.snappy.parquet"
-        with filesystem.open_output_stream(name) as out:
-            pq.write_table(part, out, compression="snappy")
-        size = filesystem.get_file_info(name).size
-        adds.append(AddAction(name, int(size or 0), {}, _now_ms(), True, _file_stats(part)))
-    return adds
-
-
-def _take_out(
-    filesystem: pafs.FileSystem, table: DeltaTable, replaced: Collection[str]
-) -> tuple[list[pa.Table], list[RemoveAction]]:
-    """For each data file holding a replaced record: its other rows, and a remove action."""
-    if not replaced:
-        return [], []
-    keys = pa.array(sorted(replaced), pa.string())
-    low, high = keys[0].as_py(), keys[-1].as_py()
-    remainders, removes = [], []
-    for entry in pa.table(table.get_add_actions(flatten=True)).to_pylist():
-        first, last = entry.get(f"min.{RECORD_ID}"), entry.get(f"max.{RECORD_ID}")
-        if first is not None and last is not None and (last < low or first > high):
-            continue
-        part = pq.read_table(entry["path"], filesystem=filesystem).cast(STORE_SCHEMA)
-        hit = pc.is_in(part[RECORD_ID], value_set=keys)
-        if not pc.any(hit).as_py():
-            continue
-        remainders.append(part.filter(pc.invert(hit)))
-        removes.append(RemoveAction(entry["path"], True, _now_ms(), int(entry["size_bytes"]), {}))
-    return remainders, removes
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)

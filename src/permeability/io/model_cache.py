@@ -1,6 +1,6 @@
 """Serving models: each version loaded once, the ``champion`` alias followed without a restart.
 
-Loading reads the :class:`~permeability.modelling.model.PermeabilityModel` that the training
+Loading reads the :class:`~permeability.modelling.predictor.PermeabilityModel` that the training
 service stored with joblib inside the MLflow model folder (``models/<label>/artifacts/``):
 a few milliseconds, and no ``import mlflow`` (≈ 1 s) in the serving path. The MLflow
 registry is consulted only to learn which label carries the ``champion`` alias, by
@@ -19,22 +19,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from permeability.errors import InvalidInputError, NotFoundError, PermeabilityError
 from permeability.io.model_file import MODEL_FILE, load_model_file
 from permeability.io.model_store import ModelStore, validate_label
-from permeability.modelling.model import PermeabilityModel
+from permeability.io.version_state import Status, VersionState, state_of
+from permeability.modelling.predictor import PermeabilityModel
 from permeability.modelling.served import LoadedModel
 from permeability.settings import Settings
 
 logger = logging.getLogger("permeability.model_cache")
 
 ChampionResolver = Callable[[], str | None]
-Status = Literal["available", "unavailable"]
 
 
 class VersionUnavailableError(PermeabilityError):
@@ -67,27 +66,6 @@ class NoChampionError(NotFoundError):
             f"no champion version is set{why}; give 'version' or promote one; "
             f"available versions: {listed}"
         )
-
-
-@dataclass(frozen=True)
-class VersionState:
-    """What ``GET /versions`` shows for one version."""
-
-    version: str
-    status: Status
-    loaded: bool
-    champion: bool
-    reason: str | None = None
-    model_name: str | None = None
-    metrics: Mapping[str, Any] = field(default_factory=dict)
-    created_at: str | None = None
-    n_train: int | None = None
-    run_id: str | None = None
-    known_structures: tuple[str, ...] = ()
-    interval_level: float | None = None
-    #: Recorded at training (None for versions trained before the record rules existed).
-    non_product: tuple[str, ...] | None = None
-    detection_limit: float | None = None
 
 
 def registry_champion_resolver(settings: Settings) -> ChampionResolver:
@@ -310,7 +288,7 @@ class ModelCache:
         loaded = self._loaded.get(label)
         champion = label == self._champion
         if loaded is not None:
-            return _state_of(label, "available", True, champion, None, loaded.metadata)
+            return state_of(label, "available", True, champion, None, loaded.metadata)
         stored = self.store.inspect(label)
         reason = stored.problem
         if reason is None:
@@ -321,58 +299,7 @@ class ModelCache:
             elif failed is not None and failed[0] == signature:
                 reason = failed[1]
         status: Status = "unavailable" if reason else "available"
-        return _state_of(label, status, False, champion, reason, stored.metadata or {})
-
-
-def _state_of(
-    label: str,
-    status: Status,
-    loaded: bool,
-    champion: bool,
-    reason: str | None,
-    metadata: Mapping[str, Any],
-) -> VersionState:
-    metrics = metadata.get("metrics")
-    return VersionState(
-        version=label,
-        status=status,
-        loaded=loaded,
-        champion=champion,
-        reason=reason,
-        model_name=_text_or_none(metadata.get("chosen_model") or metadata.get("model")),
-        metrics=dict(metrics) if isinstance(metrics, Mapping) else {},
-        created_at=_text_or_none(metadata.get("created_at")),
-        n_train=_int_or_none(metadata.get("n_train")),
-        run_id=_text_or_none(_lineage(metadata).get("run_id")),
-        known_structures=tuple(sorted(map(str, metadata.get("known_structures") or ()))),
-        interval_level=_float_or_none(metadata.get("interval_level")),
-        non_product=_texts_or_none(metadata.get("non_product")),
-        detection_limit=_float_or_none(metadata.get("detection_limit")),
-    )
-
-
-def _texts_or_none(value: Any) -> tuple[str, ...] | None:
-    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
-        return tuple(value)
-    return None
-
-
-def _lineage(metadata: Mapping[str, Any]) -> Mapping[str, Any]:
-    lineage = metadata.get("lineage")
-    return lineage if isinstance(lineage, Mapping) else {}
-
-
-def _int_or_none(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _float_or_none(value: Any) -> float | None:
-    is_number = isinstance(value, int | float) and not isinstance(value, bool)
-    return float(value) if is_number else None
-
-
-def _text_or_none(value: Any) -> str | None:
-    return None if value is None else str(value)
+        return state_of(label, status, False, champion, reason, stored.metadata or {})
 
 
 def _signature(path: Path) -> tuple[int, int] | None:

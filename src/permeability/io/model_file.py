@@ -29,8 +29,14 @@ MODEL_FILE: Final = Path("artifacts") / MODEL_ARTIFACT_FILE
 #: Modules of the layout before 0.2 (``permeability.domain``) whose classes a stored model
 #: may name, and where their code lives now (in lookup order when one module became several).
 MOVED_MODULES: Final[Mapping[str, tuple[str, ...]]] = {
-    "permeability.domain.model": ("permeability.modelling.model",),
-    "permeability.domain.features": ("permeability.features.engineering",),
+    "permeability.domain.model": (
+        "permeability.modelling.predictor",
+        "permeability.modelling.training",
+    ),
+    "permeability.domain.features": (
+        "permeability.features.engineering",
+        "permeability.features.inputs",
+    ),
     "permeability.domain.pca": ("permeability.features.pca",),
     "permeability.domain.physics": ("permeability.features.physics",),
     "permeability.domain.structure_levels": ("permeability.features.structure_levels",),

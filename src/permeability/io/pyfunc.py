@@ -11,7 +11,7 @@ schema check refuses an int64 column where a double is declared, before ``predic
 build inputs with :func:`prepare_inputs`.
 
 This module subclasses an MLflow class, so importing it imports MLflow: it is imported only
-lazily by the jobs, and switches telemetry off first (as :mod:`permeability.io.registry` does).
+lazily by the jobs, and switches telemetry off first (:func:`~permeability.io.mlflow_setup.import_mlflow`).
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ from typing import Any
 
 import pandas as pd
 
+from permeability.io.mlflow_setup import import_mlflow
 from permeability.io.model_file import (
     MODEL_ARTIFACT_FILE,
     MODEL_FILE,
     load_model_file,
     save_model_file,
 )
-from permeability.io.registry import import_mlflow
 from permeability.record.schema import (
     CALIBRE_PROM,
     CALIBRES,

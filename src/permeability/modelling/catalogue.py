@@ -19,8 +19,8 @@ over ~20 dimensions is what costs; prediction time grows with the training rows)
 SVR costs O(n²) memory and time in the training rows, so it refuses more than
 :data:`SVR_MAX_ROWS` fitting rows with a clear error instead of silently subsampling.
 
-``auto`` is not an estimator: :func:`permeability.modelling.model.train_model` cross-validates the
-:data:`AUTO_CANDIDATES` on the fitting rows and keeps the best (MAE on the original scale).
+``auto`` is not an estimator: :func:`permeability.modelling.training.train_model` cross-validates
+the :data:`AUTO_CANDIDATES` on the fitting rows and keeps the best (MAE on the original scale).
 """
 
 from __future__ import annotations

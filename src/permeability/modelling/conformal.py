@@ -2,7 +2,7 @@
 
 The residuals come from rows the predicting model did not train on, because the coverage
 guarantee rests on them being exchangeable with future ones (a model that has seen a row makes
-its residual look too small). Two ways, chosen at training (``modelling/model.py``):
+its residual look too small). Two ways, chosen at training (``modelling/training.py``):
 
 - split-conformal: the model is fitted on one part of the training split and calibrated on
   another part it never saw, and not refitted on it afterwards;
@@ -56,7 +56,7 @@ from permeability.record.structures import (
 FloatArray = NDArray[np.float64]
 
 DEFAULT_MIN_CALIBRATION: Final = 30
-#: How the residuals were obtained (see :func:`permeability.modelling.model.train_model`).
+#: How the residuals were obtained (see :func:`permeability.modelling.training.train_model`).
 SPLIT_CONFORMAL: Final = "split-conformal"
 CROSS_CONFORMAL: Final = "cross-conformal"
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from permeability.modelling.model import PermeabilityModel
+from permeability.modelling.predictor import PermeabilityModel
 
 
 @dataclass(frozen=True)

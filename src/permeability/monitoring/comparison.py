@@ -1,7 +1,7 @@
 """The champion/challenger rule: does a challenger beat the champion on the same recent rows?
 
 Each compared version's :class:`~permeability.monitoring.evaluation.EvaluationMetrics` (all on
-the rows none of them trained on, :func:`permeability.monitoring.evaluation.shared_window`) becomes
+the rows none of them trained on, :func:`permeability.monitoring.windows.shared_window`) becomes
 a :class:`Contender`; :func:`compare_versions` picks the best eligible challenger and says in
 words why it wins or why the champion stays. Error metrics are compared by relative
 improvement (:func:`improvement_over`), R² by absolute gain. Pure: no storage, no tracking.

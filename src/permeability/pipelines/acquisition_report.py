@@ -1,9 +1,22 @@
 """What one acquisition reports: counts that reconcile, what was skipped and why, what was
-flagged, and a human summary (``permeability acquire`` prints it; ``--json`` prints the model)."""
+flagged, and a human summary (``permeability acquire`` prints it; ``--json`` prints the model);
+and the rejected rows' CSV the report names, written durably before the load's commit."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
 from pydantic import BaseModel
+
+from permeability.io.cells import write_csv
+from permeability.io.durable import fsync_dir, fsync_file
+from permeability.pipelines.base import JobContext
+from permeability.record.deduplication import BatchDeduplication, UpsertPlan
+from permeability.record.schema import BELOW_DETECTION_LIMIT, ESTRUCTURA, IS_PRODUCT, TEST_ID
 
 
 class DuplicateCounts(BaseModel):
@@ -111,3 +124,61 @@ class AcquisitionReport(BaseModel):
             lines.append(f"no new version: the store stays at {self.feature_set_version}")
         lines.append(f"run {self.run_id} in {self.seconds:.2f}s")
         return "\n".join(lines)
+
+
+def flag_counts(plan: UpsertPlan) -> dict[str, object]:
+    """What the loaded rows hold: non-products (by structure), censored values, tests."""
+    changes = plan.changes
+    if changes.empty:
+        return {
+            "excluded_from_training": 0,
+            "excluded_structures": {},
+            "censored": 0,
+            "tests_loaded": 0,
+        }
+    excluded = changes[~changes[IS_PRODUCT].astype(bool)]
+    by_structure = excluded[ESTRUCTURA].value_counts()
+    return {
+        "excluded_from_training": len(excluded),
+        "excluded_structures": {str(k): int(v) for k, v in by_structure.items()},
+        "censored": int(changes[BELOW_DETECTION_LIMIT].astype(bool).sum()),
+        "tests_loaded": int(changes[TEST_ID].nunique()),
+    }
+
+
+def counts(
+    rows_read: int, rows_rejected: int, batch: BatchDeduplication, plan: UpsertPlan
+) -> dict[str, int]:
+    """The counts of a load; :func:`reconcile` checks that they add up."""
+    return {
+        "rows_read": rows_read,
+        "rows_loaded": len(plan.inserts) + len(plan.updates),
+        "rows_inserted": len(plan.inserts),
+        "rows_updated": len(plan.updates),
+        "rows_rejected": rows_rejected,
+        "duplicates_skipped": batch.skipped + plan.unchanged + plan.stale,
+    }
+
+
+def write_rejected(ctx: JobContext, rejected: pd.DataFrame) -> Path | None:
+    """One CSV per run with the rows as typed, their source row and every reason."""
+    if rejected.empty:
+        return None
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = ctx.paths.rejected / f"{stamp}_{ctx.run_id}.csv"
+    partial = path.with_suffix(".csv.partial")
+    write_csv(rejected, partial)  # neutralised: it is opened in a spreadsheet (io/cells.py)
+    fsync_file(partial)  # durable before the commit that counts these rows
+    os.replace(partial, path)
+    fsync_dir(path.parent)
+    ctx.logger.info("wrote %d rejected rows to %s", len(rejected), path)
+    return path
+
+
+def reconcile(counts: Mapping[str, int]) -> None:
+    """Refuse, before anything is written, a load whose counts do not add up."""
+    accounted = counts["rows_loaded"] + counts["rows_rejected"] + counts["duplicates_skipped"]
+    if accounted != counts["rows_read"]:
+        raise RuntimeError(
+            f"acquisition lost track of rows: read {counts['rows_read']}, accounted {accounted}"
+        )

@@ -17,19 +17,18 @@ Everything is computed before anything is written. A request that finds nothing 
 (unknown version, an empty window, no new labelled data) raises a clear error and writes
 nothing to MLflow. Then one MLflow run per version in experiment ``permeability-evaluation``,
 linked to the training run (tags, and the version's logged model as the run's input), with the
-metrics, the drift verdict and the figures (written by :mod:`permeability.io.evaluation_runs`).
+metrics, the drift verdict and the figures (:mod:`permeability.pipelines.evaluation_record`).
 
 ``compare`` scores the champion and every other available version on the *same* rows (those
 none of them trained on); ``promote_if_better`` (a margin) implies ``compare`` and moves the
 ``champion`` alias when a challenger wins by it (:func:`permeability.monitoring.comparison.
 compare_versions`), recording the reason in the registry, the runs and the log. The request
-and the report are :mod:`permeability.pipelines.evaluation_request`'s (re-exported here).
+and the report are :mod:`permeability.pipelines.evaluation_request`'s.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -37,41 +36,21 @@ import pandas as pd
 
 from permeability.config import ProjectConfig
 from permeability.errors import EmptyFeatureStoreError, NotFoundError
-from permeability.io.evaluation_runs import (
-    EVALUATION_EXPERIMENT,
-    EvaluationScope,
-    VersionRun,
-    evaluation_registry,
-    write_evaluation_runs,
-)
-from permeability.monitoring.comparison import ComparisonOutcome
+from permeability.io.evaluation_runs import evaluation_registry
+from permeability.monitoring.comparison import ComparisonOutcome, compare_versions
 from permeability.monitoring.drift import DriftThresholds
-from permeability.monitoring.evaluation import (
-    EvaluationMetrics,
-    VersionEvaluation,
-    VersionScores,
+from permeability.monitoring.evaluation import score_version
+from permeability.monitoring.windows import (
+    labelled_when,
+    on_or_after,
+    shared_window,
+    unseen_rows,
     window_text,
 )
 from permeability.pipelines.base import JobContext, job_context
-from permeability.pipelines.evaluation_request import (
-    SCHEDULE_ARGS,
-    EvaluationReport,
-    EvaluationRequest,
-    evaluation_request_from_args,
-)
+from permeability.pipelines.evaluation_record import ScoredVersion, record_evaluation
+from permeability.pipelines.evaluation_request import EvaluationReport, EvaluationRequest
 from permeability.settings import Settings
-
-__all__ = [
-    "EVALUATION_EXPERIMENT",
-    "SCHEDULE_ARGS",
-    "EvaluationReport",
-    "EvaluationRequest",
-    "NothingToEvaluateError",
-    "VersionEvaluation",
-    "evaluate",
-    "evaluation_request_from_args",
-    "run_evaluation",
-]
 
 if TYPE_CHECKING:
     from permeability.io.evaluation_inputs import LoadedVersion
@@ -116,14 +95,6 @@ def run_evaluation(
 
 
 # -- what to evaluate -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Scored:
-    """One version's computed evaluation, before anything is written."""
-
-    candidate: LoadedVersion
-    scores: VersionScores
 
 
 def _champion_label(registry: Any) -> tuple[str | None, str | None]:
@@ -176,10 +147,8 @@ def _score(
     served_window: pd.DataFrame,
     predictions: pd.DataFrame,
     specs: Any,
-) -> _Scored:
+) -> ScoredVersion:
     """The version scored with the decision policy and drift thresholds of the configuration."""
-    from permeability.monitoring.evaluation import score_version
-
     scores = score_version(
         candidate.model,
         candidate.label,
@@ -191,7 +160,7 @@ def _score(
         policy=context.config.inference.decision_policy(),
         thresholds=_thresholds(context.config),
     )
-    return _Scored(candidate, scores)
+    return ScoredVersion(candidate, scores)
 
 
 def _evaluate(context: JobContext, request: EvaluationRequest) -> EvaluationReport:
@@ -199,12 +168,6 @@ def _evaluate(context: JobContext, request: EvaluationRequest) -> EvaluationRepo
     from permeability.io.feature_store import FeatureStore
     from permeability.io.model_store import ModelStore
     from permeability.io.specs import load_configured_specs
-    from permeability.monitoring.evaluation import (
-        labelled_when,
-        on_or_after,
-        shared_window,
-        unseen_rows,
-    )
 
     started = time.perf_counter()
     log = context.logger
@@ -233,7 +196,7 @@ def _evaluate(context: JobContext, request: EvaluationRequest) -> EvaluationRepo
         context.settings.resolved_feature_store_uri, request.since
     )
     specs = load_configured_specs(context.settings, context.config)
-    scored: list[_Scored] = []
+    scored: list[ScoredVersion] = []
     for candidate in candidates:
         mask = unseen[candidate.label]
         window = frame.loc[mask & dated].reset_index(drop=True)
@@ -252,7 +215,9 @@ def _evaluate(context: JobContext, request: EvaluationRequest) -> EvaluationRepo
             "nothing to evaluate: " + "; ".join(f"version {k}: {v}" for k, v in skipped.items())
         )
     comparison = _compare(context, request, scored, champion)
-    report = _record(context, request, registry, current.version, scored, skipped, comparison)
+    report = record_evaluation(
+        context, request, registry, current.version, scored, skipped, comparison
+    )
     promoted = _maybe_promote(context, request, registry, comparison)
     return report.model_copy(
         update={"promoted": promoted, "seconds": round(time.perf_counter() - started, 3)}
@@ -275,10 +240,11 @@ def _nothing_reason(
 
 
 def _compare(
-    context: JobContext, request: EvaluationRequest, scored: list[_Scored], champion: str | None
+    context: JobContext,
+    request: EvaluationRequest,
+    scored: list[ScoredVersion],
+    champion: str | None,
 ) -> ComparisonOutcome | None:
-    from permeability.monitoring.comparison import compare_versions
-
     if not request.comparing:
         return None
     params = context.config.evaluation
@@ -315,90 +281,3 @@ def _maybe_promote(
         registry=registry,
     )
     return winner
-
-
-# -- writing ------------------------------------------------------------------------------
-
-
-def _record(
-    context: JobContext,
-    request: EvaluationRequest,
-    registry: Any,
-    feature_set_version: int,
-    scored: list[_Scored],
-    skipped: dict[str, str],
-    comparison: ComparisonOutcome | None,
-) -> EvaluationReport:
-    """Write one run per version (:mod:`permeability.io.evaluation_runs`), log, report."""
-    scope = EvaluationScope(
-        evaluation_id=context.run_id,
-        feature_set_version=feature_set_version,
-        since=request.since,
-        comparing=request.comparing,
-        promote_if_better=request.promote_if_better,
-        comparison=comparison,
-        config=context.config,
-    )
-    results = [_version_evaluation(item) for item in scored]
-    runs = [
-        VersionRun(
-            result, item.candidate.lineage, item.scores.recent_scored, item.scores.served_scored
-        )
-        for item, result in zip(scored, results, strict=True)
-    ]
-    run_ids = write_evaluation_runs(registry, scope, runs)
-    evaluated = [
-        result.model_copy(update={"run_id": run_id})
-        for result, run_id in zip(results, run_ids, strict=True)
-    ]
-    for item in evaluated:
-        if item.drift is not None and item.drift.drifted:
-            context.logger.warning("version %s: %s", item.version, item.drift.summary())
-        context.logger.info(
-            "version %s evaluated in run %s: %s",
-            item.version,
-            item.run_id,
-            _figures(item.recent or item.served),
-        )
-    return EvaluationReport(
-        evaluation_id=context.run_id,
-        experiment=EVALUATION_EXPERIMENT,
-        feature_set_version=feature_set_version,
-        since=request.since.isoformat() if request.since is not None else None,
-        evaluated=evaluated,
-        skipped=skipped,
-        comparison=comparison,
-        promoted=None,
-        drift_flagged=any(e.drift is not None and e.drift.drifted for e in evaluated),
-        seconds=0.0,
-    )
-
-
-def _figures(metrics: EvaluationMetrics | None) -> str:
-    if metrics is None:
-        return "no scores"
-    shown = ("r2", "mae", "rmse", "mape", "coverage")
-    return ", ".join(f"{k}={metrics.metrics[k]:.4g}" for k in shown if k in metrics.metrics)
-
-
-def _version_evaluation(item: _Scored) -> VersionEvaluation:
-    """The version's result, before its run exists (the run id is added once written)."""
-    candidate, scores = item.candidate, item.scores
-    lineage = candidate.lineage
-    return VersionEvaluation(
-        version=candidate.label,
-        model_name=str(candidate.model.model_name),
-        is_champion=candidate.is_champion,
-        training_run_id=lineage.get("run_id"),
-        registry_version=_text(lineage.get("registry_version")),
-        training_feature_set_version=candidate.training_feature_set,
-        recent_rows=len(scores.recent_scored),
-        served_rows=len(scores.served_scored),
-        recent=scores.recent,
-        served=scores.served,
-        drift=scores.drift,
-    )
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)

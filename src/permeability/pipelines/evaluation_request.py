@@ -4,7 +4,7 @@
 jobs build (a schedule entry's ``args`` through :func:`evaluation_request_from_args`);
 :class:`EvaluationReport` is what the job (:mod:`permeability.pipelines.evaluation`) returns, and
 exactly what ``evaluate --json`` and ``POST /evaluate`` print. None of it depends on how the
-job runs, so it lives apart from the job's flow; the job re-exports every name.
+job runs, so it lives apart from the job's flow.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ One code path for ``POST /inference/batch`` (JSON records or an uploaded CSV/xls
 :mod:`~permeability.scoring.rows` parses and checks the rows,
 :mod:`~permeability.scoring.batch` scores them and
 :mod:`~permeability.scoring.batch_reasons` words the reasons (the decision rule is
-:mod:`permeability.scoring.decisions`); the names other modules use are re-exported here.
+:mod:`permeability.scoring.decisions`).
 
 Every input row comes out, in order, with its original values and the added columns
 ``filled``, ``prediction``, ``lower``, ``upper``, ``p_exceed``, ``decision``, ``error`` plus
@@ -30,35 +30,13 @@ from pydantic import BaseModel
 
 from permeability.errors import InvalidInputError, PermeabilityError
 from permeability.io.model_cache import ModelCache
-from permeability.io.predictions.log import PredictionLog, predictions_uri
+from permeability.io.predictions.log import PredictionLog
+from permeability.io.predictions.schema import predictions_uri
 from permeability.io.specs import load_configured_specs
 from permeability.pipelines.base import job_context
-from permeability.pipelines.predict_tables import (
-    SUPPORTED_FILES,
-    jsonable_records,
-    read_table,
-    records_frame,
-    to_csv_text,
-    write_table,
-)
-from permeability.scoring.batch import OUTPUT_COLUMNS, ScoredBatch, score_frame
-from permeability.scoring.rows import INPUT_FIELDS, NUMERIC_FIELDS
+from permeability.pipelines.predict_tables import SUPPORTED_FILES, read_table, write_table
+from permeability.scoring.batch import ScoredBatch, score_frame
 from permeability.settings import Settings
-
-__all__ = [
-    "INPUT_FIELDS",
-    "NUMERIC_FIELDS",
-    "OUTPUT_COLUMNS",
-    "PredictFileResult",
-    "ScoredBatch",
-    "jsonable_records",
-    "predict_file",
-    "read_table",
-    "records_frame",
-    "score_frame",
-    "to_csv_text",
-    "write_table",
-]
 
 STAGE: Final = "predict"
 

@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from permeability.errors import InvalidInputError
 from permeability.io.cells import csv_text, write_csv, write_xlsx
-from permeability.io.sources.base import decode_text, sniff_delimiter
+from permeability.io.sources.csv import decode_text, sniff_delimiter
 from permeability.io.sources.excel import describe_start, reader_reason
 from permeability.scoring.rows import INPUT_FIELDS
 

@@ -97,7 +97,7 @@ def _feature_store_with_data(settings: Settings) -> Any:
     """The feature store, refused while empty: cheaply, before MLflow is even set up."""
     from permeability.errors import EmptyFeatureStoreError
     from permeability.io.feature_store import FeatureStore
-    from permeability.io.registry import describe_uri
+    from permeability.io.mlflow_setup import describe_uri
 
     uri = settings.resolved_feature_store_uri
     feature_store = FeatureStore(uri)
@@ -128,7 +128,7 @@ def _train_reserved(
     started: float,
 ) -> TrainingResult:
     from permeability.modelling.catalogue import AUTO
-    from permeability.modelling.model import train_model
+    from permeability.modelling.training import train_model
 
     log = context.logger
     features = feature_store.read()

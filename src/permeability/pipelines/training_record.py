@@ -230,7 +230,7 @@ class TrainingRecorder:
         return params
 
     def _metrics(self) -> dict[str, float]:
-        from permeability.io.registry import safe_metric_name
+        from permeability.io.tracking import safe_metric_name
 
         metrics = {k: float(v) for k, v in self.outcome.metrics.items()}
         taken = set(metrics)
@@ -314,7 +314,7 @@ class TrainingRecorder:
             shutil.copytree(source, target)
 
     def _metadata(self, created_at: datetime, metrics: Mapping[str, float]) -> dict[str, Any]:
-        from permeability.io.registry import describe_uri
+        from permeability.io.mlflow_setup import describe_uri
 
         outcome, spec = self.outcome, self.spec
         return {

@@ -5,8 +5,8 @@ is it getting worse (error per period, with the coverage of its intervals beside
 intervals be trusted for every film (coverage per structure against the promised level), and
 is it biased for some films (log residuals per structure).
 
-Input is a table of scored rows (``permeability.monitoring.evaluation.SCORED_COLUMNS``). Figures
-are drawn on an Agg canvas without ``pyplot`` (no global state: safe in a server thread).
+Input is a table of scored rows (``permeability.monitoring.scored_rows.SCORED_COLUMNS``).
+Figures are drawn on an Agg canvas without ``pyplot`` (no global state: safe in a server thread).
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
 """Raw lab rows (text, as typed) in; clean records and rejected rows with their reasons out.
 
 Cells are parsed by :mod:`.parsing` (whole columns at a time: a lab export can hold a million
-rows), the record's identity, test and flags come from :mod:`.records`, structure names from
-:mod:`.structures`, and repeats between rows are :mod:`.deduplication`'s job.
+rows), the record's identity, test and flags come from :mod:`.identity`, structure names from
+:mod:`.structures`, and repeats between rows are :mod:`.deduplication`'s job. The rules are the
+declared ones (:mod:`.rules`, :mod:`.dates`), which batch scoring applies too.
 
 A row is rejected, never repaired by guesswork, when a value is impossible or unreadable; the
-reason lists every problem of the row, each naming the column and the value as it was typed.
+reason lists every problem of the row (:mod:`.problems`), each naming the column and the value
+as it was typed.
 The only repairs are the documented ones: missing caliper readings are filled from the other
 readings of the same sample (and counted), and a missing ``CalibreProm`` is computed.
 """
@@ -15,8 +17,8 @@ from __future__ import annotations
 import dataclasses
 import re
 import unicodedata
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
@@ -25,12 +27,12 @@ from numpy.typing import NDArray
 
 from permeability.errors import InvalidInputError
 from permeability.record.calipers import fill_calipers
+from permeability.record.dates import NOT_A_DATE, DatePart, check_date_parts
 from permeability.record.identity import (
     RecordRules,
     assign_test_ids,
     censor_below_limit,
     control_character_problem,
-    dates_from_parts,
     field_text_problem,
     join_key,
     non_product_mask,
@@ -47,11 +49,15 @@ from permeability.record.parsing import (
     parse_dates,
     parse_numbers,
 )
+from permeability.record.problems import Problems
 from permeability.record.rules import (
     IMPUTED_COLUMN,
-    MAX_SAMPLE_ID,
-    MAX_STRUCTURE_LENGTH,
+    NOT_A_SAMPLE_NUMBER,
+    NOT_A_STRUCTURE_NAME,
     RANGE_RULES,
+    absent_required_columns,
+    caliper_mean_problem,
+    not_sample_numbers,
     structure_names_ok,
 )
 from permeability.record.schema import (
@@ -91,7 +97,6 @@ CLEAN_COLUMNS: Final = (
 )
 #: Every column a source may provide (matched by name, or through acquisition.column_map).
 SOURCE_COLUMNS: Final = (*RECORD_COLUMNS, *RECORD_FIELDS, *DATE_PARTS)
-_SHOWN_CHARS: Final = 60
 #: A result written as under a value ("<0.01", "< 0,005", "≤ 0.01").
 _BELOW_SIGN: Final = r"^\s*[<≤]\s*"
 
@@ -149,85 +154,13 @@ def resolve_columns(
 def _require_columns(
     present: set[str], headers: Sequence[str], min_caliper_readings: int, source_label: str
 ) -> None:
-    missing = [c for c in REQUIRED_COLUMNS if c not in present]
-    absent_calipers = [c for c in CALIBRES if c not in present]
-    if len(CALIBRES) - len(absent_calipers) < min_caliper_readings:
-        missing.extend(absent_calipers)
+    missing = absent_required_columns(present, min_caliper_readings, REQUIRED_COLUMNS)
     if missing:
         found = ", ".join(repr(h) for h in headers) or "none"
         raise InvalidInputError(
             f"source {source_label} lacks required column(s) {', '.join(missing)}; "
             f"columns found: {found}"
         )
-
-
-# --------------------------------------------------------------------------- reasons
-
-
-def _shown(value: object) -> str:
-    text = str(value)
-    return repr(text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "…")
-
-
-Describe = Callable[[NDArray[np.intp]], list[str]]
-
-
-@dataclass
-class _Problems:
-    """Every problem found, as a row mask and a way to word it; worded only for rejected rows."""
-
-    n: int
-    items: list[tuple[NDArray[np.bool_], Describe]] = field(default_factory=list)
-
-    def add(self, mask: NDArray[np.bool_], describe: Describe) -> None:
-        if mask.any():
-            self.items.append((mask, describe))
-
-    def value(
-        self,
-        mask: NDArray[np.bool_],
-        column: str,
-        text: pd.Series,
-        detail: str | NDArray[np.object_] | Describe,
-    ) -> None:
-        """A problem with a value: "<column> '<value as typed>' <detail>"."""
-
-        def describe(rows: NDArray[np.intp]) -> list[str]:
-            if callable(detail):
-                details: Sequence[object] = detail(rows)
-            elif isinstance(detail, np.ndarray):
-                details = detail[rows].tolist()
-            else:
-                details = [detail] * len(rows)
-            raw = text.iloc[rows].tolist()
-            return [f"{column} {_shown(v)} {d}" for v, d in zip(raw, details, strict=True)]
-
-        self.add(mask, describe)
-
-    def missing(self, mask: NDArray[np.bool_], column: str, text: pd.Series) -> None:
-        """A required value is absent: empty, or a placeholder such as 'n/a' (then shown)."""
-
-        def describe(rows: NDArray[np.intp]) -> list[str]:
-            raw = text.iloc[rows].str.strip().fillna("").tolist()
-            return [
-                f"{column} {_shown(v)} is missing" if v else f"{column} is missing" for v in raw
-            ]
-
-        self.add(mask, describe)
-
-    def any(self) -> NDArray[np.bool_]:
-        bad = np.zeros(self.n, dtype=bool)
-        for mask, _ in self.items:
-            bad |= mask
-        return bad
-
-    def reasons(self, rows: NDArray[np.intp]) -> list[str]:
-        collected: list[list[str]] = [[] for _ in rows]
-        for mask, describe in self.items:
-            hit = np.flatnonzero(mask[rows])
-            for slot, message in zip(hit, describe(rows[hit]), strict=True):
-                collected[slot].append(message)
-        return ["; ".join(parts) for parts in collected]
 
 
 # --------------------------------------------------------------------------- cleaning
@@ -266,7 +199,7 @@ def clean_records(
     key = resolve_record_key(rules.record_key, list(raw.columns))
     n = len(raw)
     text = {c: _as_text(raw.get(c), n) for c in SOURCE_COLUMNS}
-    problems = _Problems(n)
+    problems = Problems(n)
     # "< 0,01": the lab's own way to write a result under what its instrument reads.
     stated_below = np.array(text[PERMEABILIDAD].str.match(_BELOW_SIGN).fillna(False), dtype=bool)
     wvtr_text = text[PERMEABILIDAD].str.replace(_BELOW_SIGN, "", regex=True)
@@ -288,7 +221,7 @@ def clean_records(
     numbers[PERMEABILIDAD] = dataclasses.replace(numbers[PERMEABILIDAD], values=wvtr)
     for column, rule in RANGE_RULES.items():
         outside = rule.outside(numbers[column].values)
-        problems.value(outside, column, text[column], f"is outside {rule.describe()}")
+        problems.value(outside, column, text[column], rule.problem)
     structures, layers = _normalise_structures(text[ESTRUCTURA], aliases, problems, tokens)
     dates = _test_dates(raw, text, problems, tokens)
     fields = {c: _record_field(c, text[c], problems, tokens) for c in RECORD_FIELDS}
@@ -299,7 +232,7 @@ def clean_records(
         )
     readings, imputed = _calipers(numbers, text, min_caliper_readings, problems)
 
-    bad = problems.any()
+    bad = problems.bad
     keep = ~bad
     clean = pd.DataFrame(
         {
@@ -332,14 +265,12 @@ def clean_records(
     )
 
 
-def _check_sample_ids(ids: NDArray[np.float64], text: pd.Series, problems: _Problems) -> None:
-    with np.errstate(invalid="ignore"):
-        not_whole = (np.mod(ids, 1.0) != 0) | (ids < 0) | (ids > MAX_SAMPLE_ID)
-    problems.value(not_whole & ~np.isnan(ids), MUESTRA, text, "is not a whole number ≥ 0")
+def _check_sample_ids(ids: NDArray[np.float64], text: pd.Series, problems: Problems) -> None:
+    problems.value(not_sample_numbers(ids), MUESTRA, text, NOT_A_SAMPLE_NUMBER)
 
 
 def _normalise_structures(
-    text: pd.Series, aliases: Mapping[str, str], problems: _Problems, tokens: frozenset[str]
+    text: pd.Series, aliases: Mapping[str, str], problems: Problems, tokens: frozenset[str]
 ) -> tuple[NDArray[np.object_], NDArray[np.object_]]:
     """Canonical names and their layers, computed once per distinct spelling."""
     codes, uniques = pd.factorize(text.str.strip())
@@ -356,17 +287,12 @@ def _normalise_structures(
     names = np.array([*canonical, None], dtype=object)[codes]  # code -1 picks the None
     layers = np.array([*(p.layers_text for p in parsed), None], dtype=object)[codes]
     unshaped = ~missing & ~controlled & ~np.r_[structure_names_ok(canonical), True][codes]
-    problems.value(
-        unshaped,
-        ESTRUCTURA,
-        text,
-        f"is not a structure name (needs a letter, at most {MAX_STRUCTURE_LENGTH} characters)",
-    )
+    problems.value(unshaped, ESTRUCTURA, text, NOT_A_STRUCTURE_NAME)
     return np.asarray(names, dtype=object), np.asarray(layers, dtype=object)
 
 
 def _record_field(
-    column: str, text: pd.Series, problems: _Problems, tokens: frozenset[str]
+    column: str, text: pd.Series, problems: Problems, tokens: frozenset[str]
 ) -> NDArray[np.object_]:
     """A free-text record field (record number, reference, analyst): trimmed, or None.
 
@@ -384,38 +310,28 @@ def _record_field(
 
 
 def _test_dates(
-    raw: pd.DataFrame, text: Mapping[str, pd.Series], problems: _Problems, tokens: frozenset[str]
+    raw: pd.DataFrame, text: Mapping[str, pd.Series], problems: Problems, tokens: frozenset[str]
 ) -> _ParsedDates:
     """Fecha as typed; where it is absent, the date from the Año, Mes and Día columns."""
     dates = parse_dates(text[FECHA], tokens)
-    problems.value(
-        dates.invalid, FECHA, text[FECHA], "is not a date (expected YYYY-MM-DD or DD/MM/YYYY)"
-    )
+    problems.value(dates.invalid, FECHA, text[FECHA], NOT_A_DATE)
     if not any(part in raw.columns for part in DATE_PARTS):
         return dates
-    parts = [parse_numbers(text[c], {}, tokens) for c in DATE_PARTS]
-    given = ~np.logical_and.reduce([p.missing for p in parts])
-    todo = dates.missing & given
-    if not todo.any():
+    parsed = {c: parse_numbers(text[c], {}, tokens) for c in DATE_PARTS}
+    parts = {c: DatePart(p.values, ~p.missing, text[c]) for c, p in parsed.items()}
+    if not (dates.missing & np.logical_or.reduce([p.given for p in parts.values()])).any():
         return dates
-    built = dates_from_parts(*(np.where(todo, p.values, np.nan) for p in parts))
-    impossible = todo & np.isnat(built)
-    shown = text[DATE_PARTS[0]] + "/" + text[DATE_PARTS[1]] + "/" + text[DATE_PARTS[2]]
-    problems.value(
-        impossible,
-        "/".join(DATE_PARTS),
-        shown.str.replace("nan", "", regex=False),
-        "is not a date (year/month/day as whole numbers)",
-    )
-    values = np.where(todo & ~impossible, built, dates.values)
-    return dataclasses.replace(dates, values=values, missing=dates.missing & ~todo)
+    built = check_date_parts(parts, problems, where=dates.missing)
+    found = dates.missing & ~np.isnat(built)
+    values = np.where(found, built, dates.values)
+    return dataclasses.replace(dates, values=values, missing=dates.missing & ~found)
 
 
 def _calipers(
     numbers: Mapping[str, _Parsed],
     text: Mapping[str, pd.Series],
     min_readings: int,
-    problems: _Problems,
+    problems: Problems,
 ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """Readings with gaps filled by the mean of the others, CalibreProm last; and the fill count."""
     fill = fill_calipers(
@@ -430,12 +346,12 @@ def _calipers(
         fill.inconsistent,
         CALIBRE_PROM,
         text[CALIBRE_PROM],
-        lambda rows: [f"does not match the mean of the readings ({means[r]:.2f} µm)" for r in rows],
+        lambda rows: [caliper_mean_problem(means[r]) for r in rows],
     )
     return np.column_stack([fill.readings, fill.prom]), fill.n_filled
 
 
-def _rejected_rows(raw: pd.DataFrame, problems: _Problems, rows: NDArray[np.intp]) -> pd.DataFrame:
+def _rejected_rows(raw: pd.DataFrame, problems: Problems, rows: NDArray[np.intp]) -> pd.DataFrame:
     """The rejected rows exactly as read, with where they were and everything wrong with them."""
     original = raw.iloc[rows].reset_index(drop=True)
     values = {c: original[c] for c in original.columns if c != SOURCE_ROW}

@@ -22,19 +22,16 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from permeability.record.identity import (
-    dates_from_parts,
-    field_text_problem,
-    is_non_product,
-    whole_number_text,
-)
+from permeability.record.dates import NOT_A_DATE, DatePart, check_date_parts
+from permeability.record.identity import field_text_problem, is_non_product, whole_number_text
 from permeability.record.parsing import parse_dates
+from permeability.record.problems import Problems, shown
 from permeability.record.schema import (
     ANIO,
     CONSECUTIVO,
@@ -113,12 +110,6 @@ def iso_test_date(value: Any) -> datetime.date:
 # -- whole columns (batch scoring) ------------------------------------------------------------
 
 
-class Problems(Protocol):
-    """Where row problems are collected (``predict_rows._Problems``)."""
-
-    def add(self, mask: NDArray[np.bool_], message: Any) -> None: ...
-
-
 @dataclass(frozen=True)
 class RecordFields:
     """The record fields of a batch, one entry per row (``None`` where absent or bad)."""
@@ -138,30 +129,31 @@ class RecordFields:
 
 def check_record_fields(frame: pd.DataFrame, problems: Problems) -> RecordFields:
     """Parse the optional record columns the frame has; a bad value is a row problem naming
-    the field (a missing one is not: the fields are optional)."""
+    the field (a missing one is not: the fields are optional). Checked in acquisition's order:
+    the date, then the record number and reference."""
     fields = RecordFields.empty(len(frame))
+    fecha = _check_fecha(frame, problems) if FECHA in frame.columns else None
+    parts = (
+        _check_date_parts(frame, problems) if any(p in frame.columns for p in DATE_PARTS) else None
+    )
+    if fecha is not None and parts is not None:
+        stated, built = fecha, parts
+        disagree = ~np.isnat(stated) & ~np.isnat(built) & (stated != built)
+        problems.each(
+            disagree,
+            lambda i: f"{FECHA} {stated[i]} disagrees with {ANIO}/{MES}/{DIA} {built[i]}",
+        )
+        fecha = np.where(np.isnat(stated), built, stated)
+        fecha[disagree] = np.datetime64("NaT")
+    chosen = fecha if fecha is not None else parts
+    if chosen is not None:
+        fields.fecha[:] = chosen
     if CONSECUTIVO in frame.columns:
         _parse_texts(
             frame[CONSECUTIVO], CONSECUTIVO, _file_record_number, fields.consecutivo, problems
         )
     if REFERENCIA in frame.columns:
         _parse_texts(frame[REFERENCIA], REFERENCIA, _file_reference, fields.referencia, problems)
-    fecha = _check_fecha(frame, problems) if FECHA in frame.columns else None
-    parts = (
-        _check_date_parts(frame, problems) if any(p in frame.columns for p in DATE_PARTS) else None
-    )
-    if fecha is not None and parts is not None:
-        both = ~np.isnat(fecha) & ~np.isnat(parts)
-        disagree = both & (fecha != parts)
-        problems.add(
-            disagree,
-            lambda i: f"{FECHA} {fecha[i]} disagrees with {ANIO}/{MES}/{DIA} {parts[i]}",
-        )
-        fecha = np.where(np.isnat(fecha), parts, fecha)
-        fecha[disagree] = np.datetime64("NaT")
-    chosen = fecha if fecha is not None else parts
-    if chosen is not None:
-        fields.fecha[:] = chosen
     return fields
 
 
@@ -218,12 +210,7 @@ def _parse_texts(
         else:
             bad[i] = True
             reasons[i] = problem
-    problems.add(bad, lambda i: f"{name} {_shown(raw[i])} {reasons[i]}")
-
-
-def _shown(value: Any) -> str:
-    text = value if isinstance(value, str) else repr(value)
-    return repr(text[:40]) if isinstance(value, str) else text[:40]
+    problems.each(bad, lambda i: f"{name} {shown(raw[i])} {reasons[i]}")
 
 
 def _check_fecha(frame: pd.DataFrame, problems: Problems) -> NDArray[np.datetime64]:
@@ -236,7 +223,7 @@ def _check_fecha(frame: pd.DataFrame, problems: Problems) -> NDArray[np.datetime
         days[i] = np.datetime64(pd.Timestamp(raw[i]).date(), "D")
     is_text = np.array([isinstance(v, str) for v in raw], dtype=bool)
     other = ~is_date & ~is_text & ~np.array([_missing(v) for v in raw], dtype=bool)
-    problems.add(other, lambda i: f"{FECHA} {_shown(raw[i])} is not a date (expected YYYY-MM-DD)")
+    problems.value(other, FECHA, raw, NOT_A_DATE)
     if is_text.any():
         texts = np.flatnonzero(is_text)
         parsed = parse_dates(pd.Series(raw[texts], dtype="str"))
@@ -245,55 +232,25 @@ def _check_fecha(frame: pd.DataFrame, problems: Problems) -> NDArray[np.datetime
         invalid[texts] = parsed.invalid
         ok = texts[~parsed.invalid & ~parsed.missing]
         days[ok] = values[~parsed.invalid & ~parsed.missing]
-        problems.add(
-            invalid,
-            lambda i: f"{FECHA} {_shown(raw[i])} is not a date (expected YYYY-MM-DD or DD/MM/YYYY)",
-        )
+        problems.value(invalid, FECHA, raw, NOT_A_DATE)
     return days
 
 
 def _check_date_parts(frame: pd.DataFrame, problems: Problems) -> NDArray[np.datetime64]:
-    """``Año``/``Mes``/``Día`` (the real export's three date columns) as one date: all three
-    or none; each a whole number; together a calendar date."""
+    """``Año``/``Mes``/``Día`` (the real export's three date columns) as one date, by the rules
+    of :func:`permeability.record.dates.check_date_parts`."""
     n = len(frame)
-    numbers: dict[str, NDArray[np.float64]] = {}
-    present: dict[str, NDArray[np.bool_]] = {}
+    parts: dict[str, DatePart] = {}
     for name in DATE_PARTS:
         raw = frame[name].to_numpy(dtype=object) if name in frame.columns else np.full(n, None)
         given = np.array([not _missing(v) for v in raw], dtype=bool)
         values = np.full(n, np.nan)
-        bad = np.zeros(n, dtype=bool)
         for i in np.flatnonzero(given):
             whole = _whole_number(raw[i])
-            if whole is None:
-                bad[i] = True
-            else:
+            if whole is not None:
                 values[i] = whole
-        problems.add(
-            bad, lambda i, raw=raw, name=name: f"{name} {_shown(raw[i])} is not a whole number"
-        )
-        numbers[name] = values
-        present[name] = given & ~bad
-    given_any = np.logical_or.reduce([present[p] for p in DATE_PARTS])
-    complete = np.logical_and.reduce([present[p] for p in DATE_PARTS])
-    problems.add(
-        given_any & ~complete,
-        lambda i: (
-            f"{', '.join(p for p in DATE_PARTS if not present[p][i])} missing: "
-            f"a date in {ANIO}/{MES}/{DIA} needs all three"
-        ),
-    )
-    built = dates_from_parts(*(np.where(complete, numbers[p], np.nan) for p in DATE_PARTS))
-    invalid = complete & np.isnat(built)
-    days = built.astype("datetime64[D]")
-    problems.add(
-        invalid,
-        lambda i: (
-            f"{ANIO}/{MES}/{DIA} {numbers[ANIO][i]:g}/{numbers[MES][i]:g}/"
-            f"{numbers[DIA][i]:g} is not a calendar date"
-        ),
-    )
-    return days
+        parts[name] = DatePart(values, given, raw)
+    return check_date_parts(parts, problems).astype("datetime64[D]")
 
 
 def _whole_number(value: Any) -> int | None:

@@ -68,11 +68,8 @@ def run_acquire_job(settings: Settings, args: JobArgs) -> Any:
 def run_evaluate_job(settings: Settings, args: JobArgs) -> Any:
     """Evaluate as ``args`` say (version / all / compare / promote_if_better / since /
     since_days); with nothing new to evaluate, say so and succeed (a quiet night is no failure)."""
-    from permeability.pipelines.evaluation import (
-        NothingToEvaluateError,
-        evaluation_request_from_args,
-        run_evaluation,
-    )
+    from permeability.pipelines.evaluation import NothingToEvaluateError, run_evaluation
+    from permeability.pipelines.evaluation_request import evaluation_request_from_args
 
     request = evaluation_request_from_args(args)
     try:

@@ -1,12 +1,12 @@
 """Several uvicorn workers on one port, each accepting on its own listening socket.
 
 Why: uvicorn's multi-worker mode hands every worker the same listening socket, and the worker
-whose event loop wakes first accepts every connection that is waiting. A client that opens
-its keep-alive connections at once (a load balancer's pool, a load generator) therefore lands
-them all on one worker while the other idles: measured on this 2-core machine kind with 32
-connections, 32/0 in two runs of three (7,100-7,600 req/s, p99 8.8-11.4 ms) against 14/18 in
-the third (13,000 req/s, p99 7.9 ms). With ``SO_REUSEPORT`` each worker listens on a socket of
-its own and Linux spreads new connections over those sockets by a hash of the addresses.
+whose event loop wakes first accepts every connection waiting in it. A client that opens its
+keep-alive connections at once (a load balancer's pool, a load generator) can therefore land
+them all on one worker while the other idles: on an idle 2-core machine, wrk's 32 connections
+went 32/0 in two runs of three (7,100-7,600 req/s, p99 8.8-11.4 ms) against 14/18 in the third
+(13,000 req/s, p99 7.9 ms). With ``SO_REUSEPORT`` each worker listens on a socket of its own
+and Linux spreads new connections over those sockets by a hash of the addresses.
 
 How, without replacing uvicorn's supervisor (worker restarts, signals, health checks): the
 parent binds one socket with ``SO_REUSEPORT`` that never listens (it holds the port, so a
@@ -15,6 +15,43 @@ sockets it is given into each worker it starts; this one unpickles into a *new* 
 to the same address, which uvicorn's server starts listening on once the app's start-up has
 finished, so a worker still loading its model receives no connections. Where the platform has
 no load-balancing ``SO_REUSEPORT`` (not Linux), the workers share one socket as uvicorn does.
+
+What of uvicorn (0.54) this relies on, public names but undocumented behaviour (no attribute
+with a leading underscore is read): ``uvicorn.supervisors.Multiprocess(config, sockets).run()``
+is the supervisor ``uvicorn.run(workers=N)`` itself runs; it gives the sockets to every worker
+it starts or restarts as an argument of a ``spawn`` multiprocessing process, so they are
+pickled (where :class:`PortReservation` takes over); the worker's ``Server`` hands each socket
+to ``loop.create_server(sock=...)`` only after the lifespan start-up, and asyncio calls
+``listen()`` then; ``uvicorn.config.STARTUP_FAILURE`` is the exit status of a failed start. A
+uvicorn release that changes any of these fails ``tests/unit/runtime/test_workers.py`` or
+``tests/e2e/test_serve_workers.py``.
+
+Why no public API instead: uvicorn's own (``run`` or ``Config`` with ``workers``, ``fd``) binds
+one socket in the supervisor that every worker inherits; per-worker sockets were proposed
+upstream but are not released. Gunicorn 27's ``reuse_port`` does bind a socket in each worker
+after the fork, and with ``uvicorn_worker.UvicornWorker`` it spreads connections as well as this
+module at the same CPU per answer (below), but it is not as exact, each checked: a port in use
+makes each worker retry for 5 s and exit 1, which the arbiter restarts for ever (here: the start
+stops at once naming the port); a second service started on the port of a running one silently
+takes half its connections (98/102 answers); a worker listens before its app's start-up, so a
+restarted worker's share of new connections waits for its model; and forked workers are not
+multiprocessing children, so after a ``kill -9`` of the arbiter they serve on as orphans
+(uvicorn's stop: ``exit_with_supervisor`` in ``services/inference/state.py``). Putting those
+back would take as much code around gunicorn as this module, plus two dependencies.
+
+Measured by ``bench/workers.py``: 2 workers, wrk POSTing a sample to ``/inference`` over 32
+keep-alive connections, the five servers running at once and their runs interleaved; three
+runs (3, 3 and 5 rounds) on a 2-core machine that other jobs kept at a load average of 3 to 10,
+so req/s moved up to 3x between rounds of one server: only CPU per answer and the spread of
+connections tell the ways apart. Median of each run; rounds with all 32 connections on one
+worker (and the smaller worker's fewest) over all 11:
+
+    way                                            req/s     p99 ms   CPU us/ans  all 32 on one
+    this module                        1,183/1,774/1,889  108/60/79  358/356/349  0/11 (fewest 9)
+    uvicorn.run(workers=2), one socket   982/1,619/2,039   82/60/60  353/406/321  2/11 (32/0, 31/1)
+    gunicorn+UvicornWorker, one socket 1,497/1,611/2,784   72/52/32  330/348/312  2/11 (32/0 twice)
+    gunicorn+UvicornWorker, reuse_port 1,164/1,464/2,062   72/55/60  358/356/362  0/11 (fewest 7)
+    gunicorn -k asgi, reuse_port         894/1,560/1,543   94/61/59  413/364/423  0/11 (fewest 12)
 """
 
 from __future__ import annotations

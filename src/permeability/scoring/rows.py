@@ -1,18 +1,21 @@
 """Input rows of a batch -> the numbers, structures and per-row errors scoring needs.
 
 Text is read exactly as acquisition reads it (decimal commas, units such as "16.4 µm",
-placeholders such as "n/a" = missing), and missing caliper readings are repaired by the same
-rule (:func:`permeability.record.calipers.fill_calipers`): a lab file acquisition accepts is
-scored the same way. The optional record fields (``CONSECUTIVO``, ``Referencia``, ``Fecha`` or
+placeholders such as "n/a" = missing), the rules are acquisition's declared ones
+(:mod:`permeability.record.rules`: ranges, required fields, ``Muestra``, the caliper mean)
+without the measured result, and missing caliper readings are repaired by the same rule
+(:func:`permeability.record.calipers.fill_calipers`): a lab file acquisition accepts is scored
+the same way. The optional record fields (``CONSECUTIVO``, ``Referencia``, ``Fecha`` or
 ``Año``/``Mes``/``Día``) are checked by :mod:`permeability.record.request_fields`, and a
-structure the version refuses as a non-product is a row error saying so. Every check runs on whole columns; messages are worded only for the
-rows that fail, and every problem of a row is said, each naming the field.
+structure the version does not know, or refuses as a non-product, is a row error saying so.
+Every check runs on whole columns, and problems are collected and worded as acquisition words
+them (:class:`permeability.record.problems.Problems`): only for the rows that fail, every
+problem of a row, each naming the field and the value as sent.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Final
@@ -26,73 +29,40 @@ from permeability.modelling.served import LoadedModel
 from permeability.record.calipers import CaliperFill, fill_calipers
 from permeability.record.identity import control_character_problem
 from permeability.record.parsing import UNITS, parse_numbers
+from permeability.record.problems import Problems, shown
 from permeability.record.request_fields import (
     RecordFields,
     check_record_fields,
     non_product,
     non_product_message,
 )
+from permeability.record.rules import (
+    INPUT_RANGE_RULES,
+    NOT_A_SAMPLE_NUMBER,
+    NOT_A_STRUCTURE_NAME,
+    REQUIRED_INPUTS,
+    absent_required_columns,
+    caliper_mean_problem,
+    not_sample_numbers,
+)
 from permeability.record.schema import (
     CALIBRE_PROM,
     CALIBRES,
-    CALIPER_RANGE_UM,
     ESTRUCTURA,
     GRADOS_C,
-    HUMIDITY_RANGE_PCT,
+    INPUT_COLUMNS,
     MUESTRA,
     PORC_HUMEDAD,
-    TEMPERATURE_RANGE_C,
-    caliper_mean_tolerance,
 )
 
 FloatArray = NDArray[np.float64]
 
 #: The seed's request fields: the columns scoring reads (files may lack the optional ones).
-INPUT_FIELDS: Final = (MUESTRA, GRADOS_C, PORC_HUMEDAD, ESTRUCTURA, *CALIBRES, CALIBRE_PROM)
-NUMERIC_FIELDS: Final = (GRADOS_C, PORC_HUMEDAD, *CALIBRES, CALIBRE_PROM)
-#: Same default as acquisition, so both accept the same rows unless configured apart.
-#: (low, high, low bound exclusive) per numeric field, from record/schema.py.
-RANGES: Final[Mapping[str, tuple[float, float, bool]]] = {
-    GRADOS_C: (*TEMPERATURE_RANGE_C, False),
-    PORC_HUMEDAD: (*HUMIDITY_RANGE_PCT, True),
-    **{c: (*CALIPER_RANGE_UM, True) for c in (*CALIBRES, CALIBRE_PROM)},
-}
-UNITS_TEXT: Final = {
-    GRADOS_C: "°C",
-    PORC_HUMEDAD: "% RH",
-    **{c: "µm" for c in (*CALIBRES, CALIBRE_PROM)},
-}
-#: Fields that may be absent from a file: a caliper the fill rule can do without, the mean.
-_CALIPER_FIELDS: Final = (*CALIBRES, CALIBRE_PROM)
-
-
-class _Problems:
-    """Per-row messages, collected check by check (work only for the rows that fail)."""
-
-    def __init__(self, n: int) -> None:
-        self.messages: list[list[str] | None] = [None] * n
-        self.bad = np.zeros(n, dtype=bool)
-
-    def add(self, mask: NDArray[np.bool_], message: Callable[[int], str]) -> None:
-        if not mask.any():
-            return
-        for i in np.flatnonzero(mask):
-            entry = self.messages[i]
-            if entry is None:
-                entry = self.messages[i] = []
-            entry.append(message(int(i)))
-        self.bad |= mask
-
-    def texts(self) -> NDArray[np.object_]:
-        texts = np.full(len(self.messages), "", dtype=object)
-        for i in np.flatnonzero(self.bad):
-            texts[i] = "; ".join(self.messages[i] or ())
-        return texts
-
-
-def as_text(value: Any) -> str:
-    """A value as a message shows it: text as typed, anything else as its repr."""
-    return value if isinstance(value, str) else repr(value)
+INPUT_FIELDS: Final = (MUESTRA, *INPUT_COLUMNS)
+#: The numeric ones, each with its declared range.
+NUMERIC_FIELDS: Final = tuple(INPUT_RANGE_RULES)
+_IS_NOT_TEXT: Final = "is not text"
+_NOT_A_NUMBER: Final = "is not a number"
 
 
 # -- numbers ----------------------------------------------------------------------------------
@@ -121,7 +91,7 @@ def _parse_numeric(column: pd.Series, name: str) -> _Numbers:
     n = len(column)
     if pd.api.types.is_bool_dtype(column.dtype):
         return _Numbers(
-            np.full(n, np.nan), np.zeros(n, dtype=bool), np.full(n, "is not a number", dtype=object)
+            np.full(n, np.nan), np.zeros(n, dtype=bool), np.full(n, _NOT_A_NUMBER, dtype=object)
         )
     if pd.api.types.is_numeric_dtype(column.dtype):
         values = column.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -151,7 +121,7 @@ def _parse_mixed(column: pd.Series, name: str) -> _Numbers:
         values[texts] = parsed.values
         missing[texts] = parsed.missing
         problem[texts] = parsed.problem
-    problem[kinds == _OTHER] = "is not a number"
+    problem[kinds == _OTHER] = _NOT_A_NUMBER
     return _Numbers(values, missing, problem)
 
 
@@ -177,46 +147,34 @@ def _kind(value: Any) -> int:
     return _OTHER
 
 
-def _check_range(name: str, parsed: _Numbers, problems: _Problems) -> None:
-    low, high, exclusive = RANGES[name]
-    values = parsed.values
-    with np.errstate(invalid="ignore"):
-        below = values <= low if exclusive else values < low
-        bad = parsed.usable & (below | (values > high) | ~np.isfinite(values))
-    opening = "(" if exclusive else "["
-    unit = UNITS_TEXT[name]
-    problems.add(
-        bad,
-        lambda i: f"{name} must be in {opening}{low:g}, {high:g}] {unit}, got {values[i]:g}",
+def _check_values(frame: pd.DataFrame, problems: Problems) -> dict[str, _Numbers]:
+    """Muestra and the numeric fields parsed, checked in acquisition's order (so one file gets
+    the same reasons from both): values that are no number, required values absent (missing
+    readings are the fill rule's business), Muestra no whole number, numbers out of range."""
+    parsed = {name: _parse_numeric(frame[name], name) for name in (MUESTRA, *NUMERIC_FIELDS)}
+    for name, numbers in parsed.items():
+        if numbers.unreadable.any():
+            problems.value(numbers.unreadable, name, frame[name], numbers.problem)
+    for name in REQUIRED_INPUTS:
+        if name in parsed:
+            problems.missing(parsed[name].missing, name, frame[name])
+    muestra = parsed[MUESTRA]
+    problems.value(
+        muestra.usable & not_sample_numbers(muestra.values),
+        MUESTRA,
+        frame[MUESTRA],
+        NOT_A_SAMPLE_NUMBER,
     )
-
-
-def _report_missing(name: str, parsed: _Numbers, problems: _Problems) -> None:
-    problems.add(parsed.missing, lambda i: f"{name} is missing")
-
-
-def _report_unreadable(name: str, column: pd.Series, parsed: _Numbers, problems: _Problems) -> None:
-    if parsed.unreadable.any():
-        raw = column.to_numpy(dtype=object)
-        problems.add(parsed.unreadable, lambda i: f"{name} {as_text(raw[i])} {parsed.problem[i]}")
-
-
-def _check_muestra(column: pd.Series, problems: _Problems) -> FloatArray:
-    parsed = _parse_numeric(column, MUESTRA)
-    _report_missing(MUESTRA, parsed, problems)
-    _report_unreadable(MUESTRA, column, parsed, problems)
-    values = parsed.values
-    with np.errstate(invalid="ignore"):
-        whole = (values >= 0) & (values <= 2**53) & (np.floor(values) == values)
-    problems.add(
-        parsed.usable & ~whole,
-        lambda i: f"{MUESTRA} must be a whole number ≥ 0, got {values[i]:g}",
-    )
-    return values
+    for name, rule in INPUT_RANGE_RULES.items():
+        numbers = parsed[name]
+        problems.value(
+            numbers.usable & rule.outside(numbers.values), name, frame[name], rule.problem
+        )
+    return parsed
 
 
 def _fill_calipers(
-    parsed: dict[str, _Numbers], min_readings: int, problems: _Problems
+    parsed: dict[str, _Numbers], stated: pd.Series, min_readings: int, problems: Problems
 ) -> CaliperFill:
     """Acquisition's repair: gaps get the mean of the usable readings; too few is an error."""
     fill = fill_calipers(
@@ -225,15 +183,13 @@ def _fill_calipers(
         parsed[CALIBRE_PROM].values,
         min_readings,
     )
-    problems.add(fill.too_few, fill.shortfall)
-    stated = parsed[CALIBRE_PROM].values
+    problems.each(fill.too_few, fill.shortfall)
     means = fill.readings_mean
-    problems.add(
+    problems.value(
         fill.inconsistent,
-        lambda i: (
-            f"{CALIBRE_PROM} {stated[i]:g} is inconsistent with the mean of the readings "
-            f"{means[i]:.2f} (tolerance ± {caliper_mean_tolerance(means[i]):.2f} µm)"
-        ),
+        CALIBRE_PROM,
+        stated,
+        lambda rows: [caliper_mean_problem(means[r]) for r in rows],
     )
     return fill
 
@@ -272,38 +228,42 @@ class _Structures:
     categories: list[str]  # distinct canonical names
 
 
-def _structures(column: pd.Series, loaded: LoadedModel, problems: _Problems) -> _Structures:
+def _structures(column: pd.Series, loaded: LoadedModel, problems: Problems) -> _Structures:
     """Canonical names (normalised once per distinct spelling); unknown ones are row errors."""
     try:
         raw_codes, uniques = pd.factorize(column, use_na_sentinel=True)
     except TypeError:  # a list or an object in a JSON record: not text, like any other non-str
         raw_codes, uniques = pd.factorize(column.map(_hashable), use_na_sentinel=True)
     canonical: list[str | None] = []
-    controls: list[str | None] = []  # acquisition's record text rule, same words
+    blank: list[bool] = []
+    details: list[str | None] = []  # what is wrong with the value, in acquisition's words
     for raw in uniques:
-        control = control_character_problem(raw.strip()) if isinstance(raw, str) else None
-        controls.append(control)
-        if not isinstance(raw, str) or not raw.strip() or control is not None:
-            canonical.append(None)
-            continue
-        canonical.append(loaded.model.features.canonical_structure(raw))
+        text = raw.strip() if isinstance(raw, str) else None
+        name = None
+        if text is None:
+            detail: str | None = _IS_NOT_TEXT
+        else:
+            detail = control_character_problem(text) if text else None
+            if text and detail is None:
+                name = loaded.model.features.canonical_structure(raw)
+                detail = None if name else NOT_A_STRUCTURE_NAME  # no layer, no letter: '///'
+        canonical.append(name or None)
+        blank.append(text == "")
+        details.append(detail)
+    problems.missing(np.array([*blank, True])[raw_codes], ESTRUCTURA, column)
+    detail_of = np.array([*details, None], dtype=object)[raw_codes]
+    problems.value(np.asarray(pd.notna(detail_of)), ESTRUCTURA, column, detail_of)
     categories = sorted({name for name in canonical if name is not None})
     position = {name: i for i, name in enumerate(categories)}
     remap = np.array([position.get(name, -1) if name else -1 for name in canonical] + [-1])
     codes = remap[raw_codes]  # raw code -1 (missing) picks the trailing -1
-    controlled = np.array([c is not None for c in controls] + [False], dtype=bool)[raw_codes]
-    problems.add(
-        controlled,
-        lambda i: f"{ESTRUCTURA} {uniques[raw_codes[i]]!r} {controls[raw_codes[i]]}",
-    )
-    problems.add((codes < 0) & ~controlled, lambda i: f"{ESTRUCTURA} is missing or not text")
     # Non-products first, and never also called unknown: "not a product" is the reason.
     patterns = loaded.model.non_product
     refused = np.array(
         [bool(patterns) and non_product(name, patterns) for name in categories] + [False],
         dtype=bool,
     )
-    problems.add(
+    problems.each(
         refused[codes],
         lambda i: non_product_message(uniques[raw_codes[i]], categories[codes[i]]),
     )
@@ -318,10 +278,10 @@ def _structures(column: pd.Series, loaded: LoadedModel, problems: _Problems) -> 
         dtype=bool,
     )
     listed = ", ".join(sorted(known))
-    problems.add(
+    problems.each(
         unknown[codes],
         lambda i: (
-            f"{ESTRUCTURA} {as_text(uniques[raw_codes[i]])} ({categories[codes[i]]}) is not "
+            f"{ESTRUCTURA} {shown(uniques[raw_codes[i]])} ({categories[codes[i]]}) is not "
             f"known to version {loaded.version} and is not a laminate of known layers whose "
             f"family the version learnt; known structures: {listed}"
         ),
@@ -362,17 +322,11 @@ class CheckedRows:
 def check_rows(frame: pd.DataFrame, loaded: LoadedModel, min_readings: int) -> CheckedRows:
     """Parse and check every row of ``frame`` (which has every column of INPUT_FIELDS)."""
     n = len(frame)
-    problems = _Problems(n)
-    muestra = _check_muestra(frame[MUESTRA], problems)
-    parsed = {name: _parse_numeric(frame[name], name) for name in NUMERIC_FIELDS}
-    for name in NUMERIC_FIELDS:
-        if name not in _CALIPER_FIELDS:  # missing readings are the fill rule's business
-            _report_missing(name, parsed[name], problems)
-        _report_unreadable(name, frame[name], parsed[name], problems)
-        _check_range(name, parsed[name], problems)
-    fill = _fill_calipers(parsed, min_readings, problems)
+    problems = Problems(n)
+    parsed = _check_values(frame, problems)
     structures = _structures(frame[ESTRUCTURA], loaded, problems)
     record_fields = check_record_fields(frame, problems)
+    fill = _fill_calipers(parsed, frame[CALIBRE_PROM], min_readings, problems)
     numbers = {
         GRADOS_C: parsed[GRADOS_C].values,
         PORC_HUMEDAD: parsed[PORC_HUMEDAD].values,
@@ -383,7 +337,7 @@ def check_rows(frame: pd.DataFrame, loaded: LoadedModel, min_readings: int) -> C
     filled_codes, filled_texts = _filled_notes(fill, valid)
     return CheckedRows(
         numbers,
-        muestra,
+        parsed[MUESTRA].values,
         structures.codes,
         structures.categories,
         problems.texts(),
@@ -408,21 +362,21 @@ def with_required_columns(
     if not absent:
         return frame
     if missing_columns == "refuse":
-        _refuse_unscorable_file(frame, absent, min_readings)
+        _refuse_unscorable_file(frame, min_readings)
     completed = frame.copy()
     for column in absent:
         completed[column] = None
     return completed
 
 
-def _refuse_unscorable_file(frame: pd.DataFrame, absent: list[str], min_readings: int) -> None:
-    absent_readings = [c for c in CALIBRES if c in absent]
-    fatal = [c for c in absent if c not in _CALIPER_FIELDS]
-    needed = ""
-    if len(CALIBRES) - len(absent_readings) < min_readings:
-        fatal.extend(absent_readings)
-        needed = f" (at least {min_readings} of {', '.join(CALIBRES)} needed)"
+def _refuse_unscorable_file(frame: pd.DataFrame, min_readings: int) -> None:
+    fatal = absent_required_columns(set(frame.columns), min_readings, REQUIRED_INPUTS)
     if fatal:
+        needed = (
+            f" (at least {min_readings} of {', '.join(CALIBRES)} needed)"
+            if any(c in CALIBRES for c in fatal)
+            else ""
+        )
         raise InvalidInputError(
             f"input lacks column(s) {', '.join(fatal)}{needed}; found: "
             f"{', '.join(map(str, frame.columns)) or 'none'}"

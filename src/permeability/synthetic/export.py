@@ -6,7 +6,8 @@ row is one *replicate* of a test (``Muestra`` = 1, 2, sometimes 3–4), identifi
 reference films or unreported materials; foil laminates read at the detection limit (some
 exactly 0); most structures are laminates written layer by layer, with a long tail of rare
 ones. Acquisition, training and evaluation must cope with exactly that, so the generator
-writes it, from the same materials and law as the seed layout (``synthetic_physics.py``).
+writes it, from the same materials and law as the seed layout
+(:mod:`permeability.synthetic.physics`).
 
 A *test* is one film under one set of conditions: its replicates share the date, reference,
 structure, conditions, gauge and lot, and differ only by specimen and instrument noise. Every
@@ -38,38 +39,22 @@ from permeability.record.schema import (
     MUESTRA,
     PERMEABILIDAD,
     PORC_HUMEDAD,
+    REAL_EXPORT_COLUMNS,
+    REAL_EXPORT_EMPTY_COLUMNS,
     REFERENCIA,
 )
-from permeability.synthetic.generator import (
-    PHYSICS_PERMEABILITY,
-    TRUE_PERMEABILITY,
-    MessSpec,
-    generate_lab_data,
-)
+from permeability.synthetic.generator import generate_lab_data
 from permeability.synthetic.lab import (
-    EMPTY_COLUMNS,
     FILM,
-    REAL_COLUMNS,
     TEST,
     Tests,
     draw_tests,
     measure_replicates,
     spell_structures,
 )
+from permeability.synthetic.mess import MessSpec
 from permeability.synthetic.physics import FloatArray, IntArray, law, named_streams
-
-__all__ = [
-    "CALIBRE_PROM_REAL",
-    "EMPTY_COLUMNS",
-    "FILM",
-    "LAYOUTS",
-    "REAL_COLUMNS",
-    "TEST",
-    "ExportSpec",
-    "Layout",
-    "generate_lab_export",
-    "generate_real_export",
-]
+from permeability.synthetic.truth import PHYSICS_PERMEABILITY, TRUE_PERMEABILITY
 
 Layout = Literal["real", "seed"]
 #: ``real``: the seed lab's export (the default); ``seed``: the seed's record (Muestra as id).
@@ -213,12 +198,14 @@ def generate_real_export(
             PORC_HUMEDAD: tests.humidity[per_row],
             PERMEABILIDAD: np.round(measured, REPORTED_DECIMALS),
             INSTRUMENTISTA: pd.Series(tests.analyst[per_row], dtype="str"),
-            **{name: pd.Series([None] * rows, dtype=object) for name in EMPTY_COLUMNS},
+            **{name: pd.Series([None] * rows, dtype=object) for name in REAL_EXPORT_EMPTY_COLUMNS},
         }
     )
     if with_truth:
         _add_truth(frame, tests, mean.to_numpy(dtype=np.float64))
-    return frame[[*REAL_COLUMNS, *(c for c in frame.columns if c not in REAL_COLUMNS)]]
+    return frame[
+        [*REAL_EXPORT_COLUMNS, *(c for c in frame.columns if c not in REAL_EXPORT_COLUMNS)]
+    ]
 
 
 def _add_truth(frame: pd.DataFrame, tests: Tests, recorded_mean: FloatArray) -> None:

@@ -1,6 +1,6 @@
 """The tests behind the real layout: who and what was tested, when, under which conditions.
 
-Split from ``synthetic_export.py`` (which lays the rows out): here a *test* is drawn once (its
+:mod:`permeability.synthetic.export` lays the rows out; here a *test* is drawn once (its
 label, the film really measured, conditions, gauge, lot, date, reference and analyst) and its
 replicates are measured from it, so replicates can only differ by specimen and instrument
 noise. Shares marked "real" are measured on the seed lab's export; the rest are estimates
@@ -17,11 +17,7 @@ from typing import TYPE_CHECKING, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from permeability.record.schema import (
-    CALIBRES,
-    REAL_EXPORT_COLUMNS,
-    REAL_EXPORT_EMPTY_COLUMNS,
-)
+from permeability.record.schema import CALIBRES
 from permeability.record.structures import normalise_structure
 from permeability.synthetic.catalogue import (
     REAL_PRODUCT_ROWS,
@@ -42,9 +38,6 @@ from permeability.synthetic.physics import (
 if TYPE_CHECKING:
     from permeability.synthetic.export import ExportSpec
 
-#: The real layout's columns (defined once, in record/schema.py).
-EMPTY_COLUMNS: Final = REAL_EXPORT_EMPTY_COLUMNS
-REAL_COLUMNS: Final = REAL_EXPORT_COLUMNS
 #: Truth columns of the real layout (benchmarks only; exports drop ``_`` columns).
 FILM: Final = "_film"
 TEST: Final = "_test"

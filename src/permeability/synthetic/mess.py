@@ -1,9 +1,9 @@
 """The seed layout's mess: the quirks of a hand-kept lab sheet, applied to generated samples.
 
-Split from ``synthetic.py`` (which draws the samples): each quirk hits an independent random
-share of rows and records itself in a bit mask, so benchmarks can tell touched rows from clean
-ones (``_quirks``) and the noise floor is measured on untouched rows only. Rates and examples:
-``docs/data.md``, "The messy export".
+The samples are drawn by :mod:`permeability.synthetic.sampling`; each quirk hits an
+independent random share of rows and records itself in a bit mask, so benchmarks can tell
+touched rows from clean ones (``_quirks``) and the noise floor is measured on untouched rows
+only. Rates and examples: ``docs/data.md``, "The messy export".
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from permeability.record.schema import (
     PORC_HUMEDAD,
 )
 from permeability.synthetic.catalogue import spelling_variants
+from permeability.synthetic.sampling import Samples
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -61,45 +62,6 @@ class MessSpec:
     def none(cls) -> MessSpec:
         """A tidy export: numeric columns, canonical names, one row per measurement."""
         return cls(**{item.name: 0.0 for item in fields(cls)})
-
-
-@dataclass
-class Samples:
-    """Column arrays of the generated samples (numeric until the mess turns some into text)."""
-
-    muestra: IntArray
-    codes: IntArray
-    temperature: FloatArray
-    humidity: FloatArray
-    readings: FloatArray  # (n, 5)
-    mean_caliper: FloatArray
-    measured: FloatArray
-    day: IntArray
-    true_wvtr: FloatArray
-    sample_wvtr: FloatArray  # true · lot: what a re-measurement measures again
-
-    def take(self, rows: IntArray) -> Samples:
-        return Samples(
-            self.muestra[rows],
-            self.codes[rows],
-            self.temperature[rows],
-            self.humidity[rows],
-            self.readings[rows],
-            self.mean_caliper[rows],
-            self.measured[rows],
-            self.day[rows],
-            self.true_wvtr[rows],
-            self.sample_wvtr[rows],
-        )
-
-    @staticmethod
-    def concat(first: Samples, second: Samples) -> Samples:
-        return Samples(
-            *(
-                np.concatenate([getattr(first, f.name), getattr(second, f.name)])
-                for f in fields(Samples)
-            )
-        )
 
 
 QUIRK_NAMES: Final = (

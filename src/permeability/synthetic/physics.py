@@ -1,9 +1,9 @@
 """The synthetic generator's materials and the permeation law it samples from.
 
-Split from ``synthetic.py`` so both layouts of the generator (the seed's record and the lab's
-real export, ``synthetic_export.py``) draw on one table of materials and one law: a laminate's
-value then means the same thing whichever layout writes it. Values, sources and which ones are
-estimates: ``docs/data.md``.
+Both layouts of the generator (the seed's record, :mod:`permeability.synthetic.generator`, and
+the lab's real export, :mod:`permeability.synthetic.export`) draw on one table of materials and
+one law: a laminate's value then means the same thing whichever layout writes it. Values,
+sources and which ones are estimates: ``docs/data.md``.
 """
 
 from __future__ import annotations

@@ -1,13 +1,19 @@
-"""Prediction-log rows and a log made of many small commits, for the compaction tests."""
+"""Prediction-log rows, a log made of many small commits, and a log from before the record fields."""
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
 
-from permeability.io.predictions.log import PredictionLog, predictions_uri, read_predictions
+from permeability.io.predictions.log import PredictionLog
+from permeability.io.predictions.reader import read_predictions
+from permeability.io.predictions.schema import RECORD_COLUMNS, SCHEMA, predictions_uri
+from permeability.io.predictions.writer import TABLE_CONFIGURATION
 
 
 def log_row(i: int) -> dict[str, Any]:
@@ -58,3 +64,52 @@ def sorted_log(feature_store_uri: str) -> pd.DataFrame:
 def data_files(feature_store_uri: str) -> set[str]:
     """Parquet files stored in the log's folder, referenced or not."""
     return {p.name for p in Path(predictions_uri(feature_store_uri)).glob("*.parquet")}
+
+
+def served_row(i: int, **overrides: Any) -> dict[str, Any]:
+    """One served prediction with the record fields; ``overrides`` replace values."""
+    row: dict[str, Any] = {
+        "timestamp": 1_767_225_600.0 + i,  # 2026-01-01T00:00:00Z + i s
+        "request_id": f"r-{i}",
+        "endpoint": "single",
+        "version": "0.1",
+        "Muestra": i,
+        "Grados_C": 38.0,
+        "Porc_Humedad": 90.0,
+        "Estructura": "bopp ",
+        "structure": "BOPP",
+        "Calibre1": 21.0,
+        "Calibre2": 21.0,
+        "Calibre3": 21.0,
+        "Calibre4": 21.0,
+        "Calibre5": 21.0,
+        "CalibreProm": 21.0,
+        "prediction": 5.5,
+        "lower": 4.5,
+        "upper": 6.5,
+        "level": 0.9,
+        "spec_limit": 6.0,
+        "p_exceed": 0.2,
+        "decision": "retest",
+        "latency_ms": 0.3,
+        "CONSECUTIVO": f"C-{i}",
+        "Referencia": "REF-1",
+        "Fecha": datetime.date(2026, 1, 2),
+    }
+    row.update(overrides)
+    return row
+
+
+def old_log(tmp_path: Path, rows: int) -> str:
+    """A log as the release before issue 11 wrote it: its schema without the record fields."""
+    old_schema = pa.schema([f for f in SCHEMA if f.name not in RECORD_COLUMNS])
+    old_rows = [
+        {k: v for k, v in served_row(i).items() if k not in RECORD_COLUMNS} for i in range(rows)
+    ]
+    for row in old_rows:
+        row["timestamp"] = pd.Timestamp(row["timestamp"], unit="s", tz="UTC")
+    table = pa.Table.from_pylist(old_rows, schema=old_schema)
+    uri = predictions_uri(str(tmp_path))
+    write_deltalake(uri, table, mode="append", configuration=TABLE_CONFIGURATION)
+    assert "CONSECUTIVO" not in DeltaTable(uri).schema().to_arrow().names  # type: ignore[attr-defined]
+    return uri

@@ -33,7 +33,9 @@ from permeability.monitoring.evaluation import (
     evaluate_scored,
 )
 from permeability.settings import Settings
-from permeability.synthetic.generator import DriftSpec, MessSpec, generate_lab_data
+from permeability.synthetic.generator import generate_lab_data
+from permeability.synthetic.mess import MessSpec
+from permeability.synthetic.sampling import DriftSpec
 
 TRAINING_RUN = "0123456789abcdef0123456789abcdef"
 SINCE = datetime(2026, 1, 1)

@@ -13,7 +13,8 @@ import pytest
 from permeability.errors import InvalidInputError
 from permeability.io.exports import SQLITE_TABLE, export_format, write_lab_export
 from permeability.record.schema import CALIBRES, ESTRUCTURA, GRADOS_C, MUESTRA, RECORD_COLUMNS
-from permeability.synthetic.generator import MessSpec, generate_lab_data
+from permeability.synthetic.generator import generate_lab_data
+from permeability.synthetic.mess import MessSpec
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -141,57 +140,6 @@ def test_duckdb_queries_see_pca_columns_and_old_versions(loaded: FeatureStore) -
 def test_duckdb_queries_cannot_touch_files(loaded: FeatureStore) -> None:
     with pytest.raises(InvalidInputError, match="query failed"):
         loaded.query("SELECT * FROM read_csv('/etc/hostname')")
-
-
-def _stopped_before_the_commit(*_: object, **__: object) -> None:
-    """In place of delta-rs's commit: the data files are written, the commit never comes."""
-    raise RuntimeError("load stopped after writing data files, before the commit")
-
-
-def test_a_load_stopped_before_its_commit_leaves_the_store_as_it_was(
-    loaded: FeatureStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    before = loaded.read()
-    monkeypatch.setattr(DeltaTable, "create_write_transaction", _stopped_before_the_commit)
-    with pytest.raises(RuntimeError, match="before the commit"):
-        loaded.commit(
-            samples([3, 50], permeability=1.0),
-            replaced=["3"],
-            pca=before.pca,
-            metadata={"run_id": "run-x"},
-        )
-    monkeypatch.undo()
-    after = loaded.read()
-    assert after.version == before.version
-    assert after.data_hash == before.data_hash
-    parquet_files = list(Path(loaded.table_uri).glob("*.parquet"))
-    assert len(parquet_files) > len(DeltaTable(loaded.table_uri).file_uris())  # orphans exist
-    assert loaded.commit(samples([50]), replaced=[], pca=before.pca, metadata={"run_id": "r"}) == 1
-
-
-def test_a_first_load_stopped_before_its_commit_leaves_no_table(
-    store: FeatureStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(
-        "permeability.io.feature_store.create_table_with_add_actions", _stopped_before_the_commit
-    )
-    first = samples(range(1, 5))
-    with pytest.raises(RuntimeError):
-        store.commit(first, replaced=[], pca=pca_of(first), metadata={"run_id": "r"})
-    assert store.current_version() is None
-
-
-def test_pca_artifacts_are_saved_with_the_version(loaded: FeatureStore) -> None:
-    pca = loaded.pca(0)
-    folder = Path(loaded.save_pca_artifacts(0, pca))
-    assert folder == Path(loaded.uri) / "pca" / "v0"
-    table = pd.read_csv(folder / "explained_variance.csv")
-    assert table["explained_variance_ratio"].tolist() == pytest.approx(
-        list(pca.explained_variance_ratio)
-    )
-    assert json.loads((folder / "explained_variance.json").read_text())[0]["component"] == 1
-    assert CaliperPCA.from_dict(json.loads((folder / "pca.json").read_text())) == pca
-    assert (folder / "explained_variance.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_a_compaction_by_another_engine_keeps_the_pca_of_the_data(loaded: FeatureStore) -> None:

@@ -184,7 +184,8 @@ def test_a_champion_missing_from_this_store_is_listed_as_unavailable(
 def test_the_registry_resolver_follows_mlflow_aliases(settings: Settings, tmp_path: Path) -> None:
     """The real resolver against an embedded MLflow registry (no model store needed)."""
     from permeability.io.model_cache import registry_champion_resolver
-    from permeability.io.registry import CHAMPION_ALIAS, LABEL_TAG, REGISTERED_MODEL_NAME, Registry
+    from permeability.io.registry import CHAMPION_ALIAS, LABEL_TAG, Registry
+    from permeability.io.tracking import REGISTERED_MODEL_NAME
 
     registry = Registry.from_settings(settings)
     registry.setup()

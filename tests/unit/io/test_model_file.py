@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from permeability.io.model_file import MOVED_MODULES, load_model_file, save_model_file
-from permeability.modelling.model import PermeabilityModel
+from permeability.modelling.predictor import PermeabilityModel
 from tests.unit.services.inference_support import tiny_model
 
 BEFORE = Path(__file__).with_name("models_before_layout")

@@ -1,27 +1,15 @@
-"""The MLflow adapter on an embedded SQLite store: runs, registration by label, the alias."""
+"""The MLflow registry on an embedded SQLite store: registration by label, the alias."""
 
 from __future__ import annotations
 
-import os
 import threading
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from permeability.errors import ConflictError, InvalidInputError, NotFoundError
-from permeability.io.registry import (
-    CHAMPION_ALIAS,
-    LABEL_TAG,
-    Registry,
-    RegistryConfig,
-    describe_uri,
-    import_mlflow,
-    is_remote_tracking,
-    mlflow_ui_command,
-    safe_metric_name,
-)
+from permeability.errors import ConflictError, NotFoundError
+from permeability.io.registry import CHAMPION_ALIAS, LABEL_TAG, Registry
 from permeability.settings import Settings
 
 
@@ -49,69 +37,6 @@ def _registered(registry: Registry, tmp_path: Path, label: str) -> tuple[str, st
     version = registry.register(model_id=model_id, run_id=run_id, tags={LABEL_TAG: label})
     registry.finish_run(run_id)
     return run_id, version.version
-
-
-def test_embedded_defaults_put_everything_under_the_home(settings: Settings) -> None:
-    config = RegistryConfig.from_settings(settings)
-
-    assert config.tracking_uri == f"sqlite:///{settings.paths.mlflow_db}"
-    assert config.artifact_location == settings.paths.mlflow_artifacts.as_uri()
-    assert config.lock_file.parent == settings.paths.mlflow_db.parent
-
-
-def test_a_tracking_server_decides_where_artifacts_go(
-    monkeypatch: pytest.MonkeyPatch, home: Path
-) -> None:
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
-    config = RegistryConfig.from_settings(Settings(home=home))
-
-    assert config.tracking_uri == "http://127.0.0.1:5999"
-    assert config.artifact_location is None
-
-
-def test_setup_creates_the_experiment_and_the_registered_model(registry: Registry) -> None:
-    client = registry.client
-    experiment = client.get_experiment_by_name("permeability")
-
-    assert experiment is not None
-    assert experiment.artifact_location == registry.config.artifact_location
-    assert client.get_registered_model("permeability").name == "permeability"
-    assert registry.setup() == experiment.experiment_id  # idempotent
-
-
-def test_telemetry_is_off_once_mlflow_is_imported() -> None:
-    import_mlflow()
-    assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "true"
-
-
-def test_a_run_keeps_params_metrics_tags_and_artifacts(registry: Registry, tmp_path: Path) -> None:
-    run_id = registry.start_run(run_name="r", tags={"feature_set_version": "3"}, start_time_ms=1)
-    registry.log_run_data(
-        run_id,
-        params={"model": "Ridge", "cv": None, "long": "x" * 7000},
-        metrics={"mae": 1.25, "mae_PET_LDPE": 0.5},
-        tags={"data_hash": "abc"},
-    )
-    (tmp_path / "plots").mkdir()
-    (tmp_path / "plots" / "a.png").write_bytes(b"png")
-    registry.log_artifacts(run_id, tmp_path / "plots", "plots")
-    registry.finish_run(run_id)
-
-    run = registry.get_run(run_id)
-    assert run.status == "FINISHED"
-    assert run.params["model"] == "Ridge"
-    assert run.params["cv"] == "None"
-    assert len(run.params["long"]) == 6000
-    assert run.metrics == {"mae": 1.25, "mae_PET_LDPE": 0.5}
-    assert run.tags["feature_set_version"] == "3"
-    assert run.tags["data_hash"] == "abc"
-    assert registry.list_artifacts(run_id) == ["plots/a.png"]
-
-
-def test_a_failed_run_is_marked_failed(registry: Registry) -> None:
-    run_id = registry.start_run(run_name="doomed", tags={}, start_time_ms=1)
-    registry.finish_run(run_id, failed=True)
-    assert registry.get_run(run_id).status == "FAILED"
 
 
 def test_registered_versions_are_found_by_label(registry: Registry, tmp_path: Path) -> None:
@@ -203,74 +128,6 @@ def test_concurrent_writers_from_threads_all_land(registry: Registry, tmp_path: 
     assert all(labels.count(f"thread-{i}") == 1 for i in range(4))
 
 
-def test_the_write_lock_excludes_other_holders(registry: Registry) -> None:
-    entered = threading.Event()
-    events: list[str] = []
-
-    def second() -> None:
-        with registry.write_lock():
-            events.append("second")
-
-    with registry.write_lock():
-        thread = threading.Thread(target=second)
-        thread.start()
-        entered.wait(0.3)
-        events.append("first")
-        time.sleep(0.1)
-    thread.join()
-
-    assert events == ["first", "second"]
-
-
-@pytest.mark.parametrize(
-    ("name", "expected"),
-    [("PET/LDPE", "mae_PET_LDPE"), ("BOPP MET", "mae_BOPP_MET"), ("///", "mae_unnamed")],
-)
-def test_structure_names_become_safe_metric_names(name: str, expected: str) -> None:
-    assert safe_metric_name("mae", name) == expected
-
-
-def test_colliding_safe_names_are_kept_apart() -> None:
-    taken: set[str] = set()
-    names = [safe_metric_name("mae", n, taken) for n in ("BOPP MET", "BOPP-MET", "BOPP/MET")]
-    assert names == ["mae_BOPP_MET", "mae_BOPP_MET_2", "mae_BOPP_MET_3"]
-
-
-def test_passwords_never_show_in_described_uris() -> None:
-    masked = describe_uri("postgresql+psycopg://ml:s3cret@db.example:5432/mlflow")
-    assert masked == "postgresql+psycopg://ml:***@db.example:5432/mlflow"
-    assert describe_uri("sqlite:////tmp/x/mlflow.db") == "sqlite:////tmp/x/mlflow.db"
-    assert is_remote_tracking("https://mlflow.example")
-    assert not is_remote_tracking("sqlite:////tmp/mlflow.db")
-
-
-def test_the_ui_command_serves_the_embedded_store_with_one_worker(settings: Settings) -> None:
-    command = mlflow_ui_command(settings, host="127.0.0.1", port=5123)
-
-    assert command[:2] == ["mlflow", "ui"]
-    assert command[command.index("--backend-store-uri") + 1] == settings.resolved_tracking_uri
-    assert command[command.index("--workers") + 1] == "1"
-    assert command[command.index("--port") + 1] == "5123"
-    assert settings.paths.mlflow_artifacts.is_dir()
-
-
-def test_the_ui_command_refuses_a_remote_tracking_server(
-    monkeypatch: pytest.MonkeyPatch, home: Path
-) -> None:
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://user:pw@10.0.0.5:5000")
-    settings = Settings(home=home)
-    with pytest.raises(InvalidInputError, match=r"tracking server \(http://user:\*\*\*@10"):
-        mlflow_ui_command(settings, host="127.0.0.1", port=5000)
-
-
-def test_setup_leaves_the_users_tracking_variable_alone(registry: Registry, tmp_path: Path) -> None:
-    registry.setup()
-
-    assert "MLFLOW_TRACKING_URI" not in os.environ
-    assert Settings(home=tmp_path / "two").resolved_tracking_uri.endswith("two/mlflow/mlflow.db")
-    assert import_mlflow().get_tracking_uri() == registry.config.tracking_uri
-
-
 def test_runs_models_and_versions_are_found_by_tag(registry: Registry, tmp_path: Path) -> None:
     tags = {LABEL_TAG: "tagged", "training_attempt": "attempt-1"}
     run_id = registry.start_run(run_name="tagged", tags=tags, start_time_ms=0)
@@ -289,8 +146,3 @@ def test_runs_models_and_versions_are_found_by_tag(registry: Registry, tmp_path:
     assert registry.versions_tagged("training_attempt", "attempt-2") == []
     assert registry.logged_models_tagged("training_attempt", "attempt-2") == {}
     registry.finish_run(run_id)
-
-
-def test_a_tag_value_that_would_break_a_search_filter_is_refused(registry: Registry) -> None:
-    with pytest.raises(ValueError, match="cannot be used in an MLflow search filter"):
-        registry.runs_tagged("training_attempt", "x' or '1'='1")

@@ -18,7 +18,8 @@ import pytest
 
 from permeability.features.pca import fit_caliper_pca
 from permeability.modelling.catalogue import AUTO, model_names
-from permeability.modelling.model import PermeabilityModel, train_model
+from permeability.modelling.predictor import PermeabilityModel
+from permeability.modelling.training import train_model
 from permeability.record.schema import CALIBRES
 from permeability.synthetic.generator import generate_lab_data
 

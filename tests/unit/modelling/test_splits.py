@@ -10,6 +10,7 @@ from permeability.modelling.splits import (
     grouped_split,
     row_groups,
     split_grouping,
+    stratified_split,
 )
 
 
@@ -48,3 +49,14 @@ def test_without_test_ids_every_row_is_its_own_group() -> None:
     assert split_grouping(frame_of_tests()) == BY_TEST
     blank = frame_of_tests().assign(test_id="")
     assert split_grouping(blank) == BY_ROW
+
+
+def test_stratified_split_keeps_each_structures_share() -> None:
+    labels = np.array(["A"] * 400 + ["B"] * 100 + ["C"] * 3 + ["D"] + ["E"], dtype=object)
+    kept, held = stratified_split(labels, 0.25, np.random.default_rng(0))
+    assert len(held) == round(0.25 * len(labels))
+    assert sorted(np.concatenate([kept, held]).tolist()) == list(range(len(labels)))
+    held_labels = labels[held].tolist()
+    assert held_labels.count("A") == 100
+    assert held_labels.count("B") == 25
+    assert "C" in labels[kept].tolist()  # a stratum with two or more rows keeps one

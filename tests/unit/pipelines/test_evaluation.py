@@ -17,17 +17,17 @@ import pytest
 
 from permeability.config import ProjectConfig, ScheduledJob, ScheduleParams, load_config
 from permeability.errors import InvalidInputError, NotFoundError
+from permeability.io.evaluation_runs import EVALUATION_EXPERIMENT
 from permeability.io.exports import write_lab_export
 from permeability.io.model_store import ModelStore
-from permeability.io.registry import Registry, RegistryConfig
-from permeability.pipelines.evaluation import (
-    EVALUATION_EXPERIMENT,
-    NothingToEvaluateError,
-    evaluate,
-)
+from permeability.io.registry import Registry
+from permeability.io.tracking import RegistryConfig
+from permeability.pipelines.evaluation import NothingToEvaluateError, evaluate
 from permeability.pipelines.evaluation_request import EvaluationReport, evaluation_request_from_args
 from permeability.settings import Settings
-from permeability.synthetic.generator import DriftSpec, MessSpec, generate_lab_data
+from permeability.synthetic.generator import generate_lab_data
+from permeability.synthetic.mess import MessSpec
+from permeability.synthetic.sampling import DriftSpec
 
 FIRST_ROWS = 900
 NEXT_ROWS = 500

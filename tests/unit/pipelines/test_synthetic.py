@@ -23,11 +23,12 @@ from permeability.record.schema import (
     FECHA,
     MES,
     MUESTRA,
+    REAL_EXPORT_COLUMNS,
     RECORD_COLUMNS,
 )
 from permeability.settings import Settings
-from permeability.synthetic.export import REAL_COLUMNS
-from permeability.synthetic.generator import base_mix, generate_lab_data, real_catalogue
+from permeability.synthetic.catalogue import base_mix, real_catalogue
+from permeability.synthetic.generator import generate_lab_data
 
 
 def test_job_writes_the_real_layout_by_default_and_reports_the_structure_mix(
@@ -37,7 +38,7 @@ def test_job_writes_the_real_layout_by_default_and_reports_the_structure_mix(
     frame = pd.read_csv(result.path, dtype=str)
     assert len(frame) == result.rows == 400
     assert (result.format, result.layout, result.seed) == ("csv", "real", 4)
-    assert list(frame.columns) == list(REAL_COLUMNS)
+    assert list(frame.columns) == list(REAL_EXPORT_COLUMNS)
     assert frame[CONSECUTIVO].tolist() == [str(i) for i in range(1, 401)]
     assert sum(result.structures.values()) == 400
     known = set(real_catalogue())
@@ -71,7 +72,7 @@ def test_tidy_real_export_in_sqlite_keeps_numbers_numeric(
 ) -> None:
     result = generate_data(settings, rows=300, seed=4, out=tmp_path / "lab.db", messy=False)
     frame = pd.read_sql_table("muestras", f"sqlite:///{result.path}")
-    assert list(frame.columns) == list(REAL_COLUMNS)
+    assert list(frame.columns) == list(REAL_EXPORT_COLUMNS)
     for column in ("Calibre1", "Calibre_Prom", "Permeabilidad", "Grados_C"):
         assert frame[column].dtype.kind == "f", column
     assert (frame["Permeabilidad"] == 0).any()
@@ -165,7 +166,7 @@ def test_cli_writes_the_real_layout_by_default(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout.strip().splitlines()[-1])["layout"] == "real"
     frame = pd.read_excel(out)
-    assert list(frame.columns) == list(REAL_COLUMNS)
+    assert list(frame.columns) == list(REAL_EXPORT_COLUMNS)
     assert frame[CONSECUTIVO].tolist() == list(range(7, 127))
     assert set(frame[MUESTRA]) <= {1, 2, 3, 4}
 

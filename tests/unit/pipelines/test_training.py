@@ -52,7 +52,7 @@ def snapshot(settings: Settings, registry: Registry) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def stocked(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Registry]:
+def stocked_registry(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Registry]:
     root = tmp_path_factory.mktemp("training-job")
     settings = Settings(home=root / "storage")
     fill_feature_store(settings, root / "exports", rows=400, seed=5)
@@ -62,8 +62,8 @@ def stocked(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Registr
 
 
 @pytest.fixture(scope="module")
-def trained(stocked: tuple[Settings, Registry]) -> TrainingResult:
-    settings, _ = stocked
+def trained(stocked_registry: tuple[Settings, Registry]) -> TrainingResult:
+    settings, _ = stocked_registry
     spec = TrainingSpec.parse(
         model="LinearRegression", version="0.1", test_size=0.25, cv=3, description="first"
     )
@@ -71,9 +71,9 @@ def trained(stocked: tuple[Settings, Registry]) -> TrainingResult:
 
 
 def test_the_result_names_version_run_lineage_and_metrics(
-    stocked: tuple[Settings, Registry], trained: TrainingResult
+    stocked_registry: tuple[Settings, Registry], trained: TrainingResult
 ) -> None:
-    settings, registry = stocked
+    settings, registry = stocked_registry
     from permeability.io.feature_store import FeatureStore
 
     features = FeatureStore(settings.resolved_feature_store_uri).read()
@@ -91,9 +91,9 @@ def test_the_result_names_version_run_lineage_and_metrics(
 
 
 def test_the_run_carries_params_metrics_lineage_tags_and_artifacts(
-    stocked: tuple[Settings, Registry], trained: TrainingResult
+    stocked_registry: tuple[Settings, Registry], trained: TrainingResult
 ) -> None:
-    _, registry = stocked
+    _, registry = stocked_registry
     run = registry.get_run(trained.run_id)
 
     assert run.params["model"] == "LinearRegression"
@@ -120,9 +120,9 @@ def test_the_run_carries_params_metrics_lineage_tags_and_artifacts(
 
 
 def test_the_registry_version_is_tagged_with_label_and_lineage(
-    stocked: tuple[Settings, Registry], trained: TrainingResult
+    stocked_registry: tuple[Settings, Registry], trained: TrainingResult
 ) -> None:
-    _, registry = stocked
+    _, registry = stocked_registry
     version = registry.client.get_model_version("permeability", trained.registry_version)
 
     assert version.tags["version_label"] == "0.1"
@@ -132,9 +132,9 @@ def test_the_registry_version_is_tagged_with_label_and_lineage(
 
 
 def test_the_model_store_keeps_the_mlflow_model_and_its_metadata(
-    stocked: tuple[Settings, Registry], trained: TrainingResult
+    stocked_registry: tuple[Settings, Registry], trained: TrainingResult
 ) -> None:
-    settings, _ = stocked
+    settings, _ = stocked_registry
     folder = settings.paths.models / "0.1"
     metadata = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
 
@@ -161,12 +161,12 @@ def test_the_model_store_keeps_the_mlflow_model_and_its_metadata(
 
 
 def test_stored_and_registered_models_predict_like_the_trained_one(
-    stocked: tuple[Settings, Registry], trained: TrainingResult
+    stocked_registry: tuple[Settings, Registry], trained: TrainingResult
 ) -> None:
     from permeability.io import pyfunc
     from permeability.io.feature_store import FeatureStore
 
-    settings, _ = stocked
+    settings, _ = stocked_registry
     frame = FeatureStore(settings.resolved_feature_store_uri).read().frame.head(25)
     reference = pyfunc.load_permeability_model(settings.paths.models / "0.1")
     inputs = pyfunc.prepare_inputs(frame[list(pyfunc.model_signature().inputs.input_names())])
@@ -184,9 +184,9 @@ def test_stored_and_registered_models_predict_like_the_trained_one(
 
 
 def test_a_new_feature_set_version_changes_the_lineage(
-    tmp_path: Path, stocked: tuple[Settings, Registry], trained: TrainingResult
+    tmp_path: Path, stocked_registry: tuple[Settings, Registry], trained: TrainingResult
 ) -> None:
-    settings, _ = stocked
+    settings, _ = stocked_registry
     newer = fill_feature_store(settings, tmp_path, rows=80, seed=99)
 
     result = train(settings, TrainingSpec.parse(model="Ridge", version="0.2", test_size=0.3))
@@ -206,13 +206,13 @@ def test_a_new_feature_set_version_changes_the_lineage(
     ],
 )
 def test_refused_trainings_write_nothing(
-    stocked: tuple[Settings, Registry],
+    stocked_registry: tuple[Settings, Registry],
     trained: TrainingResult,
     fields: dict[str, Any],
     error: type[Exception],
     message: str,
 ) -> None:
-    settings, registry = stocked
+    settings, registry = stocked_registry
     before = snapshot(settings, registry)
     spec = TrainingSpec.parse(**{"version": "refused", "test_size": 0.25, **fields})
 
@@ -258,11 +258,11 @@ def test_an_empty_feature_store_is_refused_before_anything_is_written(settings: 
 
 
 def test_a_failure_while_recording_is_rolled_back(
-    monkeypatch: pytest.MonkeyPatch, stocked: tuple[Settings, Registry]
+    monkeypatch: pytest.MonkeyPatch, stocked_registry: tuple[Settings, Registry]
 ) -> None:
     from permeability.io.model_store import Reservation
 
-    settings, registry = stocked
+    settings, registry = stocked_registry
     before = snapshot(settings, registry)
     runs_before = {r.info.run_id for r in registry.client.search_runs([registry.experiment_id])}
 
@@ -292,9 +292,9 @@ def test_a_failure_while_recording_is_rolled_back(
 
 
 def test_a_label_known_only_to_the_registry_is_a_conflict(
-    tmp_path: Path, stocked: tuple[Settings, Registry]
+    tmp_path: Path, stocked_registry: tuple[Settings, Registry]
 ) -> None:
-    settings, registry = stocked
+    settings, registry = stocked_registry
     run_id = registry.start_run(run_name="elsewhere", tags={}, start_time_ms=0)
     model_id, _ = registry.create_logged_model(run_id, tags={})
     (tmp_path / "m").mkdir()
@@ -311,9 +311,9 @@ def test_a_label_known_only_to_the_registry_is_a_conflict(
 
 
 def test_test_predictions_are_logged_as_a_table(
-    stocked: tuple[Settings, Registry], trained: TrainingResult
+    stocked_registry: tuple[Settings, Registry], trained: TrainingResult
 ) -> None:
-    _, registry = stocked
+    _, registry = stocked_registry
     local = registry.client.download_artifacts(trained.run_id, "tables/test_predictions.csv")
     table = pd.read_csv(local)
 
@@ -322,12 +322,12 @@ def test_test_predictions_are_logged_as_a_table(
 
 
 def test_an_undo_that_fails_too_is_completed_by_the_next_attempt(
-    monkeypatch: pytest.MonkeyPatch, stocked: tuple[Settings, Registry]
+    monkeypatch: pytest.MonkeyPatch, stocked_registry: tuple[Settings, Registry]
 ) -> None:
     from permeability.io.model_store import Reservation
     from permeability.io.training_runs import TrainingJournal
 
-    settings, registry = stocked
+    settings, registry = stocked_registry
 
     def broken_publish(self: Reservation, metadata: Any) -> Path:
         raise OSError("disk full")
@@ -356,12 +356,12 @@ def test_an_undo_that_fails_too_is_completed_by_the_next_attempt(
 
 
 def test_a_failure_after_publication_keeps_the_version_for_reconciliation(
-    monkeypatch: pytest.MonkeyPatch, stocked: tuple[Settings, Registry]
+    monkeypatch: pytest.MonkeyPatch, stocked_registry: tuple[Settings, Registry]
 ) -> None:
     from permeability.io.training_runs import TrainingJournal
     from permeability.pipelines.training_recovery import reconcile_trainings
 
-    settings, registry = stocked
+    settings, registry = stocked_registry
 
     def unreachable(self: Registry, run_id: str, *, failed: bool = False) -> None:
         raise ConnectionError("tracking server gone")

@@ -15,18 +15,10 @@ from permeability.record.cleaning import (
 from permeability.record.parsing import UNITS, parse_dates, parse_number_text, parse_numbers
 from permeability.record.schema import CALIBRES
 from permeability.record.structures import build_alias_map
+from tests.builders import SEED_HEADER
 
 ALIASES = build_alias_map()
-HEADER = (
-    "Muestra",
-    "Grados_C",
-    "Porc_Humedad",
-    "Estructura",
-    *CALIBRES,
-    "CalibreProm",
-    "Permeabilidad",
-    "Fecha",
-)
+HEADER = SEED_HEADER
 
 
 def raw_frame(*rows: tuple[object, ...]) -> pd.DataFrame:

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from permeability.record.problems import Problems
 from permeability.record.request_fields import (
     below_detection_limit,
     check_record_fields,
@@ -17,15 +18,6 @@ from permeability.record.request_fields import (
     product_structures,
     record_number_text,
 )
-
-
-class _Problems:
-    def __init__(self, n: int) -> None:
-        self.messages: list[list[str]] = [[] for _ in range(n)]
-
-    def add(self, mask: np.ndarray, message: object) -> None:  # type: ignore[type-arg]
-        for i in np.flatnonzero(mask):
-            self.messages[i].append(message(int(i)))  # type: ignore[operator]
 
 
 @pytest.mark.parametrize(
@@ -61,31 +53,28 @@ def test_file_columns_give_one_date_per_row_and_name_every_problem() -> None:
             "Fecha": ["", "05/11/2025", "", "2025-11-05", "soon", ""],
         }
     )
-    problems = _Problems(len(frame))
+    problems = Problems(len(frame))
     fields = check_record_fields(frame, problems)
+    messages = problems.messages(np.arange(len(frame)))
     assert fields.consecutivo.tolist() == ["17", None, None, "20", "21", "22"]
     assert fields.referencia.tolist() == ["R-1", "R-1", None, "R-2", "R-3", None]
     expected = ["2025-11-04", "2025-11-05", "NaT", "NaT", "NaT", "2025-01-02"]
     assert fields.fecha.astype(str).tolist() == expected
-    assert problems.messages[0] == problems.messages[1] == problems.messages[5] == []
-    assert any(
-        "CONSECUTIVO" in m and "longer than 120 characters" in m for m in problems.messages[2]
-    )
-    assert not any(m.startswith("Referencia") for m in problems.messages[2])  # empty = absent
-    assert any("2025/13/1 is not a calendar date" in m for m in problems.messages[2])
-    assert problems.messages[3] == ["Fecha 2025-11-05 disagrees with Año/Mes/Día 2025-11-04"]
-    assert problems.messages[4] == [
-        "Fecha 'soon' is not a date (expected YYYY-MM-DD or DD/MM/YYYY)"
-    ]
+    assert messages[0] == messages[1] == messages[5] == []
+    assert any("CONSECUTIVO" in m and "longer than 120 characters" in m for m in messages[2])
+    assert not any(m.startswith("Referencia") for m in messages[2])  # empty = absent
+    assert any("2025/13/1 is not a calendar date" in m for m in messages[2])
+    assert messages[3] == ["Fecha 2025-11-05 disagrees with Año/Mes/Día 2025-11-04"]
+    assert messages[4] == ["Fecha 'soon' is not a date (expected YYYY-MM-DD or DD/MM/YYYY)"]
 
 
 def test_without_record_columns_nothing_is_said() -> None:
     frame = pd.DataFrame({"Muestra": [1, 2]})
-    problems = _Problems(2)
+    problems = Problems(2)
     fields = check_record_fields(frame, problems)
     assert fields.consecutivo.tolist() == [None, None]
     assert np.isnat(fields.fecha).all()
-    assert problems.messages == [[], []]
+    assert problems.messages(np.arange(2)) == [[], []]
 
 
 def test_non_products_follow_the_versions_patterns() -> None:

@@ -8,9 +8,15 @@ from hypothesis import strategies as st
 
 from permeability.errors import InvalidInputError
 from permeability.record.rules import (
+    INPUT_RANGE_RULES,
+    MEASURED_COLUMNS,
     RANGE_RULES,
+    REQUIRED_INPUTS,
     RangeRule,
+    absent_required_columns,
+    caliper_mean_problem,
     caliper_means_consistent,
+    not_sample_numbers,
     sample_schema,
     structure_names_ok,
     validate_samples,
@@ -49,6 +55,42 @@ def test_declared_ranges_come_from_the_schema_module() -> None:
     assert RANGE_RULES["Grados_C"].describe() == "[0, 80]"
     assert RANGE_RULES["Permeabilidad"].outside(np.array([0.0, 0.001])).tolist() == [True, False]
     assert set(RANGE_RULES) >= {*CALIBRES, "CalibreProm"}
+
+
+def test_a_rule_words_its_range_with_the_unit_and_gives_pydantic_bounds() -> None:
+    humidity = RANGE_RULES["Porc_Humedad"]
+    assert humidity.problem == "is outside (0, 100] % RH"
+    assert humidity.bounds() == (None, 0.0, 100.0, None)
+    assert RANGE_RULES["Grados_C"].bounds() == (0.0, None, 80.0, None)
+    assert RANGE_RULES["Calibre1"].problem == "is outside (0, 2000] µm"
+    assert RangeRule("x", 0.0, 1.0).problem == "is outside [0, 1]"
+
+
+def test_the_measured_result_is_acquisitions_alone() -> None:
+    assert sorted(MEASURED_COLUMNS) == ["Permeabilidad"]
+    assert list(INPUT_RANGE_RULES) == ["Grados_C", "Porc_Humedad", *CALIBRES, "CalibreProm"]
+    assert REQUIRED_INPUTS == ("Muestra", "Grados_C", "Porc_Humedad", "Estructura")
+
+
+def test_absent_required_columns_count_the_readings_left() -> None:
+    present = {"Muestra", "Grados_C", "Estructura", "Calibre1", "Calibre2", "Calibre3"}
+    assert absent_required_columns(present, 3, REQUIRED_INPUTS) == ["Porc_Humedad"]
+    assert absent_required_columns(present, 4, REQUIRED_INPUTS) == [
+        "Porc_Humedad",
+        "Calibre4",
+        "Calibre5",
+    ]
+
+
+def test_a_sample_number_is_a_whole_number_from_zero() -> None:
+    values = np.array([0.0, 3.0, 2.5, -1.0, 2.0**53 + 2, np.inf, np.nan])
+    assert not_sample_numbers(values).tolist() == [False, False, True, True, True, True, False]
+
+
+def test_an_inconsistent_caliper_mean_is_worded_with_its_tolerance() -> None:
+    assert caliper_mean_problem(16.6) == (
+        "does not match the mean of the readings (16.60 µm, tolerance ± 0.50 µm)"
+    )
 
 
 @given(

@@ -24,7 +24,8 @@ from permeability.runtime.scheduler import (
     run_scheduler,
 )
 from permeability.settings import Settings
-from permeability.synthetic.generator import MessSpec, generate_lab_data
+from permeability.synthetic.generator import generate_lab_data
+from permeability.synthetic.mess import MessSpec
 
 
 @pytest.fixture

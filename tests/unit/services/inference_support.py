@@ -20,7 +20,8 @@ import pytest
 from permeability.features.pca import fit_caliper_pca
 from permeability.io.model_file import MODEL_FILE, save_model_file
 from permeability.io.model_store import ModelStore
-from permeability.modelling.model import PermeabilityModel, train_model
+from permeability.modelling.predictor import PermeabilityModel
+from permeability.modelling.training import train_model
 from permeability.record.schema import CALIBRES
 from permeability.services.inference.schemas import SEED_SAMPLE
 from permeability.settings import Settings

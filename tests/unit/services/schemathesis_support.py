@@ -79,3 +79,11 @@ def _run_operation(run: Run, operation: Any, mode: Any, examples: int) -> None:
         # Nothing to break: an operation without parameters or body (GET /health).
         assert mode == schemathesis.GenerationMode.NEGATIVE
         assert operation.method.upper() == "GET"
+
+
+def call_and_validate(schema: Any, label: str, **request: Any) -> int:
+    """A hand-written request to operation ``label`` through the same schema, configuration and
+    token as the generated ones, with every check run on its answer; its status code."""
+    (operation,) = [op for op in operations(schema) if op.label == label]
+    headers = {**(schema.config.headers or {}), **request.pop("headers", {})}
+    return int(operation.Case(headers=headers, **request).call_and_validate().status_code)

@@ -12,6 +12,7 @@ from permeability.errors import InvalidInputError
 from permeability.record.identity import DEFAULT_NON_PRODUCT, is_non_product
 from permeability.record.schema import (
     ANIO,
+    CALIBRE_PROM_REAL,
     CALIBRES,
     CONSECUTIVO,
     DATE_PARTS,
@@ -23,27 +24,17 @@ from permeability.record.schema import (
     MUESTRA,
     PERMEABILIDAD,
     PORC_HUMEDAD,
+    REAL_EXPORT_COLUMNS,
+    REAL_EXPORT_EMPTY_COLUMNS,
     REFERENCIA,
 )
 from permeability.record.structures import build_alias_map, normalise_structure, parse_structure
-from permeability.synthetic.catalogue import REAL_PRODUCT_ROWS
-from permeability.synthetic.export import (
-    CALIBRE_PROM_REAL,
-    EMPTY_COLUMNS,
-    FILM,
-    REAL_COLUMNS,
-    TEST,
-    ExportSpec,
-    generate_lab_export,
-    generate_real_export,
-)
-from permeability.synthetic.generator import (
-    PHYSICS_PERMEABILITY,
-    MessSpec,
-    generate_lab_data,
-    real_catalogue,
-)
-from permeability.synthetic.lab import NON_PRODUCT_ROWS, real_variants
+from permeability.synthetic.catalogue import REAL_PRODUCT_ROWS, real_catalogue
+from permeability.synthetic.export import ExportSpec, generate_lab_export, generate_real_export
+from permeability.synthetic.generator import generate_lab_data
+from permeability.synthetic.lab import FILM, NON_PRODUCT_ROWS, TEST, real_variants
+from permeability.synthetic.mess import MessSpec
+from permeability.synthetic.truth import PHYSICS_PERMEABILITY
 
 ROWS = 20_000
 ALIASES = build_alias_map()
@@ -91,8 +82,8 @@ def test_columns_are_the_real_export_s_in_its_order() -> None:
         "Unnamed: 18",
         "Unnamed: 19",
     ]
-    assert list(frame.columns) == list(REAL_COLUMNS)
-    assert frame[list(EMPTY_COLUMNS)].isna().all().all()
+    assert list(frame.columns) == list(REAL_EXPORT_COLUMNS)
+    assert frame[list(REAL_EXPORT_EMPTY_COLUMNS)].isna().all().all()
     for column in (CONSECUTIVO, ANIO, MES, DIA, MUESTRA):
         assert frame[column].dtype == np.int64, column
 

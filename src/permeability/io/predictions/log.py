@@ -7,11 +7,12 @@ structure as typed and its canonical name), the record fields the request carrie
 outputs, the model version, the interval level and the latency.
 
 **Schema changes.** The record fields (``CONSECUTIVO``, ``Referencia``, ``Fecha``; issue 11)
-are nullable columns at the end of :data:`SCHEMA`. Every append is written with Delta's
+are nullable columns at the end of :data:`~permeability.io.predictions.schema.SCHEMA`. Every append is written with Delta's
 ``schema_mode="merge"``, so the first append of this code to a log created before them adds
 the columns to the table (one metadata change in that commit; the old rows read them as
-null) and later appends are plain. :func:`read_predictions` gives every column of
-:data:`SCHEMA` even for a log no new row reached yet. A process running the code from before
+null) and later appends are plain.
+:func:`~permeability.io.predictions.reader.read_predictions` gives every column even for a
+log no new row reached yet. A process running the code from before
 the change cannot append to a log that already has the new columns: upgrade every writer of
 one log together (the service's workers and ``permeability predict`` share the package).
 
@@ -28,7 +29,7 @@ fails (disk full, store unreachable) the rows are kept and retried on the next f
 beyond ``max_pending_rows`` are the oldest dropped, and that is logged with the count.
 
 With ``write_in_subprocess=True`` (the inference service) the Delta write itself runs in a
-helper process that exits with its parent (:mod:`permeability.io.predictions.writer`). The
+helper process that exits with its parent (:mod:`permeability.io.predictions.commits`). The
 rows stay in this process until the helper reports the commit, so the guarantees above hold
 unchanged (a crashed helper is a failed write: the rows are kept and the next flush starts a
 new helper).
@@ -51,8 +52,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -60,22 +59,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-import pandas as pd
 import pyarrow as pa
 
+from permeability.io.predictions.commits import Committer
 from permeability.io.predictions.replay import replay_spools
 from permeability.io.predictions.rows import UnstorableValueError
-from permeability.io.predictions.schema import (
-    COLUMNS,
-    ENDPOINTS,
-    PREDICTIONS_TABLE,
-    RECORD_COLUMNS,
-    SCHEMA,
-    columns_to_table,
-    concat,
-    new_row_buffer,
-    predictions_uri,
-)
+from permeability.io.predictions.schema import columns_to_table, concat, new_row_buffer
 from permeability.io.predictions.spool import (
     ROW,
     SPOOL_AVAILABLE,
@@ -84,27 +73,7 @@ from permeability.io.predictions.spool import (
     encode_row,
     encode_table,
 )
-from permeability.io.predictions.writer import (
-    TABLE_CONFIGURATION,
-    HelperGoneError,
-    Transaction,
-    WriterProcess,
-    append_table,
-    committed_version,
-)
-
-__all__ = [  # the log's schema and helpers are imported from here by its users
-    "COLUMNS",
-    "ENDPOINTS",
-    "PREDICTIONS_TABLE",
-    "RECORD_COLUMNS",
-    "SCHEMA",
-    "TABLE_CONFIGURATION",
-    "PredictionLog",
-    "columns_to_table",
-    "predictions_uri",
-    "read_predictions",
-]
+from permeability.io.predictions.writer import Transaction
 
 #: A spool that cannot be written is logged at most this often (a full disk fails every answer).
 _SPOOL_FAILURE_LOG_S: Final = 60.0
@@ -125,7 +94,8 @@ class _Taken:
 class PredictionLog:
     """Buffered, batched appends to the ``predictions`` Delta table (see the module docstring).
 
-    ``append`` takes one row as a mapping with the keys of :data:`COLUMNS`; ``timestamp`` is
+    ``append`` takes one row as a mapping with the keys of
+    :data:`~permeability.io.predictions.schema.COLUMNS`; ``timestamp`` is
     epoch seconds (``time.time()``), the cheapest clock to read on a request path.
     ``append_columns`` takes a whole scored batch at once (already column-shaped).
     With ``spool_dir``, both return only once the rows are in this process's spool.
@@ -143,12 +113,10 @@ class PredictionLog:
         spool_dir: Path | None = None,
     ) -> None:
         self.uri = uri
-        self.write_in_subprocess = write_in_subprocess
-        self._writer: WriterProcess | None = None
+        self._commits = Committer(uri, storage_options, in_subprocess=write_in_subprocess)
         self.flush_interval_s = flush_interval_s
         self.max_buffer_rows = max_buffer_rows
         self.max_pending_rows = max_pending_rows
-        self.storage_options = storage_options
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._replay_lock = threading.Lock()
@@ -254,7 +222,7 @@ class PredictionLog:
                     taken = self._without_committed(taken)
                 table = concat([t.table for t in taken])
                 if table.num_rows:
-                    self._write(table, self._transaction(taken))
+                    self._commits.write(table, self._transaction(taken))
             except Exception as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 rows = sum(t.table.num_rows for t in taken)
@@ -276,8 +244,7 @@ class PredictionLog:
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop.clear()
-        if self.write_in_subprocess and self._writer is None:
-            self._writer = WriterProcess()
+        self._commits.start_helper()
         self._thread = threading.Thread(
             target=self._run, name="prediction-log-flusher", daemon=True
         )
@@ -292,14 +259,12 @@ class PredictionLog:
             self._thread.join(timeout=60)
             self._thread = None
         self.flush()
-        if self.pending_rows and self.write_in_subprocess:
+        if self.pending_rows and self._commits.in_subprocess:
             # The helper may be gone (a crash, or a signal sent to the whole process group):
             # the last rows are written here rather than lost.
-            self.write_in_subprocess = False
+            self._commits.in_subprocess = False
             self.flush()
-        if self._writer is not None:
-            self._writer.stop()
-            self._writer = None
+        self._commits.stop_helper()
         with self._lock:
             spool, self._spool = self._spool, None
         if spool is not None:
@@ -371,7 +336,7 @@ class PredictionLog:
         """The batches a commit has not covered yet (after a write that failed in a way
         that may have committed anyway)."""
         assert self._spool is not None  # noqa: S101 (only checked with a spool)
-        done = committed_version(self.uri, self._spool.transaction_id, self.storage_options)
+        done = self._commits.committed(self._spool.transaction_id)
         covered = [t for t in taken if t.last_seq <= done]
         if covered:
             logger.warning(
@@ -386,39 +351,6 @@ class PredictionLog:
         if self._spool is not None:
             self._spool.discard([path for t in taken for path in t.segments])
 
-    def _write(self, table: pa.Table, transaction: Transaction | None) -> None:
-        started = time.perf_counter()
-        if self.write_in_subprocess:
-            self._write_elsewhere(table, transaction)
-        else:
-            append_table(self.uri, table, self.storage_options, transaction)
-        logger.info(
-            "prediction log: %d rows in one commit (%.0f ms%s)",
-            table.num_rows,
-            (time.perf_counter() - started) * 1000,
-            ", written by a helper process" if self.write_in_subprocess else "",
-        )
-
-    def _write_elsewhere(self, table: pa.Table, transaction: Transaction | None) -> None:
-        """The commit made by the helper process (started on first use, restarted if it died)."""
-        if self._writer is None:
-            self._writer = WriterProcess()
-        # Handed over as an Arrow IPC file: writing it releases the GIL, while building a
-        # bytes object and pickling it to the helper held the GIL ~4 ms each per 40k rows.
-        handle, path = tempfile.mkstemp(prefix="permeability-predictions-", suffix=".arrow")
-        os.close(handle)
-        try:
-            with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, table.schema) as out:
-                out.write_table(table)
-            try:
-                self._writer.append(self.uri, path, self.storage_options, transaction)
-            except HelperGoneError:
-                self._writer = None  # killed; the next flush starts a new one
-                raise
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-
     # -- the spools of processes that died -----------------------------------------------
 
     def replay_orphans(self) -> int:
@@ -432,7 +364,7 @@ class PredictionLog:
             counts = replay_spools(
                 spool.directory,
                 spool.app_id,
-                committed=lambda app_id: committed_version(self.uri, app_id, self.storage_options),
+                committed=self._commits.committed,
                 write=self._write_serialised,
             )
         self.rows_replayed += counts.rows
@@ -442,26 +374,4 @@ class PredictionLog:
     def _write_serialised(self, table: pa.Table, transaction: Transaction) -> None:
         """A commit between flushes (one helper, one request at a time)."""
         with self._write_lock:
-            self._write(table, transaction)
-
-
-def read_predictions(
-    feature_store_uri: str, storage_options: dict[str, str] | None = None
-) -> pd.DataFrame:
-    """The whole log (empty frame with the log's columns when nothing was logged yet).
-
-    A log written before a column existed (the record fields) reads it as null in every row,
-    so readers see one shape whatever release wrote the log.
-    """
-    from deltalake import DeltaTable
-    from deltalake.exceptions import TableNotFoundError
-
-    try:
-        table = DeltaTable(predictions_uri(feature_store_uri), storage_options=storage_options)
-    except TableNotFoundError:
-        return SCHEMA.empty_table().to_pandas()
-    frame = table.to_pyarrow_table().to_pandas()
-    for name in COLUMNS:
-        if name not in frame.columns:
-            frame[name] = None
-    return frame
+            self._commits.write(table, transaction)

@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from permeability.errors import InvalidInputError
-from permeability.io.predictions.log import predictions_uri
+from permeability.io.predictions.schema import predictions_uri
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable

@@ -2,9 +2,9 @@
 
 Why a helper process: a Delta commit holds the GIL in stretches of 3–5 ms and costs tens of
 milliseconds of CPU; in the serving process that showed up as p99 latency, in its own process
-the OS shares the cores in finer slices and the request thread never waits for it. The log
-(:mod:`permeability.io.predictions.log`) hands each batch over as an Arrow IPC file (written
-with the GIL released) and waits for the helper's answer.
+the OS shares the cores in finer slices and the request thread never waits for it. The log's
+committer (:mod:`permeability.io.predictions.commits`) hands each batch over as an Arrow IPC
+file (written with the GIL released) and waits for the helper's answer.
 
 Why a plain child process talking over its stdin and stdout, not a ``multiprocessing`` pool:
 the helper must exit with its parent, however the parent dies. A parent killed with

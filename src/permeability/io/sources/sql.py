@@ -23,15 +23,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from permeability.errors import InvalidInputError, NotFoundError
-from permeability.io.sources.base import (
-    RawChunk,
-    cell_text,
-    empty_malformed,
-    mask_secrets,
-    mask_source,
-    source_secrets,
-    text_frame,
-)
+from permeability.io.sources.base import RawChunk, cell_text, empty_malformed, text_frame
+from permeability.io.sources.secrets import mask_secrets, mask_source, source_secrets
 from permeability.io.sources.sql_check import check_read_only_query
 
 

@@ -33,12 +33,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from permeability.io.model_cache import (
-    LoadedModel,
     NoChampionError,
     UnknownVersionError,
-    VersionState,
     VersionUnavailableError,
 )
+from permeability.io.version_state import VersionState
+from permeability.modelling.served import LoadedModel
 from permeability.record.identity import DEFAULT_NON_PRODUCT, non_product_patterns
 from permeability.record.request_fields import product_structures
 from permeability.services.common.body_limit import BodyLimitMiddleware
@@ -48,15 +48,15 @@ from permeability.services.inference import page
 from permeability.services.inference.batch import MAX_UPLOAD_BYTES, batch_router
 from permeability.services.inference.fast import InferenceApp
 from permeability.services.inference.metrics import InferenceMetrics, MetricsMiddleware
-from permeability.services.inference.schemas import (
+from permeability.services.inference.responses import (
     InferenceHealth,
-    InferenceRequest,
     InferenceResponse,
     ReadyResponse,
     ServedVersion,
     SpecsResponse,
     VersionsResponse,
 )
+from permeability.services.inference.schemas import InferenceRequest
 from permeability.services.inference.single import (
     MAX_SAMPLE_BYTES,
     SAMPLE_ERROR_RESPONSES,

@@ -23,17 +23,17 @@ from starlette.exceptions import HTTPException
 
 from permeability.errors import InvalidInputError
 from permeability.modelling.served import LoadedModel
-from permeability.pipelines.predict import (
-    ScoredBatch,
+from permeability.pipelines.predict_tables import (
     jsonable_records,
     read_table,
     records_frame,
-    score_frame,
     to_csv_text,
 )
+from permeability.scoring.batch import ScoredBatch, score_frame
 from permeability.services.common.body_limit import BodyTooLargeError
 from permeability.services.common.deps import InferenceAuthorized
-from permeability.services.inference.schemas import BatchOptions, BatchRequest, BatchResponse
+from permeability.services.inference.responses import BatchResponse
+from permeability.services.inference.schemas import BatchOptions, BatchRequest
 from permeability.services.inference.single import SAMPLE_ERROR_RESPONSES
 from permeability.services.inference.state import InferenceState, model_for, state_of
 

@@ -31,12 +31,8 @@ from permeability.scoring.decisions import (
     no_decision_reason,
 )
 from permeability.scoring.specs import PERMEABILITY_UNIT, SpecificationSet, SpecLimit
-from permeability.services.inference.schemas import (
-    ConditionsOut,
-    InferenceRequest,
-    SampleInput,
-    SpecificationOut,
-)
+from permeability.services.inference.responses import ConditionsOut, SpecificationOut
+from permeability.services.inference.schemas import InferenceRequest, SampleInput
 from permeability.services.inference.state import InferenceState
 
 #: The errors of a single-sample request, as documented in the OpenAPI schema.

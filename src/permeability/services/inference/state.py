@@ -25,7 +25,8 @@ from fastapi.concurrency import run_in_threadpool
 
 from permeability.config import ProjectConfig, load_config
 from permeability.io.model_cache import ModelCache
-from permeability.io.predictions.log import PredictionLog, predictions_uri
+from permeability.io.predictions.log import PredictionLog
+from permeability.io.predictions.schema import predictions_uri
 from permeability.io.predictions.spool import SPOOL_FOLDER
 from permeability.io.specs import SpecsWatcher
 from permeability.modelling.served import LoadedModel

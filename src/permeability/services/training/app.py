@@ -1,16 +1,12 @@
-"""The training service: ``POST /train``, ``GET /trainings``, ``GET /models``, ``GET /versions``,
-promotion, health.
+"""The training service: its app factory (start-up, routers, error contract, body limit).
 
-``permeability serve training`` runs it (port 8000, as the seed). Training answers when done,
-as the seed does; the endpoint is a plain ``def``, so FastAPI runs each request in its
-thread pool. Requests take turns (:mod:`permeability.pipelines.training_queue`): at most
-``training.max_concurrent`` train at once on the machine, the others wait in a FIFO line of
-at most ``training.max_queued`` (one more gets 503 with Retry-After), and ``GET /trainings``
-shows who runs and who waits. They cannot corrupt each other: the label is reserved first (a
-second request for the same label gets 409), MLflow is driven by explicit run ids, registry
-writes are serialised by a file lock (see :mod:`permeability.pipelines.training`). Trainings that
-died half-way are reconciled at start-up and before versions are listed
-(:mod:`permeability.pipelines.training_recovery`).
+``permeability serve training`` runs it (port 8000, as the seed). One router per resource:
+:mod:`~permeability.services.training.trainings` (``POST /train``, ``GET /trainings``),
+:mod:`~permeability.services.training.models` (``GET /models``),
+:mod:`~permeability.services.training.versions` (``GET /versions``, promotion),
+:mod:`~permeability.services.training.health` (``GET /health``) and
+:mod:`~permeability.services.training.evaluation` (``POST /evaluate``). Trainings that died
+half-way are reconciled at start-up (:mod:`permeability.pipelines.training_recovery`).
 
 Logging is routed once at start-up to ``logs/training-api.log``; requests do not re-route it.
 """
@@ -19,105 +15,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Final
+from typing import Final
 
-from fastapi import APIRouter, Body, Depends, FastAPI, Path, Request, status
+from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
-from permeability.pipelines.promotion import PromotionResult, VersionInfo, VersionsReport
-from permeability.pipelines.training_queue import (
-    TrainingQueue,
-    TrainingQueueFullError,
-    TrainingsView,
-)
-from permeability.pipelines.training_spec import TrainingResult
+from permeability.pipelines.training_queue import TrainingQueue, TrainingQueueFullError
 from permeability.services.common.body_limit import BodyLimitMiddleware
-from permeability.services.common.deps import (
-    Authorized,
-    ServiceDep,
-    ServiceState,
-    SettingsDep,
-    configured_token,
-)
+from permeability.services.common.deps import ServiceState, configured_token
 from permeability.services.common.errors import document_error_contract, install_error_handlers
-from permeability.services.training.evaluation import evaluation_router
-from permeability.services.training.schemas import (
-    ModelOut,
-    ModelsResponse,
-    PromoteRequest,
-    TrainingHealth,
-    TrainRequest,
-    version_label_schema,
-)
+from permeability.services.training import evaluation, health, models, trainings, versions
 from permeability.settings import Settings, get_settings
 
 #: Bodies here are a few hundred bytes of JSON (/train, promotion, /evaluate); anything past
 #: this is refused with 413 while it streams in, chunked or not (services/common/body_limit.py).
 MAX_REQUEST_BYTES: Final = 1024 * 1024
-
-#: A version label in a path, documented with the label rules (so a client, or a schema-driven
-#: test, knows which labels can exist); the route still checks it and says what is wrong.
-VersionPath = Annotated[
-    str, Path(description="A version label.", json_schema_extra=version_label_schema())
-]
-
-_REFUSALS = {
-    status.HTTP_401_UNAUTHORIZED: {"description": "Token required and missing or wrong."},
-    status.HTTP_404_NOT_FOUND: {"description": "No such version."},
-    status.HTTP_409_CONFLICT: {
-        "description": "Label taken (immutable), or the feature store is empty."
-    },
-    status.HTTP_422_UNPROCESSABLE_CONTENT: {
-        "description": "A field is invalid; the body says which."
-    },
-}
-_QUEUE_FULL = {
-    status.HTTP_503_SERVICE_UNAVAILABLE: {
-        "description": "Every training slot is busy and the line is full; see Retry-After."
-    }
-}
-
-train_router = APIRouter(tags=["train"])
-models_router = APIRouter(tags=["models"])
-versions_router = APIRouter(tags=["versions"])
-health_router = APIRouter(tags=["health"])
-
-
-def get_training_queue(request: Request, _: ServiceDep) -> TrainingQueue:
-    queue: TrainingQueue = request.app.state.training_queue
-    return queue
-
-
-QueueDep = Annotated[TrainingQueue, Depends(get_training_queue)]
-
-
-@train_router.post(
-    "/train",
-    status_code=status.HTTP_201_CREATED,
-    response_model=TrainingResult,
-    responses={**_REFUSALS, **_QUEUE_FULL},  # type: ignore[dict-item]
-    summary="Train, track, register and store one version (waits for its turn)",
-)
-def train(
-    body: TrainRequest, settings: SettingsDep, service: ServiceDep, queue: QueueDep, _: Authorized
-) -> TrainingResult:
-    from permeability.pipelines.training import train as run_training
-
-    result = run_training(
-        settings,
-        body.to_spec(),
-        config=service.config,
-        registry=service.registry,
-        queue=queue,
-    )
-    return result
-
-
-@train_router.get(
-    "/trainings", response_model=TrainingsView, summary="Trainings running and waiting"
-)
-def list_trainings(queue: QueueDep) -> TrainingsView:
-    return queue.view()
 
 
 async def _queue_full(request: Request, exc: Exception) -> JSONResponse:
@@ -126,83 +38,6 @@ async def _queue_full(request: Request, exc: Exception) -> JSONResponse:
         {"detail": str(exc), "error": type(exc).__name__},
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
         headers={"Retry-After": str(exc.retry_after)},
-    )
-
-
-@models_router.get("/models", response_model=ModelsResponse, summary="The model catalogue")
-def list_models() -> ModelsResponse:
-    from permeability.modelling.catalogue import catalogue
-
-    return ModelsResponse(models=[ModelOut.model_validate(m.to_dict()) for m in catalogue()])
-
-
-@versions_router.get("/versions", response_model=VersionsReport, summary="Trained versions")
-def list_versions(settings: SettingsDep, service: ServiceDep) -> VersionsReport:
-    from permeability.pipelines.promotion import list_versions as run_listing
-    from permeability.pipelines.training_recovery import reconcile_trainings
-
-    reconcile_trainings(settings, service.logger, registry=service.registry)
-    return run_listing(settings, registry=service.registry)
-
-
-@versions_router.get(
-    "/versions/{version}",
-    response_model=VersionInfo,
-    responses={404: {"description": "No such version."}},
-    summary="One trained version",
-)
-def get_version(version: VersionPath, settings: SettingsDep, service: ServiceDep) -> VersionInfo:
-    from permeability.errors import NotFoundError
-    from permeability.io.model_store import validate_label
-    from permeability.pipelines.promotion import list_versions as run_listing
-    from permeability.pipelines.training_recovery import reconcile_trainings
-
-    validate_label(version)
-    reconcile_trainings(settings, service.logger, registry=service.registry)
-    report = run_listing(settings, registry=service.registry)
-    for info in report.versions:
-        if info.version == version:
-            return info
-    raise NotFoundError(f"version '{version}' is neither in the model store nor in the registry")
-
-
-@versions_router.post(
-    "/versions/{version}/promote",
-    response_model=PromotionResult,
-    responses=_REFUSALS,  # type: ignore[arg-type]
-    summary="Move the 'champion' alias to this version",
-)
-def promote(
-    version: VersionPath,
-    settings: SettingsDep,
-    service: ServiceDep,
-    _: Authorized,
-    body: Annotated[PromoteRequest | None, Body()] = None,
-) -> PromotionResult:
-    from permeability.pipelines.promotion import promote as run_promotion
-
-    request = body or PromoteRequest()
-    result = run_promotion(
-        settings,
-        version,
-        reason=request.reason,
-        promoted_by=request.promoted_by or "api",
-        config=service.config,
-        registry=service.registry,
-    )
-    return result
-
-
-@health_router.get("/health", response_model=TrainingHealth, summary="Liveness and wiring")
-def health(settings: SettingsDep, service: ServiceDep) -> TrainingHealth:
-    from permeability.io.registry import describe_uri
-
-    return TrainingHealth(
-        status="ok",
-        tracking_uri=describe_uri(service.registry.config.tracking_uri),
-        feature_store_uri=describe_uri(settings.resolved_feature_store_uri),
-        models_dir=str(settings.paths.models),
-        auth_required=configured_token(settings) is not None,
     )
 
 
@@ -217,7 +52,8 @@ def create_training_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from permeability.config import load_config
         from permeability.io.logs import process_scope
-        from permeability.io.registry import Registry, describe_uri
+        from permeability.io.mlflow_setup import describe_uri
+        from permeability.io.registry import Registry
         from permeability.pipelines.base import new_run_id
         from permeability.pipelines.training_recovery import reconcile_trainings
 
@@ -247,9 +83,8 @@ def create_training_app(
     app.state.service = None
     install_error_handlers(app)
     app.add_exception_handler(TrainingQueueFullError, _queue_full)
-    for router in (train_router, models_router, versions_router, health_router):
-        app.include_router(router)
-    app.include_router(evaluation_router)
+    for resource in (trainings, models, versions, health, evaluation):
+        app.include_router(resource.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     document_error_contract(app, token_required=configured_token(resolved) is not None)
     return app

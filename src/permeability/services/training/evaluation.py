@@ -15,11 +15,11 @@ from datetime import datetime
 from fastapi import APIRouter, status
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictBool
 
-from permeability.pipelines.evaluation import EvaluationReport, EvaluationRequest
+from permeability.pipelines.evaluation_request import EvaluationReport, EvaluationRequest
 from permeability.services.common.deps import Authorized, ServiceDep, SettingsDep
 from permeability.services.training.schemas import version_label_schema
 
-evaluation_router = APIRouter(tags=["evaluate"])
+router = APIRouter(tags=["evaluate"])
 
 _REFUSALS: dict[int | str, dict[str, str]] = {
     status.HTTP_401_UNAUTHORIZED: {"description": "Token required and missing or wrong."},
@@ -80,7 +80,7 @@ class EvaluateRequest(BaseModel):
         )
 
 
-@evaluation_router.post(
+@router.post(
     "/evaluate",
     response_model=EvaluationReport,
     responses=_REFUSALS,  # type: ignore[arg-type]

@@ -1,5 +1,6 @@
 """Request and response bodies of the training service (requests and responses are separate
-models: what a client may send is not what the server says back).
+models: what a client may send is not what the server says back), and the refusals its
+writing routes document.
 
 Requests forbid unknown fields (a typo such as ``"test_sise"`` is an error, not a silently
 ignored default) and are strict about types (``"0.25"`` is not a number). The seed's body
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import status
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from permeability.io.model_store import MAX_LABEL_LENGTH
@@ -24,6 +26,20 @@ VERSION_LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*\.?$"
 def version_label_schema() -> dict[str, Any]:
     """The OpenAPI keywords of a version label (a fresh dict: FastAPI may keep a reference)."""
     return {"pattern": VERSION_LABEL_PATTERN, "minLength": 1, "maxLength": MAX_LABEL_LENGTH}
+
+
+#: The refusals of ``POST /train`` and ``POST /versions/{version}/promote`` (the bodies are the
+#: services' error contract, ``services/common/errors.py``).
+REFUSALS = {
+    status.HTTP_401_UNAUTHORIZED: {"description": "Token required and missing or wrong."},
+    status.HTTP_404_NOT_FOUND: {"description": "No such version."},
+    status.HTTP_409_CONFLICT: {
+        "description": "Label taken (immutable), or the feature store is empty."
+    },
+    status.HTTP_422_UNPROCESSABLE_CONTENT: {
+        "description": "A field is invalid; the body says which."
+    },
+}
 
 
 class _Request(BaseModel):

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import datetime
-import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,45 +13,10 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
-from permeability.io.predictions.log import (
-    COLUMNS,
-    PredictionLog,
-    predictions_uri,
-    read_predictions,
-)
-
-
-def _row(i: int, **overrides: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "timestamp": 1_767_225_600.0 + i,  # 2026-01-01T00:00:00Z + i s
-        "request_id": f"r-{i}",
-        "endpoint": "single",
-        "version": "0.1",
-        "Muestra": i,
-        "Grados_C": 38.0,
-        "Porc_Humedad": 90.0,
-        "Estructura": "bopp ",
-        "structure": "BOPP",
-        "Calibre1": 21.0,
-        "Calibre2": 21.0,
-        "Calibre3": 21.0,
-        "Calibre4": 21.0,
-        "Calibre5": 21.0,
-        "CalibreProm": 21.0,
-        "prediction": 5.5,
-        "lower": 4.5,
-        "upper": 6.5,
-        "level": 0.9,
-        "spec_limit": 6.0,
-        "p_exceed": 0.2,
-        "decision": "retest",
-        "latency_ms": 0.3,
-        "CONSECUTIVO": f"C-{i}",
-        "Referencia": "REF-1",
-        "Fecha": datetime.date(2026, 1, 2),
-    }
-    row.update(overrides)
-    return row
+from permeability.io.predictions.log import PredictionLog
+from permeability.io.predictions.reader import read_predictions
+from permeability.io.predictions.schema import COLUMNS, predictions_uri
+from tests.unit.io.prediction_log_support import old_log, served_row
 
 
 def _commits(root: Path) -> int:
@@ -63,7 +26,9 @@ def _commits(root: Path) -> int:
 def test_rows_wait_in_memory_until_one_commit_writes_them_all(tmp_path: Path) -> None:
     log = PredictionLog(predictions_uri(str(tmp_path)), flush_interval_s=3600)
     for i in range(250):
-        log.append(_row(i, decision=None if i % 2 else "approve", p_exceed=None if i % 2 else 0.01))
+        log.append(
+            served_row(i, decision=None if i % 2 else "approve", p_exceed=None if i % 2 else 0.01)
+        )
     assert read_predictions(str(tmp_path)).empty
     assert log.pending_rows == 250
     assert log.flush() == 250
@@ -86,7 +51,7 @@ def test_background_flusher_batches_many_requests_into_few_commits(tmp_path: Pat
     log.start()
     try:
         for i in range(2000):
-            log.append(_row(i))
+            log.append(served_row(i))
         deadline = time.monotonic() + 10
         while log.rows_written < 2000 and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -101,7 +66,7 @@ def test_close_writes_what_is_still_buffered(tmp_path: Path) -> None:
     log = PredictionLog(predictions_uri(str(tmp_path)), flush_interval_s=3600)
     log.start()
     for i in range(7):
-        log.append(_row(i))
+        log.append(served_row(i))
     log.close()
     assert len(read_predictions(str(tmp_path))) == 7
 
@@ -111,7 +76,7 @@ def test_a_full_buffer_wakes_the_flusher_early(tmp_path: Path) -> None:
     log.start()
     try:
         for i in range(60):
-            log.append(_row(i))
+            log.append(served_row(i))
         deadline = time.monotonic() + 10
         while log.rows_written < 50 and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -123,7 +88,7 @@ def test_a_full_buffer_wakes_the_flusher_early(tmp_path: Path) -> None:
 def test_column_batches_accept_arrays_and_constants(tmp_path: Path) -> None:
     log = PredictionLog(predictions_uri(str(tmp_path)), flush_interval_s=3600)
     n = 1000
-    columns = {name: value for name, value in _row(0).items()}
+    columns = {name: value for name, value in served_row(0).items()}
     columns.update(
         {
             "timestamp": 1_767_225_600.0,
@@ -136,7 +101,7 @@ def test_column_batches_accept_arrays_and_constants(tmp_path: Path) -> None:
         }
     )
     log.append_columns(columns, n)
-    log.append(_row(5000))
+    log.append(served_row(5000))
     assert log.flush() == n + 1
     frame = read_predictions(str(tmp_path))
     batch = frame[frame["endpoint"] == "batch"].sort_values("Muestra")
@@ -150,7 +115,7 @@ def test_column_batches_accept_arrays_and_constants(tmp_path: Path) -> None:
 
 def test_column_batch_without_a_column_is_refused(tmp_path: Path) -> None:
     log = PredictionLog(predictions_uri(str(tmp_path)))
-    columns = _row(0)
+    columns = served_row(0)
     del columns["latency_ms"]
     with pytest.raises(ValueError, match="latency_ms"):
         log.append_columns(columns, 1)
@@ -161,7 +126,7 @@ def test_failed_write_keeps_the_rows_and_retries(tmp_path: Path) -> None:
     blocker.write_text("a file where the store folder should be", encoding="utf-8")
     log = PredictionLog(predictions_uri(str(blocker)), flush_interval_s=3600)
     for i in range(3):
-        log.append(_row(i))
+        log.append(served_row(i))
     assert log.flush() == 0
     assert log.pending_rows == 3
     assert log.last_error is not None
@@ -177,7 +142,7 @@ def test_beyond_the_pending_cap_the_oldest_rows_are_dropped_and_counted(tmp_path
     blocker.write_text("not a folder", encoding="utf-8")
     log = PredictionLog(predictions_uri(str(blocker)), flush_interval_s=3600, max_pending_rows=5)
     for i in range(8):
-        log.append(_row(i))
+        log.append(served_row(i))
     log.flush()
     assert log.pending_rows == 5
     assert log.rows_dropped == 3
@@ -194,7 +159,7 @@ def test_two_writers_append_to_the_same_table(tmp_path: Path) -> None:
     def write(log: PredictionLog, offset: int) -> None:
         for chunk in range(5):
             for i in range(20):
-                log.append(_row(offset + chunk * 20 + i))
+                log.append(served_row(offset + chunk * 20 + i))
             log.flush()
 
     threads = [threading.Thread(target=write, args=(log, k * 1000)) for k, log in enumerate(logs)]
@@ -206,12 +171,6 @@ def test_two_writers_append_to_the_same_table(tmp_path: Path) -> None:
     assert len(read_predictions(str(tmp_path))) == 200
 
 
-def test_reading_a_log_that_does_not_exist_yet_gives_the_columns(tmp_path: Path) -> None:
-    frame = read_predictions(str(tmp_path))
-    assert frame.empty
-    assert list(frame.columns) == list(COLUMNS)
-
-
 NULLABLE = [
     name for name in COLUMNS if name not in {"timestamp", "request_id", "endpoint", "version"}
 ]
@@ -220,8 +179,8 @@ NULLABLE = [
 @pytest.mark.parametrize("column", NULLABLE)
 def test_a_none_is_stored_as_null_in_every_nullable_column(tmp_path: Path, column: str) -> None:
     log = PredictionLog(predictions_uri(str(tmp_path)), flush_interval_s=3600)
-    log.append(_row(0, **{column: None}))
-    log.append(_row(1))
+    log.append(served_row(0, **{column: None}))
+    log.append(served_row(1))
     assert log.flush() == 2
     table = DeltaTable(predictions_uri(str(tmp_path))).to_pyarrow_table().sort_by("request_id")
     assert table.column(column).to_pylist()[0] is None
@@ -230,7 +189,7 @@ def test_a_none_is_stored_as_null_in_every_nullable_column(tmp_path: Path, colum
 
 def test_a_nan_stays_nan_not_null(tmp_path: Path) -> None:
     log = PredictionLog(predictions_uri(str(tmp_path)), flush_interval_s=3600)
-    log.append(_row(0, p_exceed=float("nan")))
+    log.append(served_row(0, p_exceed=float("nan")))
     log.flush()
     column = DeltaTable(predictions_uri(str(tmp_path))).to_pyarrow_table().column("p_exceed")
     assert column.null_count == 0
@@ -242,7 +201,9 @@ def test_a_flush_of_many_conversion_steps_keeps_every_row_in_order(tmp_path: Pat
     log = PredictionLog(predictions_uri(str(tmp_path)), flush_interval_s=3600)
     n = 10_001
     for i in range(n):
-        log.append(_row(i, prediction=float(i), decision=None if i % 3 else "reject", upper=None))
+        log.append(
+            served_row(i, prediction=float(i), decision=None if i % 3 else "reject", upper=None)
+        )
     assert log.flush() == n
     frame = read_predictions(str(tmp_path)).sort_values("Muestra").reset_index(drop=True)
     assert frame["Muestra"].tolist() == list(range(n))
@@ -264,7 +225,7 @@ def test_rows_appended_by_threads_while_flushing_are_written_exactly_once(
 
     def serve(offset: int) -> None:
         for i in range(per_thread):
-            log.append(_row(offset + i))
+            log.append(served_row(offset + i))
             if i % 500 == 0:
                 time.sleep(0.01)  # let flushes happen between and during the appends
 
@@ -285,87 +246,20 @@ def test_a_row_with_an_unstorable_value_is_dropped_alone_and_counted(
 ) -> None:
     log = PredictionLog(predictions_uri(str(tmp_path)), flush_interval_s=3600)
     for i in range(5):
-        log.append(_row(i, Grados_C="hot" if i == 2 else 38.0))
+        log.append(served_row(i, Grados_C="hot" if i == 2 else 38.0))
     with caplog.at_level("ERROR", logger="permeability.prediction_log"):
         assert log.flush() == 4
     assert log.rows_dropped == 1
     assert "Grados_C" in caplog.text
     assert sorted(read_predictions(str(tmp_path))["Muestra"]) == [0, 1, 3, 4]
-    log.append(_row(9))
+    log.append(served_row(9))
     assert log.flush() == 1
-
-
-def test_a_helper_process_can_make_the_commits_with_the_same_guarantees(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    handover = tmp_path / "tmp"
-    handover.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(handover))
-    blocker = tmp_path / "store"
-    blocker.write_text("a file where the store folder should be", encoding="utf-8")
-    log = PredictionLog(
-        predictions_uri(str(blocker)), flush_interval_s=3600, write_in_subprocess=True
-    )
-    for i in range(3):
-        log.append(_row(i))
-    assert log.flush() == 0  # the helper's failure comes back: the rows are kept
-    assert log.pending_rows == 3
-    assert log.last_error is not None
-    helper = log._writer
-    assert helper is not None  # a write error does not cost a new helper process
-    blocker.unlink()
-    blocker.mkdir()
-    for i in range(3, 5):
-        log.append(_row(i, Estructura=None))
-    assert log.flush() == 5
-    assert log._writer is helper
-    log.append(_row(5))
-    log.close()
-    logged = read_predictions(str(blocker)).sort_values("Muestra")
-    assert list(logged["Muestra"]) == [0, 1, 2, 3, 4, 5]
-    assert logged["Estructura"].isna().sum() == 2
-    assert log.commits == 2
-    assert list(handover.iterdir()) == []  # the batches handed to the helper are cleaned up
-
-
-def test_the_last_rows_are_written_even_if_the_helper_process_is_gone(tmp_path: Path) -> None:
-    log = PredictionLog(
-        predictions_uri(str(tmp_path)), flush_interval_s=3600, write_in_subprocess=True
-    )
-    log.append(_row(0))
-    assert log.flush() == 1  # the helper is running now
-    assert log._writer is not None
-    log._writer.process.kill()  # a crash of the helper
-    log._writer.process.wait()
-    log.append(_row(1))
-    log.close()
-    assert sorted(read_predictions(str(tmp_path))["Muestra"]) == [0, 1]
-
-
-# -- issue 11: the record fields, and logs written before them --------------------------------
-
-
-def _old_log(tmp_path: Path, rows: int) -> str:
-    """A log as the release before issue 11 wrote it: its schema without the record fields."""
-    from deltalake import write_deltalake
-
-    from permeability.io.predictions.log import RECORD_COLUMNS, SCHEMA, TABLE_CONFIGURATION
-
-    old_schema = pa.schema([f for f in SCHEMA if f.name not in RECORD_COLUMNS])
-    old_rows = [{k: v for k, v in _row(i).items() if k not in RECORD_COLUMNS} for i in range(rows)]
-    for row in old_rows:
-        row["timestamp"] = pd.Timestamp(row["timestamp"], unit="s", tz="UTC")
-    table = pa.Table.from_pylist(old_rows, schema=old_schema)
-    uri = predictions_uri(str(tmp_path))
-    write_deltalake(uri, table, mode="append", configuration=TABLE_CONFIGURATION)
-    assert "CONSECUTIVO" not in DeltaTable(uri).schema().to_arrow().names  # type: ignore[attr-defined]
-    return uri
 
 
 def test_record_fields_are_stored_with_their_types(tmp_path: Path) -> None:
     log = PredictionLog(predictions_uri(str(tmp_path)), flush_interval_s=3600)
-    log.append(_row(0))
-    log.append(_row(1, CONSECUTIVO=None, Referencia=None, Fecha=None))
+    log.append(served_row(0))
+    log.append(served_row(1, CONSECUTIVO=None, Referencia=None, Fecha=None))
     assert log.flush() == 2
     table = DeltaTable(predictions_uri(str(tmp_path))).to_pyarrow_table().sort_by("request_id")
     assert table.schema.field("Fecha").type == pa.date32()
@@ -376,31 +270,23 @@ def test_record_fields_are_stored_with_their_types(tmp_path: Path) -> None:
 
 def test_a_fecha_that_is_not_a_date_is_refused_and_counted(tmp_path: Path) -> None:
     log = PredictionLog(predictions_uri(str(tmp_path)), flush_interval_s=3600)
-    log.append(_row(0, Fecha="2026-01-02"))  # text, not a date: a caller's bug
-    log.append(_row(1, Fecha=datetime.datetime(2026, 1, 2, 10)))  # a time is not a test date
+    log.append(served_row(0, Fecha="2026-01-02"))  # text, not a date: a caller's bug
+    log.append(served_row(1, Fecha=datetime.datetime(2026, 1, 2, 10)))  # a time is not a test date
     assert log.rows_dropped == 2
     assert log.flush() == 0
-
-
-def test_a_log_written_before_the_record_fields_reads_them_as_null(tmp_path: Path) -> None:
-    _old_log(tmp_path, 3)
-    frame = read_predictions(str(tmp_path))
-    assert list(frame.columns) == list(COLUMNS)
-    assert len(frame) == 3
-    assert frame[["CONSECUTIVO", "Referencia", "Fecha"]].isna().all().all()
 
 
 @pytest.mark.parametrize("helper_process", [False, True])
 def test_a_log_written_before_the_record_fields_takes_new_rows(
     tmp_path: Path, helper_process: bool
 ) -> None:
-    uri = _old_log(tmp_path, 3)
+    uri = old_log(tmp_path, 3)
     log = PredictionLog(uri, flush_interval_s=3600, write_in_subprocess=helper_process)
     try:
-        log.append(_row(10))
-        log.append_columns({**_row(11), "Muestra": np.array([11, 12])}, 2)
+        log.append(served_row(10))
+        log.append_columns({**served_row(11), "Muestra": np.array([11, 12])}, 2)
         assert log.flush() == 3
-        log.append(_row(13))  # a second append: the table already has the columns
+        log.append(served_row(13))  # a second append: the table already has the columns
         assert log.flush() == 1
     finally:
         log.close()
@@ -415,7 +301,9 @@ def test_a_log_written_before_the_record_fields_takes_new_rows(
 
 def test_column_batches_may_leave_out_the_record_fields(tmp_path: Path) -> None:
     log = PredictionLog(predictions_uri(str(tmp_path)), flush_interval_s=3600)
-    columns = {k: v for k, v in _row(0).items() if k not in ("CONSECUTIVO", "Referencia", "Fecha")}
+    columns = {
+        k: v for k, v in served_row(0).items() if k not in ("CONSECUTIVO", "Referencia", "Fecha")
+    }
     log.append_columns({**columns, "Muestra": np.arange(4)}, 4)
     assert log.flush() == 4
     assert read_predictions(str(tmp_path))["Fecha"].isna().all()

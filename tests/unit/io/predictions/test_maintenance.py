@@ -17,11 +17,13 @@ from deltalake.exceptions import CommitFailedError
 from deltalake.table import TableOptimizer
 
 from permeability.errors import InvalidInputError
-from permeability.io.predictions.log import PredictionLog, predictions_uri, read_predictions
+from permeability.io.predictions.log import PredictionLog
 from permeability.io.predictions.maintenance import (
     ConcurrentCompactionError,
     compact_predictions,
 )
+from permeability.io.predictions.reader import read_predictions
+from permeability.io.predictions.schema import predictions_uri
 from tests.unit.io.prediction_log_support import (
     data_files,
     fill_prediction_log,

@@ -22,7 +22,9 @@ import pandas as pd
 import pytest
 from deltalake import DeltaTable
 
-from permeability.io.predictions.log import PredictionLog, predictions_uri, read_predictions
+from permeability.io.predictions.log import PredictionLog
+from permeability.io.predictions.reader import read_predictions
+from permeability.io.predictions.schema import predictions_uri
 from permeability.io.predictions.spool import HEADER_BYTES, SpoolWriter, read_segment
 from permeability.io.predictions.writer import HelperGoneError
 from tests.unit.io.prediction_log_support import log_row
@@ -178,14 +180,14 @@ def test_a_replay_cut_short_resumes_without_doubling_anything(
     store.unlink()
     store.mkdir()
     survivor = PredictionLog(uri, flush_interval_s=3600, spool_dir=spool)
-    commit = survivor._write
+    commit = survivor._commits.write
 
     def crash_on_the_second_segment(table: Any, transaction: Any) -> None:
         if transaction[1] > 4:
             raise OSError("the replaying process died here")
         commit(table, transaction)
 
-    monkeypatch.setattr(survivor, "_write", crash_on_the_second_segment)
+    monkeypatch.setattr(survivor._commits, "write", crash_on_the_second_segment)
     assert survivor.replay_orphans() == 4  # the first segment; the spool stays
     assert sorted(read_predictions(str(store))["Muestra"]) == [0, 1, 2, 3]
     monkeypatch.undo()
@@ -291,13 +293,13 @@ def test_a_failed_write_that_committed_anyway_is_not_written_twice(
     log = PredictionLog(predictions_uri(str(tmp_path)), flush_interval_s=3600, spool_dir=tmp_path)
     for i in range(3):
         log.append(spooled_row(i))
-    commit = log._write
+    commit = log._commits.write
 
     def commit_then_fail(table: Any, transaction: Any) -> None:
         commit(table, transaction)
         raise HelperGoneError("the helper was killed after its commit")
 
-    monkeypatch.setattr(log, "_write", commit_then_fail)
+    monkeypatch.setattr(log._commits, "write", commit_then_fail)
     assert log.flush() == 0
     assert log.pending_rows == 3  # as far as the log knows, nothing was written
     monkeypatch.undo()
@@ -337,7 +339,7 @@ def test_the_helper_process_exits_with_its_parent_and_nothing_else_is_left(
         log.start()
         log.append(spooled_row(0))
         assert log.flush() == 1  # the helper is up and has committed
-        print(log._writer.process.pid, *sorted(descendants(os.getpid())), flush=True)
+        print(log._commits.helper.process.pid, *sorted(descendants(os.getpid())), flush=True)
         """,
         predictions_uri(str(tmp_path)),
         tmp_path / "spool",

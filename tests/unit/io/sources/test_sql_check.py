@@ -142,3 +142,33 @@ def test_a_backslash_before_a_quote_is_refused_with_advice_on_mariadb() -> None:
     """'it\\'s' is one string or an open one, depending on the server's sql_mode."""
     with pytest.raises(InvalidInputError, match="write a quote inside a string as ''"):
         check_read_only_query("SELECT * FROM t WHERE a = 'it\\'s' AND b = 'x'", "mariadb")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT * FROM muestras",
+        "  select Muestra, Grados_C from muestras where Estructura = '; DROP TABLE x' ;",
+        "WITH t AS (SELECT * FROM muestras) SELECT * FROM t",
+        'SELECT "update" FROM muestras -- delete everything',
+    ],
+)
+def test_read_only_queries_pass(query: str) -> None:
+    assert check_read_only_query(query).rstrip().endswith(("muestras", "x'", "t", "everything"))
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("SELECT 1; DROP TABLE muestras", "single statement"),
+        ("DROP TABLE muestras", "start with SELECT"),
+        ("DELETE FROM muestras", "start with SELECT"),
+        ("WITH d AS (DELETE FROM muestras RETURNING *) SELECT * FROM d", "DELETE"),
+        ("SELECT * INTO copia FROM muestras", "INTO"),
+        ("SELECT pg_sleep(100)", "PG_SLEEP"),
+        ("   ", "empty"),
+    ],
+)
+def test_writing_or_chained_queries_are_refused(query: str, message: str) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        check_read_only_query(query)

@@ -14,10 +14,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from permeability.io.model_file import MODEL_FILE
-from permeability.io.predictions.log import read_predictions
+from permeability.io.predictions.reader import read_predictions
 from permeability.record.schema import CALIBRES
 from permeability.services.inference.app import create_inference_app
-from permeability.services.inference.schemas import InferenceResponse
+from permeability.services.inference.responses import InferenceResponse
 from permeability.settings import Settings
 from tests.unit.services.inference_support import (
     AT_LIMIT_CONDITIONS,
@@ -147,7 +147,7 @@ def test_integers_in_float_fields_are_fine(client: TestClient) -> None:
         ({"Grados_C": True}, "Grados_C", "must be a JSON number"),
         ({"Muestra": 1.5}, "Muestra", "fractional part"),
         ({"Muestra": "1"}, "Muestra", "whole JSON number"),
-        ({"CalibreProm": 164}, "CalibreProm", "disagrees with the mean of Calibre1..5"),
+        ({"CalibreProm": 164}, "CalibreProm", "164 does not match the mean of the readings"),
         ({"Estructura": "  "}, "Estructura", "must not be blank"),
         ({"Estructura": 3}, "Estructura", "valid string"),
         ({"Color": "red"}, "Color", "Extra inputs are not permitted"),
@@ -264,7 +264,7 @@ def test_json_batch_keeps_every_row_in_order(client: TestClient) -> None:
     assert records[0]["error"] == ""
     assert records[0]["decision"] is None
     assert records[1]["decision"] in {"approve", "reject", "retest"}
-    assert "Porc_Humedad must be in (0, 100]" in records[2]["error"]
+    assert "Porc_Humedad 150 is outside (0, 100] % RH" in records[2]["error"]
     assert records[2]["prediction"] is None
     single = client.post("/inference", json=SEED_BODY).json()["prediction"]["value"]
     assert records[0]["prediction"] == pytest.approx(single, rel=1e-9)

@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from permeability.io.predictions.log import read_predictions
-from permeability.modelling.model import PermeabilityModel
+from permeability.io.predictions.reader import read_predictions
+from permeability.modelling.predictor import PermeabilityModel
 from permeability.services.inference.app import create_inference_app
 from permeability.services.inference.fast import InferenceApp
-from permeability.services.inference.schemas import InferenceResponse
+from permeability.services.inference.responses import InferenceResponse
 from permeability.settings import Settings
 from tests.unit.services.inference_support import (
     SEED_SAMPLE,
@@ -40,7 +40,7 @@ def _variant(*, detection_limit: float | None, non_product: tuple[str, ...]) -> 
 
 
 @pytest.fixture
-def service(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any]]:
+def batch_service(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any]]:
     """0.1: a version from before issue 11 (no detection limit, no non-product patterns);
     0.2: one with a detection limit above every guide value and non-product patterns; 0.3: a
     detection limit below every guide value, and BOPP itself declared a non-product (a
@@ -83,9 +83,9 @@ def _without_id(response: Any) -> Any:
 # -- single: record fields ------------------------------------------------------------------
 
 
-def test_the_seed_body_answers_without_any_new_key(service: tuple[Any, Any]) -> None:
+def test_the_seed_body_answers_without_any_new_key(batch_service: tuple[Any, Any]) -> None:
     """Nothing new sent to a version from before issue 11: the answer has the old keys only."""
-    _, client = service
+    _, client = batch_service
     body = _post(client, "0.1", SEED_SAMPLE).json()
     assert list(body) == [
         "version",
@@ -104,9 +104,9 @@ def test_the_seed_body_answers_without_any_new_key(service: tuple[Any, Any]) -> 
 
 
 def test_record_fields_are_accepted_echoed_as_text_and_logged(
-    settings: Settings, service: tuple[Any, Any]
+    settings: Settings, batch_service: tuple[Any, Any]
 ) -> None:
-    app, client = service
+    app, client = batch_service
     response = _post(client, "0.1", RECORD)
     assert response.status_code == 200, response.text
     body = response.json()
@@ -125,9 +125,9 @@ def test_record_fields_are_accepted_echoed_as_text_and_logged(
 
 
 def test_a_request_without_record_fields_logs_them_as_null(
-    settings: Settings, service: tuple[Any, Any]
+    settings: Settings, batch_service: tuple[Any, Any]
 ) -> None:
-    app, client = service
+    app, client = batch_service
     assert _post(client, "0.1", SEED_SAMPLE).status_code == 200
     app.state.inference.log.flush()
     logged = read_predictions(settings.resolved_feature_store_uri)
@@ -151,9 +151,9 @@ def test_a_request_without_record_fields_logs_them_as_null(
     ],
 )
 def test_bad_record_fields_get_422_naming_the_field(
-    service: tuple[Any, Any], field: str, value: Any, words: str
+    batch_service: tuple[Any, Any], field: str, value: Any, words: str
 ) -> None:
-    app, client = service
+    app, client = batch_service
     fast, route = _both_ways(app, client, {"data_test": {**SEED_SAMPLE, field: value}})
     assert fast.status_code == route.status_code == 422
     assert _without_id(fast) == _without_id(route)
@@ -162,8 +162,8 @@ def test_bad_record_fields_get_422_naming_the_field(
     assert words in error["msg"]
 
 
-def test_muestra_is_described_as_the_replicate_number(service: tuple[Any, Any]) -> None:
-    _, client = service
+def test_muestra_is_described_as_the_replicate_number(batch_service: tuple[Any, Any]) -> None:
+    _, client = batch_service
     schema = client.get("/openapi.json").json()["components"]["schemas"]
     assert "Replicate number" in schema["SampleInput"]["properties"]["Muestra"]["description"]
     assert "Replicate number" in schema["InferenceResponse"]["properties"]["Muestra"]["description"]
@@ -175,9 +175,9 @@ def test_muestra_is_described_as_the_replicate_number(service: tuple[Any, Any]) 
 
 @pytest.mark.parametrize("spelling", ["CALIBRACION", "calibracion ", "Material-Ref"])
 def test_a_non_product_gets_422_saying_why_before_the_unknown_check(
-    service: tuple[Any, Any], spelling: str
+    batch_service: tuple[Any, Any], spelling: str
 ) -> None:
-    app, client = service
+    app, client = batch_service
     body = {"version": "0.2", "data_test": {**SEED_SAMPLE, "Estructura": spelling}}
     fast, route = _both_ways(app, client, body)
     assert fast.status_code == route.status_code == 422
@@ -191,22 +191,24 @@ def test_a_non_product_gets_422_saying_why_before_the_unknown_check(
     assert "gives no guide value" in error["msg"]
 
 
-def test_a_known_structure_declared_non_product_is_refused_too(service: tuple[Any, Any]) -> None:
-    _, client = service
+def test_a_known_structure_declared_non_product_is_refused_too(
+    batch_service: tuple[Any, Any],
+) -> None:
+    _, client = batch_service
     response = _post(client, "0.3", SEED_SAMPLE)  # BOPP: known to the model, yet not a product
     assert response.status_code == 422
     assert response.json()["detail"][0]["type"] == "non_product"
 
 
-def test_a_version_without_patterns_calls_the_name_unknown(service: tuple[Any, Any]) -> None:
-    _, client = service
+def test_a_version_without_patterns_calls_the_name_unknown(batch_service: tuple[Any, Any]) -> None:
+    _, client = batch_service
     response = _post(client, "0.1", {**SEED_SAMPLE, "Estructura": "CALIBRACION"})
     assert response.status_code == 422
     assert response.json()["detail"][0]["type"] == "unknown_structure"
 
 
-def test_versions_never_offer_a_non_product(service: tuple[Any, Any]) -> None:
-    _, client = service
+def test_versions_never_offer_a_non_product(batch_service: tuple[Any, Any]) -> None:
+    _, client = batch_service
     for version in ("0.2", "0.3"):
         assert _post(client, version, {**SEED_SAMPLE, "Estructura": "PET"}).status_code == 200
     listed = {v["version"]: v for v in client.get("/versions").json()["versions"]}
@@ -220,8 +222,8 @@ def test_versions_never_offer_a_non_product(service: tuple[Any, Any]) -> None:
 # -- single: the detection limit ------------------------------------------------------------
 
 
-def test_a_guide_value_below_the_detection_limit_says_so(service: tuple[Any, Any]) -> None:
-    app, client = service
+def test_a_guide_value_below_the_detection_limit_says_so(batch_service: tuple[Any, Any]) -> None:
+    app, client = batch_service
     fast, route = _both_ways(app, client, {"version": "0.2", "data_test": SEED_SAMPLE})
     assert _without_id(fast) == _without_id(route)
     body = fast.json()
@@ -233,8 +235,8 @@ def test_a_guide_value_below_the_detection_limit_says_so(service: tuple[Any, Any
     assert above["detection_limit"] == 1e-9
 
 
-def test_a_version_without_a_detection_limit_omits_the_flag(service: tuple[Any, Any]) -> None:
-    _, client = service
+def test_a_version_without_a_detection_limit_omits_the_flag(batch_service: tuple[Any, Any]) -> None:
+    _, client = batch_service
     body = _post(client, "0.1", SEED_SAMPLE).json()
     assert "below_detection_limit" not in body
     assert InferenceResponse.model_validate(body).below_detection_limit is False
@@ -244,9 +246,9 @@ def test_a_version_without_a_detection_limit_omits_the_flag(service: tuple[Any, 
 
 
 def test_json_batch_accepts_echoes_and_logs_record_fields(
-    settings: Settings, service: tuple[Any, Any]
+    settings: Settings, batch_service: tuple[Any, Any]
 ) -> None:
-    app, client = service
+    app, client = batch_service
     records = [
         {**RECORD, "Muestra": 1},
         {**SEED_SAMPLE, "Muestra": 2, "CONSECUTIVO": "C-2", "Fecha": "2026-03-03"},
@@ -268,9 +270,9 @@ def test_json_batch_accepts_echoes_and_logs_record_fields(
 
 
 def test_batch_rows_with_bad_record_fields_or_non_products_say_why(
-    service: tuple[Any, Any],
+    batch_service: tuple[Any, Any],
 ) -> None:
-    _, client = service
+    _, client = batch_service
     records = [
         {**SEED_SAMPLE, "CONSECUTIVO": True},
         {**SEED_SAMPLE, "Fecha": "not a date"},
@@ -294,9 +296,9 @@ def test_batch_rows_with_bad_record_fields_or_non_products_say_why(
 
 
 def test_a_csv_file_with_the_real_exports_date_columns(
-    settings: Settings, service: tuple[Any, Any]
+    settings: Settings, batch_service: tuple[Any, Any]
 ) -> None:
-    app, client = service
+    app, client = batch_service
     frame = pd.DataFrame(
         [
             {**SEED_SAMPLE, "CONSECUTIVO": "17.0", "Año": "2025", "Mes": "11", "Día": "4"},
@@ -330,11 +332,11 @@ def test_a_csv_file_with_the_real_exports_date_columns(
 
 
 def test_an_unseen_laminate_of_known_layers_is_predicted_from_its_family(
-    service: tuple[Any, Any],
+    batch_service: tuple[Any, Any],
 ) -> None:
     """Issue 12: BOPP/PPC was never trained on; its best barrier is polypropylene, whose most
     measured structure (BOPP) stands in, with an interval twice as wide in log terms."""
-    _, client = service
+    _, client = batch_service
     seen = _post(client, "0.2", SEED_SAMPLE).json()
     unseen = _post(client, "0.2", {**SEED_SAMPLE, "Estructura": "BOPP-PPC"})
     assert unseen.status_code == 200, unseen.text
@@ -349,9 +351,9 @@ def test_an_unseen_laminate_of_known_layers_is_predicted_from_its_family(
 
 
 def test_a_laminate_whose_family_the_version_never_saw_keeps_the_422(
-    service: tuple[Any, Any],
+    batch_service: tuple[Any, Any],
 ) -> None:
-    _, client = service
+    _, client = batch_service
     for name in ("PET-AL-PE", "PET-XYZ-PE"):  # no foil in training; XYZ is no known layer
         response = _post(client, "0.2", {**SEED_SAMPLE, "Estructura": name})
         assert response.status_code == 422, response.text
@@ -361,9 +363,9 @@ def test_a_laminate_whose_family_the_version_never_saw_keeps_the_422(
 
 
 def test_a_batch_predicts_an_unseen_laminate_from_its_family_like_the_single_route(
-    service: tuple[Any, Any],
+    batch_service: tuple[Any, Any],
 ) -> None:
-    _, client = service
+    _, client = batch_service
     sample = {**SEED_SAMPLE, "Estructura": "BOPP-PPC"}
     single = _post(client, "0.2", sample).json()
     batch = client.post(

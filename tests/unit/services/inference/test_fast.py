@@ -17,7 +17,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from permeability.io.predictions.log import read_predictions
+from permeability.io.predictions.reader import read_predictions
 from permeability.services.inference.app import create_inference_app
 from permeability.services.inference.fast import MAX_FAST_BODY_BYTES, InferenceApp
 from permeability.settings import Settings
@@ -32,7 +32,7 @@ from tests.unit.services.inference_support import (
 
 
 @pytest.fixture
-def service(
+def fast_service(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[InferenceApp, TestClient]]:
     champion = Champion()
@@ -88,9 +88,9 @@ BODIES: dict[str, Any] = {
 
 @pytest.mark.parametrize("name", sorted(BODIES))
 def test_the_lean_path_answers_like_the_route(
-    service: tuple[InferenceApp, TestClient], name: str
+    fast_service: tuple[InferenceApp, TestClient], name: str
 ) -> None:
-    app, client = service
+    app, client = fast_service
     fast, route = _both_ways(app, client, json.dumps(BODIES[name]).encode())
     assert fast.status_code < 500, fast.text
     assert fast.status_code == route.status_code, (fast.text, route.text)
@@ -102,18 +102,18 @@ def test_the_lean_path_answers_like_the_route(
     "content", [b"", b"{", b"not json", b"\xff\xfe\x00", b'{"data_test": {"Muestra": 1}'], ids=repr
 )
 def test_unreadable_bodies_get_the_routes_422(
-    service: tuple[InferenceApp, TestClient], content: bytes
+    fast_service: tuple[InferenceApp, TestClient], content: bytes
 ) -> None:
-    app, client = service
+    app, client = fast_service
     fast, route = _both_ways(app, client, content)
     assert fast.status_code == route.status_code == 422
     assert _comparable(fast) == _comparable(route)
 
 
 def test_a_body_larger_than_any_sample_goes_the_documented_way(
-    service: tuple[InferenceApp, TestClient],
+    fast_service: tuple[InferenceApp, TestClient],
 ) -> None:
-    app, client = service
+    app, client = fast_service
     padded = {"data_test": SEED_SAMPLE, "padding": "x" * (MAX_FAST_BODY_BYTES * 2)}
     fast, route = _both_ways(app, client, json.dumps(padded).encode())
     assert fast.status_code == route.status_code
@@ -121,9 +121,9 @@ def test_a_body_larger_than_any_sample_goes_the_documented_way(
 
 
 def test_a_version_not_yet_in_memory_is_loaded_by_the_route_then_served(
-    settings: Settings, service: tuple[InferenceApp, TestClient]
+    settings: Settings, fast_service: tuple[InferenceApp, TestClient]
 ) -> None:
-    _app, client = service
+    _app, client = fast_service
     publish_version(settings, "0.3", tiny_model("Lasso"))
     body = {"version": "0.3", "data_test": SEED_SAMPLE}
     first = client.post("/inference", json=body)
@@ -148,9 +148,9 @@ def _record_fastapi_requests(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_valid_requests_skip_fastapis_stack_and_errors_take_it(
-    service: tuple[InferenceApp, TestClient], monkeypatch: pytest.MonkeyPatch
+    fast_service: tuple[InferenceApp, TestClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _app, client = service
+    _app, client = fast_service
     reached = _record_fastapi_requests(monkeypatch)
     assert client.post("/inference", json={"data_test": SEED_SAMPLE}).status_code == 200
     assert reached == []
@@ -176,8 +176,8 @@ def test_the_lean_path_can_be_switched_off_in_the_config(
     assert reached == ["/inference"]
 
 
-def test_lean_answers_are_counted(service: tuple[InferenceApp, TestClient]) -> None:
-    _app, client = service
+def test_lean_answers_are_counted(fast_service: tuple[InferenceApp, TestClient]) -> None:
+    _app, client = fast_service
     for _ in range(3):
         assert client.post("/inference", json={"data_test": SEED_SAMPLE}).status_code == 200
     client.post("/inference", json={"data_test": {**SEED_SAMPLE, "Porc_Humedad": 500}})
@@ -203,8 +203,10 @@ def test_lean_answers_land_in_the_prediction_log(
     assert (logged["latency_ms"] > 0).all()
 
 
-def test_a_body_in_several_chunks_is_read_whole(service: tuple[InferenceApp, TestClient]) -> None:
-    app, client = service
+def test_a_body_in_several_chunks_is_read_whole(
+    fast_service: tuple[InferenceApp, TestClient],
+) -> None:
+    app, client = fast_service
     content = json.dumps({"data_test": SEED_SAMPLE}).encode()
     chunks = [content[:10], content[10:50], content[50:]]
     messages = [

@@ -402,15 +402,15 @@
     return String(problem.msg || type);
   }
 
-  // The service's row errors ("Porc_Humedad must be in (0, 100] % RH, got 150; ...") in the
+  // The service's row errors ("Porc_Humedad '150' is outside (0, 100] % RH; ...") in the
   // page's words; the downloaded CSV keeps the service's own text.
   const ROW_PROBLEMS = [
-    [/^(\w+) is missing/, () => ({ type: "missing" })],
+    [/^\w+ (?:.+ )?is missing$/, () => ({ type: "missing" })],
     [/^Muestra /, () => ({ type: "integer_type" })],
-    [/^CalibreProm \S+ is inconsistent with the mean of the readings ([\d.]+)/, (m) => ({ type: "caliper_mean_inconsistent", ctx: { mean: m[1] } })],
+    [/^CalibreProm .+ does not match the mean of the readings \(([\d.]+)/, (m) => ({ type: "caliper_mean_inconsistent", ctx: { mean: m[1] } })],
     [/^Estructura .* is not known/, () => ({ type: "unknown_structure_row" })],
     [/^Estructura .* not a product/, () => ({ type: "non_product" })],
-    [/^(\w+) must be in /, () => ({ type: "greater_than" })],
+    [/^\w+ .+ is outside [[(]/, () => ({ type: "greater_than" })],
     [/^(\w+) /, () => ({ type: "number_type" })],
   ];
 

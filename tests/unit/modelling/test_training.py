@@ -1,10 +1,10 @@
+"""The training procedure: split, fit, calibrate and score, and what it refuses."""
+
 from __future__ import annotations
 
 import functools
 import itertools
-import json
 import math
-import pickle
 
 import numpy as np
 import pandas as pd
@@ -12,24 +12,8 @@ import pytest
 from sklearn.linear_model import LinearRegression
 
 from permeability.errors import EmptyFeatureStoreError, InvalidInputError
-from permeability.features.engineering import DEFAULT_MIN_STRUCTURE_SAMPLES, UnknownStructureError
-from permeability.features.structure_levels import LEVEL_FEATURES
-from permeability.modelling.catalogue import (
-    AUTO,
-    AUTO_CANDIDATES,
-    SVR_MAX_ROWS,
-    UnknownModelError,
-    model_names,
-    uses_levels,
-)
-from permeability.modelling.model import (
-    FAMILY_LOG_MARGIN,
-    LOG_CLIP_MARGIN,
-    MIN_TRAINING_ROWS,
-    TrainingOutcome,
-    stratified_split,
-    train_model,
-)
+from permeability.modelling.catalogue import AUTO, UnknownModelError
+from permeability.modelling.training import MIN_TRAINING_ROWS, TrainingOutcome, train_model
 from permeability.record.schema import (
     CALIBRE_PROM,
     CALIBRES,
@@ -40,13 +24,10 @@ from permeability.record.schema import (
     PORC_HUMEDAD,
     TEST_ID,
 )
-from permeability.synthetic.generator import (
-    PHYSICS_PERMEABILITY,
-    MessSpec,
-    generate_lab_data,
-    reference_wvtr,
-    structure_catalogue,
-)
+from permeability.synthetic.catalogue import reference_wvtr, structure_catalogue
+from permeability.synthetic.generator import generate_lab_data
+from permeability.synthetic.mess import MessSpec
+from permeability.synthetic.truth import PHYSICS_PERMEABILITY
 from tests.lab_frames import law, pca_of, physics_frame, random_records
 
 NOISE = 0.05
@@ -138,85 +119,6 @@ def test_training_is_deterministic_for_a_random_state(frame: pd.DataFrame) -> No
     assert set(first.test_predictions[MUESTRA]) != set(other.test_predictions[MUESTRA])
 
 
-SMALL_MODELS = [name for name in model_names() if name != AUTO]
-TREE_MODELS = (
-    "RandomForestRegressor",
-    "ExtraTreesRegressor",
-    "GradientBoostingRegressor",
-    "HistGradientBoostingRegressor",
-)
-FAST_PATHS = {
-    **dict.fromkeys(("LinearRegression", "Ridge", "Lasso", "ElasticNet"), "linear"),
-    **dict.fromkeys(TREE_MODELS, "tree"),
-}
-
-
-@pytest.mark.parametrize("name", SMALL_MODELS)
-def test_fast_paths_agree_with_the_reference_for_every_model(name: str) -> None:
-    train = physics_frame(500, seed=21)
-    outcome = train_model(train, pca_of(train), model=name)
-    unseen = physics_frame(2000, seed=22)
-    reference = outcome.model.predict_frame(unseen)
-    records = random_records(unseen)
-    batch = outcome.model.predict_records(records)
-    single = np.array([outcome.model.predict_record(r) for r in records[:200]])
-    np.testing.assert_allclose(batch, reference, rtol=1e-9, atol=0.0)
-    np.testing.assert_allclose(single, reference[:200], rtol=1e-9, atol=0.0)
-    assert np.all(reference > 0)
-    assert outcome.model.fast_path == FAST_PATHS.get(name, "estimator")
-
-
-def test_pickled_model_predicts_the_same(frame: pd.DataFrame, linear: TrainingOutcome) -> None:
-    restored = pickle.loads(pickle.dumps(linear.model))  # noqa: S301 (own object round trip)
-    sample = frame.head(50)
-    np.testing.assert_array_equal(
-        restored.predict_frame(sample), linear.model.predict_frame(sample)
-    )
-    record = random_records(sample)[0]
-    assert restored.predict_record(record) == linear.model.predict_record(record)
-
-
-@pytest.mark.parametrize("name", TREE_MODELS)
-def test_pickled_tree_model_rebuilds_its_compiled_trees(name: str) -> None:
-    """The pickle holds no compiled trees (older code can load it, and models pickled before
-    the compiled trees existed look the same); loading rebuilds them."""
-    train = physics_frame(400, seed=23)
-    model = train_model(train, pca_of(train), model=name).model
-    pickled = pickle.dumps(model)
-    assert b"permeability.modelling.trees" not in pickled
-    restored = pickle.loads(pickled)  # noqa: S301 (own object round trip)
-    assert restored.fast_path == "tree"
-    records = random_records(physics_frame(300, seed=24))
-    np.testing.assert_array_equal(
-        [restored.predict_record(r) for r in records], [model.predict_record(r) for r in records]
-    )
-
-
-def test_a_tree_model_that_cannot_be_compiled_still_loads_and_serves(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A scikit-learn that renamed what the compiler reads must not make a version unloadable."""
-    train = physics_frame(400, seed=23)
-    model = train_model(train, pca_of(train), model="HistGradientBoostingRegressor").model
-    pickled = pickle.dumps(model)
-
-    def renamed(_estimator: object) -> None:
-        raise AttributeError(
-            "'HistGradientBoostingRegressor' object has no attribute '_predictors'"
-        )
-
-    monkeypatch.setattr("permeability.modelling.model.compile_ensemble", renamed)
-    restored = pickle.loads(pickled)  # noqa: S301 (own object round trip)
-    assert restored.fast_path == "estimator"
-    assert "cannot be compiled" in caplog.text
-    records = random_records(physics_frame(50, seed=24))
-    np.testing.assert_allclose(
-        [restored.predict_record(r) for r in records],
-        [model.predict_record(r) for r in records],
-        rtol=1e-9,
-    )
-
-
 def test_split_calibration_holds_a_part_of_the_training_split_aside(frame: pd.DataFrame) -> None:
     split = train_model(frame, pca_of(frame), model="LinearRegression", calibration="split")
     assert split.model.calibration.method == "split-conformal"
@@ -228,25 +130,11 @@ def test_split_calibration_holds_a_part_of_the_training_split_aside(frame: pd.Da
 def test_auto_calibration_switches_to_split_on_large_training_splits(
     monkeypatch: pytest.MonkeyPatch, frame: pd.DataFrame
 ) -> None:
-    monkeypatch.setattr("permeability.modelling.model.CROSS_CALIBRATION_MAX_ROWS", 1000)
+    monkeypatch.setattr("permeability.modelling.training.CROSS_CALIBRATION_MAX_ROWS", 1000)
     large = train_model(frame, pca_of(frame), model="LinearRegression")
     assert large.model.calibration.method == "split-conformal"
     forced = train_model(frame, pca_of(frame), model="LinearRegression", calibration="cross")
     assert forced.model.calibration.method == "cross-conformal"
-
-
-def test_cross_conformal_residuals_come_from_refits_that_did_not_see_the_row(
-    frame: pd.DataFrame,
-) -> None:
-    """In-sample residuals of a model fitted on every row would be too small; out-of-fold
-    ones are as large as the test rows' errors (the interval keeps its coverage)."""
-    outcome = train_model(frame, pca_of(frame), model="KNeighborsRegressor")
-    calibration = outcome.model.calibration
-    in_sample = np.abs(
-        np.log(frame["Permeabilidad"].to_numpy()) - np.log(outcome.model.predict_frame(frame))
-    )
-    assert np.median(np.abs(calibration.pooled)) > 2 * np.median(in_sample)
-    assert abs(outcome.metrics["coverage"] - 0.9) < 0.05
 
 
 @pytest.mark.parametrize(
@@ -261,67 +149,6 @@ def test_bad_calibration_options_are_refused(
 ) -> None:
     with pytest.raises(InvalidInputError, match=message):
         train_model(frame, pca_of(frame), model="LinearRegression", **{option: value})  # type: ignore[arg-type]
-
-
-def test_model_describes_itself_as_json(linear: TrainingOutcome) -> None:
-    described = json.loads(json.dumps(linear.model.describe()))
-    assert described["model_name"] == "LinearRegression"
-    assert described["fast_path"] == "linear"
-    assert set(described["structures"]) == {"NY", "BOPP", "BOPP/MET", "PET"}
-    assert sum(s["n_train"] for s in described["structures"].values()) == linear.n_train
-    assert described["n_features"] == len(linear.model.feature_names)
-    assert described["interval_level"] == 0.9
-    assert described["pca"]["n_components"] == linear.model.pca.n_components
-    assert described["structures"]["NY"]["own_slopes"] == [
-        "log_thickness",
-        "inverse_temperature",
-        "humidity",
-    ]
-    assert described["min_interaction_samples"] == linear.model.features.min_interaction_samples
-    assert described["log_bounds"] == list(linear.model.log_bounds)
-
-
-def test_rare_and_unseen_structures_do_not_break_training_or_inference() -> None:
-    common = physics_frame(600, seed=31)
-    rare = physics_frame(DEFAULT_MIN_STRUCTURE_SAMPLES - 1, seed=32, weights={"NY": 1.0})
-    rare[ESTRUCTURA] = "EVOH"
-    rare[MUESTRA] = np.arange(10_001, 10_001 + len(rare))
-    data = pd.concat([common, rare], ignore_index=True)
-    outcome = train_model(data, pca_of(data), model="Ridge")
-    model = outcome.model
-    assert "EVOH" in model.known_structures
-    assert "structure=EVOH" not in model.feature_names
-    unseen = physics_frame(20, seed=33).assign(**{ESTRUCTURA: "PLA"})
-    assert np.all(np.isfinite(model.predict_frame(unseen)))
-    with pytest.raises(UnknownStructureError) as caught:
-        model.predict_record(random_records(unseen)[0])
-    assert caught.value.known == model.known_structures
-    evoh = random_records(rare)[0]
-    assert model.predict_record(evoh) > 0
-    lower, upper = model.interval(model.predict_record(evoh), "EVOH")
-    assert 0 < lower < upper
-    table = model.predict_interval_frame(unseen, level=0.8)
-    assert list(table.columns) == [ESTRUCTURA, "predicted", "lower", "upper"]
-    assert (table["lower"] < table["upper"]).all()
-
-
-def test_auto_cross_validates_its_candidates_and_names_the_winner(frame: pd.DataFrame) -> None:
-    outcome = train_model(frame.head(600), pca_of(frame), model=AUTO, cv=2)
-    assert outcome.model_name in {name for name, _ in AUTO_CANDIDATES}
-    assert outcome.model.model_name == outcome.model_name
-    assert outcome.cv_scores is not None
-    assert outcome.cv_scores["folds"] == 2
-    candidate_scores = {name: outcome.cv_scores[f"mae_mean_{name}"] for name, _ in AUTO_CANDIDATES}
-    assert outcome.model_name == min(candidate_scores, key=lambda n: candidate_scores[n])
-    assert outcome.cv_scores["mae_mean"] == candidate_scores[outcome.model_name]
-
-
-def test_cv_scores_are_reported_when_asked(frame: pd.DataFrame) -> None:
-    outcome = train_model(frame.head(600), pca_of(frame), model="Ridge", cv=4)
-    assert outcome.cv_scores is not None
-    assert outcome.cv_scores["folds"] == 4
-    assert 0 < outcome.cv_scores["mae_mean"] < 10 * outcome.metrics["mae"]
-    assert outcome.cv_scores["r2_mean"] > 0.9
 
 
 def test_params_are_applied_and_reported(frame: pd.DataFrame) -> None:
@@ -365,30 +192,6 @@ def test_bad_targets_are_refused_not_dropped(frame: pd.DataFrame) -> None:
     broken.loc[broken.index[[3, 9]], PERMEABILIDAD] = [0.0, np.nan]
     with pytest.raises(InvalidInputError, match=r"Permeabilidad has 2 value"):
         train_model(broken, pca_of(frame), model="Ridge")
-
-
-def test_svr_refuses_more_rows_than_it_can_fit() -> None:
-    big = physics_frame(int(SVR_MAX_ROWS / 0.6) + 200, seed=41)
-    with pytest.raises(InvalidInputError, match=rf"at most {SVR_MAX_ROWS} fitting rows"):
-        train_model(big, pca_of(big), model="SVR")
-
-
-def test_fit_time_errors_become_input_errors(frame: pd.DataFrame) -> None:
-    with pytest.raises(InvalidInputError, match="KNeighborsRegressor could not be fitted"):
-        train_model(
-            frame.head(40), pca_of(frame), model="KNeighborsRegressor", params={"n_neighbors": 500}
-        )
-
-
-def test_stratified_split_keeps_each_structures_share() -> None:
-    labels = np.array(["A"] * 400 + ["B"] * 100 + ["C"] * 3 + ["D"] + ["E"], dtype=object)
-    kept, held = stratified_split(labels, 0.25, np.random.default_rng(0))
-    assert len(held) == round(0.25 * len(labels))
-    assert sorted(np.concatenate([kept, held]).tolist()) == list(range(len(labels)))
-    held_labels = labels[held].tolist()
-    assert held_labels.count("A") == 100
-    assert held_labels.count("B") == 25
-    assert "C" in labels[kept].tolist()  # a stratum with two or more rows keeps one
 
 
 def test_project_generator_data_reaches_its_noise_floor() -> None:
@@ -460,58 +263,6 @@ def test_small_data_predictions_at_unusual_conditions_stay_physical(rows: int, s
     assert np.max(np.abs(np.log(predicted / truth))) < math.log(20.0)
     records = np.array([model.predict_record(r) for r in random_records(corners)])
     np.testing.assert_allclose(records, predicted, rtol=1e-9, atol=0.0)
-
-
-def test_predictions_are_clipped_to_the_familys_range_in_every_path() -> None:
-    data = _small(300, 1)
-    outcome = train_model(data, pca_of(data), model="LinearRegression")
-    model = outcome.model
-    low, high = model.log_bounds
-    measured = np.log(data[PERMEABILIDAD].to_numpy(dtype=float))
-    assert measured.min() - LOG_CLIP_MARGIN <= low < measured.min() - LOG_CLIP_MARGIN + 1.0
-    assert measured.max() + LOG_CLIP_MARGIN - 1.0 < high <= measured.max() + LOG_CLIP_MARGIN
-    extremes = pd.DataFrame(
-        [
-            {GRADOS_C: 80.0, PORC_HUMEDAD: 100.0, ESTRUCTURA: "NY"}
-            | {c: 0.5 for c in (*CALIBRES, CALIBRE_PROM)},
-            {GRADOS_C: 0.0, PORC_HUMEDAD: 0.01, ESTRUCTURA: "PET/MET", CALIBRE_PROM: 2000.0}
-            | {c: 12.0 for c in CALIBRES},
-        ]
-    )
-    reference = model.predict_frame(extremes)
-    # Each extreme is bounded by what its own family showed (± ln 3), within the overall range.
-    nylon = np.log(data.loc[data[ESTRUCTURA] == "NY", PERMEABILIDAD].to_numpy(dtype=float))
-    metallized = np.log(
-        data.loc[data[ESTRUCTURA] == "BOPP/MET", PERMEABILIDAD].to_numpy(dtype=float)
-    )
-    fit_rows = set(outcome.model.features.structure_counts)
-    assert {"NY", "BOPP/MET"} <= fit_rows
-    expected = [nylon.max() + FAMILY_LOG_MARGIN, metallized.min() - FAMILY_LOG_MARGIN]
-    np.testing.assert_allclose(np.log(reference), expected, atol=0.2)
-    assert np.log(reference[0]) <= high
-    assert np.log(reference[1]) >= low
-    _, extrapolated = model.predict_log_detail(extremes)
-    assert extrapolated.tolist() == [True, True]
-    assert model.predict_record_detail(random_records(extremes)[0])[1] is True
-    records = random_records(extremes)
-    np.testing.assert_allclose(model.predict_records(records), reference, rtol=1e-12)
-    np.testing.assert_allclose([model.predict_record(r) for r in records], reference, rtol=1e-12)
-    normal = outcome.test_predictions["predicted"].to_numpy()
-    assert (np.log(normal) > low).all()
-    assert (np.log(normal) < high).all()
-
-
-def test_models_that_split_get_the_level_columns_and_additive_ones_do_not(
-    frame: pd.DataFrame, linear: TrainingOutcome
-) -> None:
-    train = frame.head(600)
-    forest = train_model(
-        train, pca_of(train), model="RandomForestRegressor", params={"n_estimators": 10}
-    ).model
-    assert forest.feature_names[-len(LEVEL_FEATURES) :] == list(LEVEL_FEATURES)
-    assert not set(LEVEL_FEATURES) & set(linear.model.feature_names)
-    assert uses_levels("ExtraTreesRegressor")
-    assert not uses_levels("Ridge")
 
 
 def test_calibration_counts_replicates_of_a_test_as_one_piece_of_evidence(
