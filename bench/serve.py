@@ -268,7 +268,9 @@ def load_ours(
         for spool in spools:
             port = free_port()
             command = [
-                str(VENV_BIN / "permeability"),
+                sys.executable,
+                "-m",
+                "permeability",
                 "serve",
                 "inference",
                 "--host",
