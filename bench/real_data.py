@@ -69,10 +69,10 @@ from typing import Any, Final  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from numpy.typing import NDArray  # noqa: E402
-from permeability.domain import metrics as m  # noqa: E402
 from sklearn.model_selection import GroupKFold, KFold  # noqa: E402
 
 from permeability.features.pca import CaliperPCA  # noqa: E402
+from permeability.modelling import metrics as m  # noqa: E402
 from permeability.modelling.catalogue import AUTO, model_names  # noqa: E402
 from permeability.modelling.training import train_model  # noqa: E402
 from permeability.record.structures import (  # noqa: E402

@@ -36,10 +36,7 @@ from sklearn.ensemble import (
     RandomForestRegressor,
 )
 
-try:  # the module moved from domain/ to modelling/
-    from permeability.modelling.trees import compile_ensemble
-except ImportError:
-    from permeability.domain.trees import compile_ensemble  # type: ignore[no-redef]
+from permeability.modelling.trees import compile_ensemble
 
 N_FEATURES = 12
 N_TRAIN = 3000

@@ -79,7 +79,7 @@ def test_inconsistent_thresholds_are_refused(approve: float, reject: float) -> N
         decide_many([0.3], approve, reject)
 
 
-def test_from_params_takes_the_configured_rule_and_an_optional_level() -> None:
+def test_the_configuration_builds_the_policy_with_an_optional_level() -> None:
     params = InferenceParams(interval_level=0.8, approve_below=0.02, reject_above=0.9)
     assert params.decision_policy() == DecisionPolicy(0.8, 0.02, 0.9)
     assert params.decision_policy(level=0.5) == DecisionPolicy(0.5, 0.02, 0.9)
