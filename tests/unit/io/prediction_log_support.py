@@ -67,37 +67,18 @@ def data_files(feature_store_uri: str) -> set[str]:
 
 
 def served_row(i: int, **overrides: Any) -> dict[str, Any]:
-    """One served prediction with the record fields; ``overrides`` replace values."""
-    row: dict[str, Any] = {
-        "timestamp": 1_767_225_600.0 + i,  # 2026-01-01T00:00:00Z + i s
-        "request_id": f"r-{i}",
-        "endpoint": "single",
-        "version": "0.1",
-        "Muestra": i,
-        "Grados_C": 38.0,
-        "Porc_Humedad": 90.0,
-        "Estructura": "bopp ",
-        "structure": "BOPP",
-        "Calibre1": 21.0,
-        "Calibre2": 21.0,
-        "Calibre3": 21.0,
-        "Calibre4": 21.0,
-        "Calibre5": 21.0,
-        "CalibreProm": 21.0,
+    """One served prediction with the record fields, judged at a limit on every row (unlike
+    :func:`log_row`); ``overrides`` replace values."""
+    return {
+        **log_row(i),
         "prediction": 5.5,
-        "lower": 4.5,
-        "upper": 6.5,
-        "level": 0.9,
         "spec_limit": 6.0,
-        "p_exceed": 0.2,
         "decision": "retest",
-        "latency_ms": 0.3,
         "CONSECUTIVO": f"C-{i}",
         "Referencia": "REF-1",
         "Fecha": datetime.date(2026, 1, 2),
+        **overrides,
     }
-    row.update(overrides)
-    return row
 
 
 def old_log(tmp_path: Path, rows: int) -> str:
