@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from permeability.errors import InvalidInputError, invalid_input_from
 from permeability.monitoring.comparison import ComparisonMetric
+from permeability.notifications_config import NotificationParams
 from permeability.record.calipers import MIN_CALIPER_READINGS
 from permeability.record.identity import (
     DEFAULT_DETECTION_LIMIT,
@@ -111,7 +112,7 @@ class ScheduledJob(_Params):
     """
 
     name: str = Field(min_length=1, max_length=64)
-    kind: Literal["acquire", "evaluate", "compact"]
+    kind: Literal["acquire", "evaluate", "compact", "retrain"]
     cron: str = Field(min_length=9, description="Cron expression, e.g. '0 2 * * *'.")
     args: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
@@ -128,6 +129,10 @@ class ScheduleParams(_Params):
     jobs: tuple[ScheduledJob, ...] = (
         ScheduledJob(name="acquire", kind="acquire", cron="0 2 * * *"),
         ScheduledJob(name="nightly-compact", kind="compact", cron="30 2 * * *"),
+        # The seed's loop, closed: evaluation tells people what changed and the retraining
+        # policy acts on it (a challenger waits for approval unless retraining.auto_promote).
+        ScheduledJob(name="nightly-evaluate", kind="evaluate", cron="0 3 * * *"),
+        ScheduledJob(name="nightly-retrain", kind="retrain", cron="0 4 * * *"),
     )
 
 
@@ -225,7 +230,102 @@ class EvaluationParams(_Params):
         default=0.05,
         ge=0.0,
         lt=0.5,
-        description="A challenger whose interval coverage is further below its level cannot win.",
+        description="A challenger whose interval coverage is further below its level cannot win; "
+        "the champion's coverage further from its level (either side) raises a coverage event.",
+    )
+    degradation_metric: ComparisonMetric = Field(
+        default="mae",
+        description="The metric a degradation event compares: the champion on new lab results "
+        "against the same metric at its training.",
+    )
+    degradation_margin: float = Field(
+        default=0.25,
+        gt=0.0,
+        lt=10.0,
+        description="How much worse than at training (relative for error metrics, absolute for "
+        "R²) the champion may get on new lab results before a degradation event.",
+    )
+    alert_min_rows: int = Field(
+        default=10,
+        ge=1,
+        description="New lab results the champion needs before degradation and coverage events "
+        "are raised (fewer say too little either way).",
+    )
+
+
+class RetrainingParams(_Params):
+    """When and how a challenger is trained and judged (docs/monitoring.md, Retraining)."""
+
+    auto_promote: bool = Field(
+        default=False,
+        description="Promote a challenger that wins by the margin; false: notify for approval.",
+    )
+    margin: float = Field(
+        default=0.05,
+        ge=0.0,
+        lt=1.0,
+        description="How much better (relative for error metrics) the challenger must be on the "
+        "same recent tests than the champion to win.",
+    )
+    on_drift: bool = Field(default=True, description="Retrain when evaluation flags drift.")
+    on_degradation: bool = Field(
+        default=True, description="Retrain when the champion's metric degraded (evaluation)."
+    )
+    min_new_tests: int = Field(
+        default=30,
+        ge=1,
+        description="Retrain when at least this many labelled product tests arrived since the "
+        "champion's training (tests none of whose replicates it trained on), whatever "
+        "evaluation says.",
+    )
+    holdout_fraction: float = Field(
+        default=0.5,
+        gt=0.0,
+        lt=1.0,
+        description="Share of the recent tests (the latest by date) both versions are judged "
+        "on; the challenger trains on everything before them.",
+    )
+    min_holdout_tests: int = Field(
+        default=5,
+        ge=1,
+        description="Fewest recent tests a comparison may be made on; with fewer (or none left "
+        "for the challenger to learn from) nothing is trained and the decision says why.",
+    )
+    test_size: float = Field(
+        default=0.25,
+        gt=0.0,
+        lt=1.0,
+        description="The challenger's own held-out share (its training metrics), as "
+        "`train --test-size`; the holdout tests above are never seen at all.",
+    )
+
+
+class ControlChartParams(_Params):
+    """The instrument's control chart on reference films (docs/monitoring.md, Control chart)."""
+
+    references: tuple[str, ...] = Field(
+        default=("CALIBRACION", "NIST-ROJA", "MATERIAL-REF"),
+        description="Structure names (shell patterns on the canonical name) of reference films.",
+    )
+    series_by: tuple[str, ...] = Field(
+        default=("Referencia",),
+        description="Record columns that split one reference name into series (one film each).",
+    )
+    scale: Literal["log10", "linear"] = Field(
+        default="log10", description="Scale the chart is drawn and judged on."
+    )
+    baseline_points: int = Field(
+        default=20,
+        ge=2,
+        description="The first results of a series that estimate its centre and limits.",
+    )
+    min_points: int = Field(
+        default=8, ge=2, description="Fewer results than this: no limits, the series says so."
+    )
+    rules: tuple[Literal["1", "2", "3", "4"], ...] = Field(
+        default=("1", "2", "3", "4"),
+        description="Western Electric rules applied: 1 beyond 3σ, 2 two of three beyond 2σ, "
+        "3 four of five beyond 1σ (same side), 4 eight in a row on one side.",
     )
 
 
@@ -235,6 +335,9 @@ class ProjectConfig(_Params):
     training: TrainingParams = TrainingParams()
     inference: InferenceParams = InferenceParams()
     evaluation: EvaluationParams = EvaluationParams()
+    retraining: RetrainingParams = RetrainingParams()
+    control_chart: ControlChartParams = ControlChartParams()
+    notifications: NotificationParams = NotificationParams()
 
 
 def load_config(path: Path | None) -> ProjectConfig:

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Port of ``permeability ui`` (the MLflow UI on the embedded store) when nothing says otherwise.
+DEFAULT_MLFLOW_UI_PORT: Final = 5000
 
 
 class Settings(BaseSettings):
@@ -51,6 +56,12 @@ class Settings(BaseSettings):
         description="Base URL of the MLflow UI the lab page links runs to; default: the "
         "tracking server, or port 5000 of the page's host (`permeability ui`).",
     )
+    page_url: str | None = Field(
+        default=None,
+        description="Public URL of the lab page (the inference service, e.g. "
+        "http://lab-server:8001/) that notifications link to; unset: messages carry no page "
+        "link (a guessed host would be a broken link more often than not).",
+    )
 
     @property
     def paths(self) -> StoragePaths:
@@ -63,6 +74,23 @@ class Settings(BaseSettings):
     @property
     def resolved_tracking_uri(self) -> str:
         return self.tracking_uri or f"sqlite:///{self.paths.mlflow_db}"
+
+    @property
+    def resolved_mlflow_ui_url(self) -> str | None:
+        """The MLflow UI a run link should open (the lab page and notifications both use it).
+
+        An explicit ``PERMEABILITY_MLFLOW_UI_URL`` wins; a tracking *server* is its own UI; the
+        embedded SQLite store has no UI until ``permeability ui`` starts one (``None``: the page
+        then uses its own host on :data:`DEFAULT_MLFLOW_UI_PORT`). Credentials in a tracking URI
+        are never handed out.
+        """
+        if self.mlflow_ui_url:
+            return self.mlflow_ui_url.rstrip("/")
+        parts = urlsplit(self.tracking_uri or "")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return None
+        host = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
+        return f"{parts.scheme}://{host}{parts.path}".rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -94,6 +122,16 @@ class StoragePaths:
     @property
     def raw(self) -> Path:
         return self.data / "raw"
+
+    @property
+    def monitoring(self) -> Path:
+        """The latest evaluation as the lab page shows it (``latest.json``)."""
+        return self.root / "monitoring"
+
+    @property
+    def notifications(self) -> Path:
+        """The notification outbox and the record of what was sent."""
+        return self.root / "notifications"
 
     @property
     def mlflow_db(self) -> Path:

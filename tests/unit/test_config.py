@@ -67,7 +67,14 @@ def test_the_shipped_example_is_a_valid_config() -> None:
     example = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
     config = load_config(example)
     assert config.acquisition.column_map["WVTR"] == "Permeabilidad"
-    assert {job.kind for job in config.schedule.jobs} == {"acquire", "evaluate", "compact"}
+    assert {job.kind for job in config.schedule.jobs} == {
+        "acquire",
+        "evaluate",
+        "compact",
+        "retrain",
+    }
+    assert [c.name for c in config.notifications.channels] == ["lab-mail", "teams"]
+    assert config.retraining.auto_promote is False
 
 
 def test_defaults_compact_the_prediction_log_nightly() -> None:
@@ -75,6 +82,12 @@ def test_defaults_compact_the_prediction_log_nightly() -> None:
     assert [(job.name, job.cron, job.args) for job in compaction] == [
         ("nightly-compact", "30 2 * * *", {})
     ]
+
+
+def test_defaults_close_the_loop_nightly_evaluation_then_retraining() -> None:
+    jobs = {job.kind: job.cron for job in load_config(None).schedule.jobs}
+    assert jobs["evaluate"] == "0 3 * * *"
+    assert jobs["retrain"] == "0 4 * * *"  # after the evaluation whose findings it reads
 
 
 def test_a_compact_job_takes_a_retention(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import typer
 
-from permeability.cli import data, models, services
+from permeability.cli import data, models, notify, services
 
 app = typer.Typer(
     name="permeability",
@@ -30,5 +30,7 @@ app.command()(models.versions)
 app.command()(services.serve)
 app.command()(services.ui)
 app.command()(models.evaluate)
+app.command()(models.retrain)
 app.command()(models.predict)
 app.command()(services.up)
+app.command()(notify.notify)

@@ -1,4 +1,5 @@
-"""The model commands: ``train``, ``promote``, ``versions``, ``evaluate``, ``predict``."""
+"""The model commands: ``train``, ``promote``, ``versions``, ``evaluate``, ``retrain``,
+``predict``."""
 
 from __future__ import annotations
 
@@ -142,6 +143,23 @@ def evaluate(
         compare=compare,
         promote_if_better=promote_if_better,
     )
+    emit(report, as_json, report.summary())
+
+
+@reports_errors
+def retrain(
+    force: Annotated[
+        bool, typer.Option(help="Train a challenger even when no retraining trigger is met.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Train a challenger with 'auto' when evaluation or new lab results call for it, judge
+    it against the champion on the latest new tests, then promote it or ask for approval
+    (retraining.auto_promote). Each decision is a run in MLflow experiment
+    'permeability-retraining'."""
+    from permeability.pipelines.retraining import retrain as run
+
+    report = run(get_settings(), force=force)
     emit(report, as_json, report.summary())
 
 

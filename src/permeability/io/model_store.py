@@ -64,6 +64,22 @@ def validate_label(label: str) -> str:
     return label
 
 
+def validate_new_label(label: str) -> str:
+    """A label a person chooses for a new version: :func:`validate_label`, and not in the
+    ``retrain-`` namespace the retrain job generates its challengers' labels in (so the two
+    never collide; :mod:`permeability.monitoring.retraining`). Existing ``retrain-`` versions
+    are still read, evaluated and promoted by their label."""
+    from permeability.monitoring.retraining import RETRAIN_LABEL_PREFIX, is_generated_label
+
+    validate_label(label)
+    if is_generated_label(label):
+        raise InvalidInputError(
+            f"version label {label!r} starts with '{RETRAIN_LABEL_PREFIX}', a prefix reserved "
+            "for the labels the retrain job generates; choose another"
+        )
+    return label
+
+
 @dataclass(frozen=True)
 class StoredVersion:
     """A version folder as found on disk: its metadata (if readable) and whether it is intact."""

@@ -76,7 +76,11 @@ def _check_comparison(metric: str, margin: float, scores: Mapping[str, Evaluatio
 
 
 def _contender(
-    version: str, score: EvaluationMetrics, metric: str, coverage_tolerance: float
+    version: str,
+    score: EvaluationMetrics,
+    metric: str,
+    coverage_tolerance: float,
+    champion_coverage: float | None = None,
 ) -> Contender:
     coverage = score.metrics["coverage"]
     value = score.metrics.get(metric, float("nan"))
@@ -89,8 +93,10 @@ def _contender(
             eligible=False,
             note=f"{metric} undefined",
         )
-    if coverage < least:
+    if coverage < least and not (champion_coverage is not None and coverage >= champion_coverage):
         note = f"interval coverage {coverage:.3f} is below {score.level:.2f} - {coverage_tolerance:.2f}"
+        if champion_coverage is not None:
+            note += f" and below the champion's {champion_coverage:.3f}"
         return Contender(version=version, value=value, coverage=coverage, eligible=False, note=note)
     return Contender(version=version, value=value, coverage=coverage, eligible=True, note="")
 
@@ -107,13 +113,23 @@ def compare_versions(
 
     A challenger wins when (1) its intervals stay honest - coverage at least the nominal level
     minus ``coverage_tolerance`` (a sharper guide value whose intervals lie would approve
-    films it should not) - and (2) it beats the champion on ``metric`` by at least ``margin``:
+    films it should not), or at least the champion's own coverage (after a shift in what the
+    lab measures both may fall short; a challenger that covers no worse than what serves now
+    is no step back) - and (2) it beats the champion on ``metric`` by at least ``margin``:
     a relative reduction for error metrics (0.05 = 5 % lower MAE), an absolute gain for R².
     The best eligible challenger is the one considered; the reason says what decided it.
     """
     _check_comparison(metric, margin, scores)
     n = next(iter(scores.values())).n if scores else 0
-    contenders = [_contender(v, s, metric, coverage_tolerance) for v, s in sorted(scores.items())]
+    held_coverage = (
+        scores[champion].metrics["coverage"]
+        if champion is not None and champion in scores
+        else None
+    )
+    contenders = [
+        _contender(v, s, metric, coverage_tolerance, None if v == champion else held_coverage)
+        for v, s in sorted(scores.items())
+    ]
     outcome = {"metric": metric, "margin": margin, "n": n, "contenders": contenders}
     by_version = {c.version: c for c in contenders}
     if champion is None or champion not in by_version:
@@ -147,10 +163,10 @@ def compare_versions(
     wins = gain > 0.0 and gain >= margin
     unit = "relative" if lower_better else "absolute"
     figures = (
-        f"{metric} {best.value:.4g} vs {held.value:.4g} on {n} recent rows "
+        f"{metric} {best.value:.4g} vs {held.value:.4g} on {n} recent results "
         f"({unit} improvement {gain:+.2%} vs margin {margin:.2%})"
         if lower_better
-        else f"{metric} {best.value:.4f} vs {held.value:.4f} on {n} recent rows "
+        else f"{metric} {best.value:.4f} vs {held.value:.4f} on {n} recent results "
         f"(improvement {gain:+.4f} vs margin {margin:.4f})"
     )
     if wins:

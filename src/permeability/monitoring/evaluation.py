@@ -32,6 +32,7 @@ from permeability.monitoring.decision_quality import decision_quality
 from permeability.monitoring.drift import DriftReport, DriftThresholds, detect_drift
 from permeability.monitoring.matching import served_scored
 from permeability.monitoring.scored_rows import (
+    TEST_COLUMN,
     calibration_reference,
     recent_residuals,
     score_labelled,
@@ -74,6 +75,7 @@ class EvaluationMetrics(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     n: int
+    tests: int | None = None
     level: float
     metrics: dict[str, float]
     per_structure: list[StructureScore]
@@ -148,6 +150,7 @@ def evaluate_scored(scored: pd.DataFrame) -> EvaluationMetrics:
     when = pd.to_datetime(rows["when"], errors="coerce").dropna()
     return EvaluationMetrics(
         n=len(rows),
+        tests=int(rows[TEST_COLUMN].nunique()) if TEST_COLUMN in rows.columns else None,
         level=float(rows["level"].to_numpy(dtype=np.float64).mean()),
         metrics={k: float(v) for k, v in metrics.items()},
         per_structure=_structure_scores(rows),

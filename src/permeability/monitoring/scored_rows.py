@@ -31,9 +31,13 @@ from permeability.record.schema import (
     MUESTRA,
     PERMEABILIDAD,
     PORC_HUMEDAD,
+    TEST_ID,
 )
 from permeability.scoring.decisions import DecisionPolicy, decide_many
 from permeability.scoring.specs import SpecificationSet
+
+#: Optional column of scored rows: the test (``test_id``) a row is a replicate of.
+TEST_COLUMN: Final = "test"
 
 #: One row per evaluated sample; ``structure`` is the canonical name, ``when`` a naive UTC
 #: timestamp (test date for labelled rows, request time for served ones) for plots over time.
@@ -103,7 +107,7 @@ def score_labelled(
         decision[has_limit] = decide_many(
             p_exceed[has_limit], policy.approve_below, policy.reject_above
         ).astype(object)
-    return pd.DataFrame(
+    scored = pd.DataFrame(
         {
             MUESTRA: frame[MUESTRA].to_numpy(dtype=np.int64),
             "structure": names,
@@ -118,6 +122,10 @@ def score_labelled(
             "when": labelled_when(frame).to_numpy(),
         }
     )
+    if TEST_ID in frame.columns:
+        # Which test each row is a replicate of: figures say how many tests they rest on.
+        scored[TEST_COLUMN] = frame[TEST_ID].astype(str).to_numpy(dtype=object)
+    return scored
 
 
 def calibration_reference(model: PermeabilityModel) -> ResidualReference:

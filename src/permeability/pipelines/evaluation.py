@@ -48,6 +48,11 @@ from permeability.monitoring.windows import (
     window_text,
 )
 from permeability.pipelines.base import JobContext, job_context
+from permeability.pipelines.evaluation_findings import (
+    chart_references,
+    publish_chart_only,
+    publish_findings,
+)
 from permeability.pipelines.evaluation_record import ScoredVersion, record_evaluation
 from permeability.pipelines.evaluation_request import EvaluationReport, EvaluationRequest
 from permeability.settings import Settings
@@ -196,6 +201,7 @@ def _evaluate(context: JobContext, request: EvaluationRequest) -> EvaluationRepo
         context.settings.resolved_feature_store_uri, request.since
     )
     specs = load_configured_specs(context.settings, context.config)
+    chart = chart_references(context, frame, request.since)
     scored: list[ScoredVersion] = []
     for candidate in candidates:
         mask = unseen[candidate.label]
@@ -211,6 +217,7 @@ def _evaluate(context: JobContext, request: EvaluationRequest) -> EvaluationRepo
             continue
         scored.append(result)
     if not scored:
+        publish_chart_only(context, registry, current.version, chart, champion)
         raise NothingToEvaluateError(
             "nothing to evaluate: " + "; ".join(f"version {k}: {v}" for k, v in skipped.items())
         )
@@ -219,6 +226,7 @@ def _evaluate(context: JobContext, request: EvaluationRequest) -> EvaluationRepo
         context, request, registry, current.version, scored, skipped, comparison
     )
     promoted = _maybe_promote(context, request, registry, comparison)
+    report = publish_findings(context, registry, report, scored, chart, champion)
     return report.model_copy(
         update={"promoted": promoted, "seconds": round(time.perf_counter() - started, 3)}
     )

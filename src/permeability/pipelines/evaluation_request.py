@@ -26,6 +26,7 @@ from pydantic import (
 from permeability.errors import InvalidInputError, invalid_input_from
 from permeability.monitoring.comparison import ComparisonOutcome
 from permeability.monitoring.evaluation import VersionEvaluation
+from permeability.monitoring.events import Event
 
 
 class EvaluationRequest(BaseModel):
@@ -98,6 +99,12 @@ class EvaluationReport(BaseModel):
     promoted: str | None
     drift_flagged: bool
     seconds: float
+    events: list[Event] = Field(
+        default_factory=list, description="What the evaluation found worth telling someone."
+    )
+    control_chart_run_id: str | None = Field(
+        default=None, description="The run holding this evaluation's reference-film chart."
+    )
 
     def summary(self) -> str:
         lines = []
@@ -120,6 +127,7 @@ class EvaluationReport(BaseModel):
             lines.append(f"comparison: {self.comparison.reason}")
         if self.promoted is not None:
             lines.append(f"promoted {self.promoted} to champion")
+        lines.extend(f"event {e.kind} ({e.severity}): {e.subject}" for e in self.events)
         return "\n".join(lines)
 
 

@@ -151,7 +151,7 @@ def _promote(
     from permeability.io.registry import CHAMPION_ALIAS, Registry
 
     validate_label(label)
-    _ensure_servable(ModelStore(context.paths.models), label)
+    stored = _ensure_servable(ModelStore(context.paths.models), label)
     if registry is None:
         registry = Registry.from_settings(context.settings)
         registry.setup()
@@ -176,6 +176,8 @@ def _promote(
         who,
         reason or "no reason given",
     )
+    previous_label = previous.label if previous is not None else None
+    _announce(context, stored, previous_label, who, reason, when)
     return PromotionResult(
         version=label,
         registry_version=promoted.version,
@@ -188,7 +190,40 @@ def _promote(
     )
 
 
-def _ensure_servable(store: ModelStore, label: str) -> None:
+def _announce(
+    context: JobContext,
+    stored: StoredVersion,
+    previous: str | None,
+    who: str,
+    reason: str | None,
+    when: str,
+) -> None:
+    """A new champion is news for the lab: a ``promoted`` event (never fails the promotion)."""
+    from permeability.monitoring.events import Event
+    from permeability.pipelines.notifying import notify
+
+    label, metadata = stored.label, dict(stored.metadata or {})
+    metrics = metadata.get("metrics") or {}
+    event = Event(
+        kind="promoted",
+        severity="info",
+        subject=label,
+        figures={
+            "version": label,
+            "previous": previous,
+            "promoted_by": who,
+            "reason": reason or "",
+            "model": metadata.get("chosen_model") or metadata.get("model"),
+            "metric": "mae" if "mae" in metrics else None,
+            "value": float(metrics["mae"]) if "mae" in metrics else None,
+        },
+        run_id=(metadata.get("lineage") or {}).get("run_id"),
+        key=f"promoted:{label}:{when}",
+    )
+    notify(context, [event])
+
+
+def _ensure_servable(store: ModelStore, label: str) -> StoredVersion:
     """Only a version whose files are intact may serve; say what is wrong otherwise."""
     try:
         stored = store.inspect(label)
@@ -202,6 +237,7 @@ def _ensure_servable(store: ModelStore, label: str) -> None:
             f"version '{label}' cannot be promoted: its model-store copy is unusable "
             f"({stored.problem})"
         )
+    return stored
 
 
 def _current_user() -> str:

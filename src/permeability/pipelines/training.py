@@ -10,7 +10,8 @@ writes nothing, and a training that fails midway leaves nothing half-done:
    check the registry does not carry it either;
 3. wait for a training slot (:mod:`permeability.pipelines.training_queue`: at most
    ``training.max_concurrent`` trainings at once on the machine, first come first served);
-4. read the feature store and train (CPU-bound);
+4. read the feature store, leave out the tests the spec excludes (``excluded_tests``: the
+   retrain job keeps its holdout out of a challenger's training) and train (CPU-bound);
 5. record the attempt in the journal, then create the MLflow run, log params/metrics/
    artifacts, save the model once into the staging folder, upload that same folder as the
    MLflow logged model, register a version (each tagged with the attempt's id);
@@ -26,7 +27,10 @@ reconciliation does the same later.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
+
+import pandas as pd
 
 from permeability.config import ProjectConfig
 from permeability.errors import InvalidInputError
@@ -74,7 +78,7 @@ def _train(
         registry = registry if registry is not None else _set_up_registry(context.settings)
         reconcile_label(store, registry, spec.version, context.logger)
     store.ensure_available(spec.version)
-    feature_store = _feature_store_with_data(context.settings)
+    feature_store = feature_store_with_data(context.settings)
     if registry is None:
         registry = _set_up_registry(context.settings)
     if queue is None:
@@ -93,7 +97,7 @@ def _set_up_registry(settings: Settings) -> Any:
     return registry
 
 
-def _feature_store_with_data(settings: Settings) -> Any:
+def feature_store_with_data(settings: Settings) -> Any:
     """The feature store, refused while empty: cheaply, before MLflow is even set up."""
     from permeability.errors import EmptyFeatureStoreError
     from permeability.io.feature_store import FeatureStore
@@ -132,12 +136,16 @@ def _train_reserved(
 
     log = context.logger
     features = feature_store.read()
+    frame = without_tests(features.frame, spec.excluded_tests, features.version)
     log.info(
-        "training %s as version %s on feature set v%s (%d rows)",
+        "training %s as version %s on feature set v%s (%d rows%s)",
         spec.model,
         spec.version,
         features.version,
-        len(features.frame),
+        len(frame),
+        f"; {len(spec.excluded_tests)} test(s), {len(features.frame) - len(frame)} rows left out"
+        if spec.excluded_tests
+        else "",
     )
     cv = (
         spec.cv
@@ -145,7 +153,7 @@ def _train_reserved(
         else (context.config.training.cv_folds if spec.model == AUTO else None)
     )
     outcome = train_model(
-        features.frame,
+        frame,
         features.pca,
         model=spec.model,
         params=spec.params,
@@ -166,7 +174,9 @@ def _train_reserved(
         ", ".join(f"{k}={v:.4g}" for k, v in outcome.metrics.items()),
     )
     trained_at = time.perf_counter()
-    recorder = TrainingRecorder(context, spec, registry, reservation, features, outcome, cv)
+    recorder = TrainingRecorder(
+        context, spec, registry, reservation, features, outcome, cv, training_frame=frame
+    )
     result = recorder.record(started_at=started, trained_at=trained_at)
     log.info(
         "version %s registered as %s v%s (run %s) in %.2fs",
@@ -177,3 +187,20 @@ def _train_reserved(
         result.timings["track_and_register"],
     )
     return result
+
+
+def without_tests(frame: pd.DataFrame, tests: Sequence[str], version: int) -> pd.DataFrame:
+    """``frame`` without every row of ``tests`` (test ids); each must be in the feature set,
+    so a typo or a stale id is refused instead of silently leaving nothing out."""
+    from permeability.record.schema import TEST_ID
+
+    if not tests:
+        return frame
+    present = frame[TEST_ID].astype("str")
+    unknown = sorted(set(tests) - set(present))
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+        raise InvalidInputError(
+            f"excluded_tests: {len(unknown)} test id(s) are not in feature set v{version}: {shown}"
+        )
+    return frame.loc[~present.isin(tests).to_numpy(dtype=bool)].reset_index(drop=True)

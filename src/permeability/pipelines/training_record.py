@@ -45,7 +45,11 @@ class TrainingRecorder:
         features: Any,
         outcome: Any,
         cv: int | None,
+        *,
+        training_frame: pd.DataFrame | None = None,
     ) -> None:
+        """``training_frame``: the rows trained from, when the spec left tests out of the
+        feature set's (``features.frame``)."""
         self.context = context
         self.spec = spec
         self.registry = registry
@@ -53,6 +57,7 @@ class TrainingRecorder:
         self.features = features
         self.outcome = outcome
         self.cv = cv
+        self.training_frame = features.frame if training_frame is None else training_frame
         self.journal = TrainingJournal(reservation.store.root)
         self.attempt: TrainingAttempt | None = None
         self.run_id: str | None = None
@@ -178,11 +183,12 @@ class TrainingRecorder:
     # -- what gets logged ----------------------------------------------------------------
 
     def _row_counts(self) -> dict[str, Any]:
-        """How many records the version held, and how many were left out or censored."""
+        """How many records the feature-set version held, and how many of them were left out
+        (excluded tests, then non-products) or censored."""
         from permeability.record.identity import product_rows
         from permeability.record.schema import BELOW_DETECTION_LIMIT
 
-        frame = self.features.frame
+        frame = self.training_frame
         patterns = self.context.config.acquisition.non_product
         products = product_rows(frame, patterns)
         censored = (
@@ -191,7 +197,8 @@ class TrainingRecorder:
             else 0
         )
         return {
-            "rows_available": len(frame),
+            "rows_available": len(self.features.frame),
+            "rows_excluded_tests": len(self.features.frame) - len(frame),
             "rows_excluded_non_product": len(frame) - len(products),
             "rows_censored": censored,
             "detection_limit": self.outcome.model.detection_limit,
@@ -204,6 +211,7 @@ class TrainingRecorder:
             "data_hash": str(self.features.data_hash),
             "feature_store_uri": self.context.settings.resolved_feature_store_uri,
             "chosen_model": self.outcome.model_name,
+            "excluded_tests": str(len(self.spec.excluded_tests)),
         }
 
     def _params(self) -> dict[str, Any]:
@@ -222,6 +230,7 @@ class TrainingRecorder:
             "interval_level": self.context.config.inference.interval_level,
             "description": spec.description or "",
             "feature_set_version": self.features.version,
+            "excluded_tests": len(spec.excluded_tests),
             "split_grouping": outcome.split_grouping,
             **{f"data_{k}": v for k, v in self._row_counts().items()},
             "non_product": ",".join(self.context.config.acquisition.non_product),
@@ -337,6 +346,8 @@ class TrainingRecorder:
                 "registry_version": self.registry_version,
                 "logged_model_id": self.model_id,
                 "tracking_uri": describe_uri(self.registry.config.tracking_uri),
+                # Tests of the feature set this version never saw (the retrain job's holdout).
+                "excluded_test_ids": list(spec.excluded_tests),
             },
             "created_at": created_at.isoformat(),
             "libraries": _library_versions(),

@@ -6,12 +6,22 @@ cannot drift.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from permeability.errors import InvalidInputError, invalid_input_from
-from permeability.io.model_store import validate_label
+from permeability.io.model_store import validate_label, validate_new_label
+
+#: Validation context key under which the retrain job may use its reserved label namespace.
+_GENERATED: Final = "generated_label"
 
 
 class TrainingSpec(BaseModel):
@@ -25,14 +35,29 @@ class TrainingSpec(BaseModel):
     params: dict[str, Any] | None = None
     cv: int | None = Field(default=None, ge=2, le=20)
     description: str | None = Field(default=None, max_length=500)
+    excluded_tests: tuple[str, ...] = Field(
+        default=(),
+        description="Test ids (``test_id``) of the feature set left out of this training, "
+        "every replicate of each: the retrain job keeps its holdout tests out of the "
+        "challenger's training. Recorded in the run and the version's lineage.",
+    )
 
     @field_validator("version")
     @classmethod
-    def _safe_label(cls, value: str) -> str:
+    def _safe_label(cls, value: str, info: ValidationInfo) -> str:
+        """A person's label must stay out of the retrain job's namespace (:meth:`generated`)."""
+        generated = bool(info.context and info.context.get(_GENERATED))
         try:
-            return validate_label(value)
+            return validate_label(value) if generated else validate_new_label(value)
         except InvalidInputError as exc:  # a ValueError is reported with the field's name
             raise ValueError(str(exc)) from exc
+
+    @field_validator("excluded_tests")
+    @classmethod
+    def _distinct_tests(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not test for test in value):
+            raise ValueError("test ids must not be empty")
+        return tuple(sorted(set(value)))
 
     @field_validator("model")
     @classmethod
@@ -49,6 +74,14 @@ class TrainingSpec(BaseModel):
         """Build a spec, turning pydantic's report into one sentence naming the field."""
         try:
             return cls(**fields)
+        except ValidationError as exc:
+            raise invalid_input_from(exc) from exc
+
+    @classmethod
+    def generated(cls, **fields: Any) -> TrainingSpec:
+        """A spec of the retrain job, whose label (``retrain-...``) it generated itself."""
+        try:
+            return cls.model_validate(fields, context={_GENERATED: True})
         except ValidationError as exc:
             raise invalid_input_from(exc) from exc
 
@@ -75,6 +108,10 @@ class TrainingResult(BaseModel):
     rows_available: int = Field(description="Records in the feature-set version.")
     rows_excluded_non_product: int = Field(
         description="Calibration/reference films and unreported materials: never trained on."
+    )
+    rows_excluded_tests: int = Field(
+        default=0,
+        description="Rows of the tests the request left out (excluded_tests); never seen.",
     )
     rows_censored: int = Field(
         description="Product rows whose WVTR was under the detection limit (learnt at it)."

@@ -5,9 +5,9 @@ configured timezone. Jobs run one at a time (a single worker thread): two loads 
 feature store must not overlap. A failing job is logged and the scheduler keeps going.
 ``--once`` runs every job now, once, and exits (non-zero if any failed).
 
-Job kinds are a mapping kind -> callable (:data:`JOB_KINDS`): ``acquire``, ``evaluate`` and
-``compact`` (the prediction log's nightly compaction) today; a new kind is one entry here and
-one literal in :class:`permeability.config.ScheduledJob`. A kind whose ``args`` can be checked
+Job kinds are a mapping kind -> callable (:data:`JOB_KINDS`): ``acquire``, ``evaluate``,
+``compact`` (the prediction log's nightly compaction) and ``retrain`` (the retraining policy)
+today; a new kind is one entry here and one literal in :class:`permeability.config.ScheduledJob`. A kind whose ``args`` can be checked
 without running it has an entry in :data:`JOB_ARG_CHECKS`: a bad value then stops the scheduler
 at start-up instead of failing every night.
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -92,13 +93,31 @@ def run_compact_job(settings: Settings, args: JobArgs) -> Any:
     return compact(settings, retention_hours=_compaction_retention(args))
 
 
+def _retrain_force(args: JobArgs) -> bool:
+    from permeability.pipelines.retraining import force_from_args
+
+    return force_from_args(args)
+
+
+def run_retrain_job(settings: Settings, args: JobArgs) -> Any:
+    """Apply the retraining policy (``args.force``, default false, trains regardless); "no
+    trigger" is a decision, recorded and reported, not a failure."""
+    from permeability.pipelines.retraining import retrain
+
+    return retrain(settings, force=_retrain_force(args))
+
+
 JOB_KINDS: dict[str, JobRunner] = {
     "acquire": run_acquire_job,
     "evaluate": run_evaluate_job,
     "compact": run_compact_job,
+    "retrain": run_retrain_job,
 }
 #: Checks of a kind's ``args`` made when the scheduler is built (they raise InvalidInputError).
-JOB_ARG_CHECKS: dict[str, Callable[[JobArgs], object]] = {"compact": _compaction_retention}
+JOB_ARG_CHECKS: dict[str, Callable[[JobArgs], object]] = {
+    "compact": _compaction_retention,
+    "retrain": _retrain_force,
+}
 
 
 def run_job(ctx: JobContext, job: ScheduledJob) -> bool:
@@ -114,10 +133,32 @@ def run_job(ctx: JobContext, job: ScheduledJob) -> bool:
         except Exception as exc:
             message = " ".join(str(exc).split()) or type(exc).__name__
             ctx.logger.error("job %s failed: %s", job.name, message)
+            _announce_failure(ctx, job, message)
             return False
         summary = result.summary() if hasattr(result, "summary") else str(result)
         ctx.logger.info("job %s done: %s", job.name, "; ".join(summary.splitlines()))
         return True
+
+
+def _announce_failure(ctx: JobContext, job: ScheduledJob, message: str) -> None:
+    """A scheduled job that failed is a ``job_failed`` event: nobody watches the log at 2 am."""
+    from permeability.monitoring.events import Event
+    from permeability.pipelines.notifying import notify
+
+    now = datetime.now(UTC)
+    event = Event(
+        kind="job_failed",
+        severity="critical",
+        subject=job.name,
+        figures={
+            "job": job.name,
+            "kind": job.kind,
+            "error": message[:1000],
+            "when": now.isoformat(),
+        },
+        key=f"job_failed:{job.name}:{now:%Y%m%dT%H%M%S}",
+    )
+    notify(ctx, [event])
 
 
 def _timezone(name: str) -> ZoneInfo:
@@ -173,6 +214,10 @@ def run_scheduler(settings: Settings, *, once: bool = False) -> None:
         if not jobs:
             raise InvalidInputError("schedule.jobs is empty: nothing to run")
         scheduler = build_scheduler(ctx)
+        # Deliver what earlier commands left in the notification outbox, and keep retrying.
+        from permeability.pipelines.notifying import start_dispatcher
+
+        start_dispatcher(settings, ctx.config)
         if once:
             failed = [job.name for job in jobs if not run_job(ctx, job)]
             if failed:

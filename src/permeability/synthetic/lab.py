@@ -219,6 +219,17 @@ def _references(rng: np.random.Generator, n: int) -> NDArray[np.object_]:
     return np.asarray([f"REF-{k:0{width}d}" for k in numbers], dtype=object)
 
 
+def _references_of(
+    films: _Films, film: IntArray, products: NDArray[np.object_]
+) -> NDArray[np.object_]:
+    """A product test's reference is its product's; a reference film's is the film itself
+    ("CALIBRACION-2", "NIST-ROJA"), as a lab records the certified film it measured, so the
+    same film's results form one series on the instrument's control chart."""
+    kinds = np.asarray(films.kind, dtype=object)[film]
+    names = np.asarray([s.name for s in films.specs], dtype=object)[film]
+    return np.where(kinds == "reference", names, products)
+
+
 def draw_tests(rows: int, spec: ExportSpec, streams: dict[str, np.random.Generator]) -> Tests:
     """Every test behind ``rows`` replicate rows, in date order."""
     films = _films()
@@ -251,7 +262,7 @@ def draw_tests(rows: int, spec: ExportSpec, streams: dict[str, np.random.Generat
         thickness=thickness,
         sample_wvtr=wvtr * _lot_factor(streams["lot"], films.specs, film),
         day=(arrivals - arrivals[0]).astype(np.int64),
-        reference=_references(streams["references"], n),
+        reference=_references_of(films, film, _references(streams["references"], n)),
         analyst=np.asarray(ANALYSTS, dtype=object)[
             streams["analysts"].choice(len(ANALYSTS), size=n, p=ANALYST_WEIGHTS)
         ],

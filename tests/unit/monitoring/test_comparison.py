@@ -49,6 +49,27 @@ def test_a_challenger_whose_intervals_lie_cannot_win() -> None:
     assert "coverage 0.800" in outcome.reason
 
 
+def test_after_a_shift_a_challenger_covering_no_worse_than_the_champion_may_win() -> None:
+    # Both fall short of 90 % on shifted data; the challenger's 81 % beats the champion's 76 %.
+    outcome = compare_versions(
+        {"0.1": _metrics(0.60, coverage=0.76), "0.2": _metrics(0.53, coverage=0.81)},
+        "0.1",
+        margin=0.05,
+    )
+    assert outcome.challenger_wins
+    assert outcome.winner == "0.2"
+
+
+def test_a_challenger_covering_worse_than_a_short_champion_still_cannot_win() -> None:
+    outcome = compare_versions(
+        {"0.1": _metrics(0.60, coverage=0.80), "0.2": _metrics(0.40, coverage=0.70)},
+        "0.1",
+        margin=0.05,
+    )
+    assert not outcome.challenger_wins
+    assert "below the champion's 0.800" in outcome.reason
+
+
 def test_r2_is_compared_by_absolute_gain() -> None:
     scores = {"0.1": _metrics(1.0, r2=0.90), "0.2": _metrics(1.0, r2=0.93)}
     assert compare_versions(scores, "0.1", metric="r2", margin=0.02).challenger_wins

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from permeability.errors import ConflictError, InvalidInputError, NotFoundError
+from permeability.io.notifications.history import History
 from permeability.io.registry import Registry
 from permeability.pipelines.promotion import list_versions, promote
 from permeability.pipelines.training import train
@@ -57,6 +58,31 @@ def test_promotion_moves_the_alias_and_records_who_when_why(
     assert tags["promoted_at"] == second.promoted_at
     first_tags = registry.client.get_model_version("permeability", first.registry_version).tags
     assert first_tags["promoted_by"] == "ana"
+
+
+def test_a_new_champion_is_an_event_with_its_predecessor_and_reason(
+    trained_home: tuple[Settings, Registry],
+) -> None:
+    settings, registry = trained_home
+    promote(settings, "a", registry=registry)
+    before = len(History(settings.paths.notifications).entries())
+    promote(settings, "b", reason="wins on recent tests", promoted_by="ana", registry=registry)
+    entries = History(settings.paths.notifications).entries()
+    assert len(entries) == before + 1
+    event = entries[-1].event
+    assert (event.kind, event.severity, event.subject) == ("promoted", "info", "b")
+    assert event.figures["previous"] == "a"
+    assert event.figures["reason"] == "wins on recent tests"
+    assert event.figures["promoted_by"] == "ana"
+    assert event.run_id == list_versions(settings).versions[1].run_id  # b's training run
+
+
+def test_a_refused_promotion_is_no_event(trained_home: tuple[Settings, Registry]) -> None:
+    settings, registry = trained_home
+    before = len(History(settings.paths.notifications).entries())
+    with pytest.raises(ConflictError):
+        promote(settings, "broken", registry=registry)
+    assert len(History(settings.paths.notifications).entries()) == before
 
 
 def test_the_listing_shows_status_metrics_and_lineage(

@@ -14,6 +14,7 @@ from permeability.config import ProjectConfig, ScheduledJob, ScheduleParams
 from permeability.errors import InvalidInputError
 from permeability.io.exports import write_lab_export
 from permeability.io.feature_store import FeatureStore
+from permeability.io.notifications.history import History
 from permeability.pipelines.base import job_context
 from permeability.runtime import scheduler
 from permeability.runtime.scheduler import (
@@ -96,6 +97,31 @@ def test_a_failing_job_is_logged_and_the_others_still_run(tmp_path: Path, lab_cs
     log = (settings.paths.logs / "schedule.log").read_text(encoding="utf-8")
     assert "job broken failed: source file" in log
     assert "job good done" in log
+
+
+def test_a_failing_job_is_a_critical_event_naming_it_and_its_error(
+    tmp_path: Path, lab_csv: Path
+) -> None:
+    missing = tmp_path / "missing.csv"
+    settings = settings_with(
+        tmp_path,
+        [
+            {
+                "name": "nightly",
+                "kind": "acquire",
+                "cron": "0 1 * * *",
+                "args": {"source": str(missing)},
+            }
+        ],
+    )
+    with pytest.raises(ScheduledJobError):
+        run_scheduler(settings, once=True)
+    [entry] = History(settings.paths.notifications).entries()
+    assert entry.event.kind == "job_failed"
+    assert entry.event.severity == "critical"
+    assert entry.event.figures["job"] == "nightly"
+    assert entry.event.figures["kind"] == "acquire"
+    assert "missing.csv" in str(entry.event.figures["error"])
 
 
 def test_an_acquisition_without_any_source_fails_clearly(tmp_path: Path) -> None:

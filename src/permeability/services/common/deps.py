@@ -1,8 +1,8 @@
 """Dependencies shared by the routers: settings, the set-up service state, token auth.
 
 A bearer token guards the POST endpoints of a service when its setting is set: the
-training service's ``PERMEABILITY_API_TOKEN`` (``/train``, promotion, ``/evaluate``), the
-inference service's ``PERMEABILITY_INFERENCE_TOKEN`` (``/inference``, ``/inference/batch``).
+training service's ``PERMEABILITY_API_TOKEN`` (``/train``, promotion, ``/evaluate``,
+``/retrain``), the inference service's ``PERMEABILITY_INFERENCE_TOKEN`` (``/inference``, ``/inference/batch``).
 Read-only endpoints stay open so dashboards, health checks and the lab page need no secret.
 Both services use the one :class:`TokenGuard` below; the comparison is constant-time so
 response timing does not leak the token. An empty token counts as unset (an empty

@@ -6,6 +6,7 @@
 - ``POST /inference/batch``: JSON records, or a CSV/xlsx upload (multipart) or ``text/csv``
   body -> every row back with its outputs (JSON or CSV) (``services/inference/batch.py``);
 - ``GET /health``, ``GET /ready``, ``GET /versions``, ``GET /specs``, ``GET /metrics``;
+- ``GET /monitoring``: the champion's latest evaluation (``services/inference/monitoring.py``);
 - ``GET /``: the lab page (``services/inference/page.py``).
 
 Speed is a design constraint: a well-formed single sample is answered by a lean ASGI path in
@@ -48,6 +49,7 @@ from permeability.services.inference import page
 from permeability.services.inference.batch import MAX_UPLOAD_BYTES, batch_router
 from permeability.services.inference.fast import InferenceApp
 from permeability.services.inference.metrics import InferenceMetrics, MetricsMiddleware
+from permeability.services.inference.monitoring import monitoring_router
 from permeability.services.inference.responses import (
     InferenceHealth,
     InferenceResponse,
@@ -302,6 +304,7 @@ def create_inference_app(
     app.include_router(inference_router)
     app.include_router(batch_router)
     app.include_router(service_router)
+    app.include_router(monitoring_router)
     app.include_router(page.router)  # the lab page at / (services/inference/page.py)
     app.add_middleware(
         BodyLimitMiddleware,

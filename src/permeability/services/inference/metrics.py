@@ -86,7 +86,16 @@ class InferenceMetrics:
 
 
 _ENDPOINTS: Final = frozenset(
-    {"/inference", "/inference/batch", "/health", "/ready", "/versions", "/specs", "/metrics"}
+    {
+        "/inference",
+        "/inference/batch",
+        "/health",
+        "/ready",
+        "/versions",
+        "/specs",
+        "/metrics",
+        "/monitoring",
+    }
 )
 
 Scope = MutableMapping[str, Any]

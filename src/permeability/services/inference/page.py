@@ -3,9 +3,12 @@
 The page is for technicians at the bench, often on a network with no internet access, so
 everything it needs (script, styles, both languages, the chart) is in ``static/`` and is
 served from here: no CDN, no web fonts. The page talks only to the inference API of the
-same origin (``/versions``, ``/specs``, ``/inference``, ``/inference/batch``). Its GETs need no
-secret; when ``PERMEABILITY_INFERENCE_TOKEN`` is set, the first POST that answers 401 makes the
-page ask for the token once and keep it for the tab's session (``static/app.js``, ``api()``).
+same origin (``/versions``, ``/specs``, ``/inference``, ``/inference/batch``, ``/monitoring``).
+Its GETs need no secret; when ``PERMEABILITY_INFERENCE_TOKEN`` is set, the first POST that
+answers 401 makes the page ask for the token once and keep it for the tab's session
+(``static/app.js``, ``api()``). The monitoring view (``static/monitoring.js``, its control
+chart ``static/control_chart.js``) is created by ``app.js`` with the page's helpers and shows
+``GET /monitoring`` on its tab.
 
 Assets are served from a fixed list rather than a directory mount, so a request can never
 reach a file that was not meant to be public, whatever its path.
@@ -15,19 +18,20 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Final
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
-from permeability.settings import Settings
+from permeability.settings import DEFAULT_MLFLOW_UI_PORT, Settings
 
 STATIC_DIR: Final = Path(__file__).with_name("static")
 
 #: Every public asset and its media type; anything else under /static is a 404.
 ASSETS: Final = {
     "app.js": "text/javascript; charset=utf-8",
+    "monitoring.js": "text/javascript; charset=utf-8",
+    "control_chart.js": "text/javascript; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
     "i18n.json": "application/json; charset=utf-8",
     "favicon.svg": "image/svg+xml",
@@ -35,9 +39,6 @@ ASSETS: Final = {
 
 #: Browsers revalidate on each load (cheap: ETag), so a deployed fix shows up at once.
 _NO_STALE_ASSETS: Final = {"Cache-Control": "no-cache"}
-
-#: Port of ``permeability ui`` (the MLflow UI on the embedded store) when nothing says otherwise.
-DEFAULT_MLFLOW_UI_PORT: Final = 5000
 
 router = APIRouter(include_in_schema=False)
 
@@ -53,20 +54,9 @@ class PageConfig(BaseModel):
 
 
 def mlflow_ui_url(settings: Settings) -> str | None:
-    """The MLflow UI a run link should open.
-
-    An explicit ``PERMEABILITY_MLFLOW_UI_URL`` wins; a tracking *server* is its own UI; the
-    embedded SQLite store has no UI until ``permeability ui`` starts one (``None``). Credentials
-    in a tracking URI are never handed to a browser.
-    """
-    if settings.mlflow_ui_url:
-        return settings.mlflow_ui_url.rstrip("/")
-    uri = settings.tracking_uri or ""
-    parts = urlsplit(uri)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
-    host = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
-    return f"{parts.scheme}://{host}{parts.path}".rstrip("/")
+    """The MLflow UI a run link should open (one rule for the page and the notifications:
+    :attr:`permeability.settings.Settings.resolved_mlflow_ui_url`)."""
+    return settings.resolved_mlflow_ui_url
 
 
 @router.get("/")

@@ -4,8 +4,9 @@
 :mod:`~permeability.services.training.trainings` (``POST /train``, ``GET /trainings``),
 :mod:`~permeability.services.training.models` (``GET /models``),
 :mod:`~permeability.services.training.versions` (``GET /versions``, promotion),
-:mod:`~permeability.services.training.health` (``GET /health``) and
-:mod:`~permeability.services.training.evaluation` (``POST /evaluate``). Trainings that died
+:mod:`~permeability.services.training.health` (``GET /health``),
+:mod:`~permeability.services.training.evaluation` (``POST /evaluate``) and
+:mod:`~permeability.services.training.retraining` (``POST /retrain``). Trainings that died
 half-way are reconciled at start-up (:mod:`permeability.pipelines.training_recovery`).
 
 Logging is routed once at start-up to ``logs/training-api.log``; requests do not re-route it.
@@ -24,7 +25,14 @@ from permeability.pipelines.training_queue import TrainingQueue, TrainingQueueFu
 from permeability.services.common.body_limit import BodyLimitMiddleware
 from permeability.services.common.deps import ServiceState, configured_token
 from permeability.services.common.errors import document_error_contract, install_error_handlers
-from permeability.services.training import evaluation, health, models, trainings, versions
+from permeability.services.training import (
+    evaluation,
+    health,
+    models,
+    retraining,
+    trainings,
+    versions,
+)
 from permeability.settings import Settings, get_settings
 
 #: Bodies here are a few hundred bytes of JSON (/train, promotion, /evaluate); anything past
@@ -55,6 +63,7 @@ def create_training_app(
         from permeability.io.mlflow_setup import describe_uri
         from permeability.io.registry import Registry
         from permeability.pipelines.base import new_run_id
+        from permeability.pipelines.notifying import start_dispatcher
         from permeability.pipelines.training_recovery import reconcile_trainings
 
         paths = resolved.paths.ensure()
@@ -63,6 +72,8 @@ def create_training_app(
             registry.setup()
             config = load_config(resolved.config_file)
             reconcile_trainings(resolved, logger, registry=registry)
+            # Notifications earlier commands left undelivered, and retries of this service's.
+            dispatcher = start_dispatcher(resolved, config)
             app.state.training_queue = TrainingQueue.for_models(paths.models, config.training)
             app.state.service = ServiceState(config=config, registry=registry, logger=logger)
             logger.info(
@@ -72,6 +83,8 @@ def create_training_app(
                 yield
             finally:
                 app.state.service = None
+                if dispatcher is not None:
+                    dispatcher.stop(timeout=1.0)
 
     app = FastAPI(
         title="permeability training service",
@@ -83,7 +96,7 @@ def create_training_app(
     app.state.service = None
     install_error_handlers(app)
     app.add_exception_handler(TrainingQueueFullError, _queue_full)
-    for resource in (trainings, models, versions, health, evaluation):
+    for resource in (trainings, models, versions, health, evaluation, retraining):
         app.include_router(resource.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     document_error_contract(app, token_required=configured_token(resolved) is not None)

@@ -58,7 +58,7 @@ class TrainRequest(_Request):
     model: str = Field(description="A name from GET /models (or 'auto').")
     version: str = Field(
         description="Immutable label, e.g. '0.1': letters, digits, '.', '_', '-'; at most 64; "
-        "starts with a letter or digit; never '..'.",
+        "starts with a letter or digit; never '..'; never 'retrain-...' (the retrain job's).",
         json_schema_extra=version_label_schema(),
     )
     test_size: float = Field(gt=0.0, lt=1.0, description="Share of rows held out for scoring.")
@@ -71,9 +71,9 @@ class TrainRequest(_Request):
     @field_validator("version")
     @classmethod
     def _label(cls, value: str) -> str:
-        from permeability.io.model_store import validate_label
+        from permeability.io.model_store import validate_new_label
 
-        return _as_value_error(validate_label, value)
+        return _as_value_error(validate_new_label, value)
 
     @field_validator("model")
     @classmethod

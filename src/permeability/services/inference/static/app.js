@@ -26,7 +26,9 @@
     batchRows: null,
     batchVersion: null,
     batchName: "results",
+    view: "guide",
   };
+  let monitoring = null; // the monitoring view (static/monitoring.js), made in start()
 
   const byId = (id) => document.getElementById(id);
 
@@ -64,6 +66,24 @@
     updateMeanNote();
     if (state.lastAnswer) renderAnswer(state.lastAnswer, state.lastSample);
     if (state.batchRows) renderBatch();
+    monitoring?.render();
+  }
+
+  // -- views: the guide value (default) or the monitoring of the champion (#monitoring) -------
+
+  function showView(name) {
+    state.view = name === "monitoring" ? "monitoring" : "guide";
+    for (const tab of document.querySelectorAll("[data-view]")) {
+      const selected = tab.dataset.view === state.view;
+      tab.setAttribute("aria-selected", String(selected));
+      byId(`view-${tab.dataset.view}`).hidden = !selected;
+    }
+    monitoring?.setVisible(state.view === "monitoring");
+    if (state.view === "monitoring") monitoring?.load();
+  }
+
+  function viewFromLocation() {
+    return location.hash === "#monitoring" ? "monitoring" : "guide";
   }
 
   // -- numbers --------------------------------------------------------------------------------
@@ -234,6 +254,10 @@
       return option;
     }));
     if (current) select.value = current;
+  }
+
+  function versionInfo(label) {
+    return state.versions.find((v) => v.version === label) || null;
   }
 
   function mlflowRunUrl(runId) {
@@ -769,8 +793,20 @@
     });
     byId("batch-form").addEventListener("submit", submitBatch);
     byId("batch-download").addEventListener("click", downloadBatch);
+    monitoring = window.PermeabilityMonitoring({ t, fmt, percent, api, svg, niceTicks, byId, mlflowRunUrl, versionInfo });
+    // The view is in the address (#monitoring), so a link in a notification opens it.
+    for (const tab of document.querySelectorAll("[data-view]")) {
+      tab.addEventListener("click", () => {
+        const address = tab.dataset.view === "monitoring" ? "#monitoring" : `${location.pathname}${location.search}`;
+        history.replaceState(null, "", address);
+        showView(tab.dataset.view);
+      });
+    }
+    window.addEventListener("hashchange", () => showView(viewFromLocation()));
     setLanguage(preferredLanguage());
     await loadContext();
+    showView(viewFromLocation());
+    if (state.view !== "monitoring") await monitoring.load(); // the tab's flag: anything to look at
     document.body.dataset.ready = "true";
   }
 
