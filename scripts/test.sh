@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 bash scripts/setup-browser.sh
+bash scripts/setup-multihost.sh
 uv run ruff check .
 uv run ruff format --check .
 uv run mypy

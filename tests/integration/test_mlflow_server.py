@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,18 +22,11 @@ from sqlalchemy.engine import make_url
 from permeability.services.training.app import create_training_app
 from permeability.settings import Settings
 from tests.builders import fill_feature_store
+from tests.unit.io.mlflow_server_support import SERVER_ENV, free_port
 
 pytestmark = pytest.mark.integration
 
 SEED_BODY = {"model": "LinearRegression", "version": "0.1", "test_size": 0.25}
-SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
@@ -90,7 +82,7 @@ def fresh_database(postgres_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def tracking_server(fresh_database: str, tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "mlflow-server.log"
     process = _start(
         [
@@ -164,7 +156,7 @@ def test_training_through_the_api_lands_on_the_tracking_server(
 
 def test_the_ui_command_serves_the_embedded_store(tmp_path: Path) -> None:
     home = tmp_path / "storage"
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "ui.log"
     process = _start(
         [sys.executable, "-m", "permeability", "ui", "--port", str(port)],

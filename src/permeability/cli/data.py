@@ -96,10 +96,20 @@ def compact(
             "keeps working); 0 deletes them now.",
         ),
     ] = 168,
+    day: Annotated[
+        list[datetime] | None,
+        typer.Option(
+            formats=["%Y-%m-%d"],
+            help="Compact only this UTC day's partition of the log (repeat for several); "
+            "default: every day holding more than one file (the days appended since the last "
+            "compaction).",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Compact the prediction log's small files and delete the ones replaced long enough ago."""
     from permeability.pipelines.compaction import compact as run
 
-    report = run(get_settings(), retention_hours=retention_hours)
+    days = [moment.date() for moment in day] if day else None
+    report = run(get_settings(), retention_hours=retention_hours, days=days)
     emit(report, as_json, report.summary())

@@ -37,10 +37,8 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-import openpyxl
 import pandas as pd
 from numpy.typing import NDArray
-from openpyxl.cell import WriteOnlyCell
 
 #: What a spreadsheet takes for the start of a formula (OWASP, "CSV Injection").
 FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
@@ -138,22 +136,27 @@ def write_sheet(frame: pd.DataFrame, path: Path, title: str) -> None:
     cells as given but typed: numbers stay numbers, text is a string cell (never a formula or
     an error value), missing values are empty cells. Neutralising is the caller's choice
     (:func:`write_xlsx` does it)."""
+    # Imported here: openpyxl costs ≈ 0.15 s, which every importer of this module (the
+    # inference service, at start) would pay without ever writing a sheet.
+    import openpyxl
+    from openpyxl.cell import WriteOnlyCell
+
     workbook = openpyxl.Workbook(write_only=True)
     sheet = workbook.create_sheet(title)
-    sheet.append([_xlsx_value(sheet, str(name)) for name in frame.columns])
+    sheet.append([_xlsx_value(sheet, str(name), WriteOnlyCell) for name in frame.columns])
     columns = [frame.iloc[:, i].to_numpy(dtype=object) for i in range(frame.shape[1])]
     for row in zip(*columns, strict=True):
-        sheet.append([_xlsx_value(sheet, value) for value in row])
+        sheet.append([_xlsx_value(sheet, value, WriteOnlyCell) for value in row])
     workbook.save(path)
 
 
-def _xlsx_value(sheet: Any, value: object) -> object:
+def _xlsx_value(sheet: Any, value: object, cell_type: Any) -> object:
     if value is None or value is pd.NA or value is pd.NaT:
         return None
     if isinstance(value, float) and math.isnan(value):
         return None
     if isinstance(value, str):
-        cell = WriteOnlyCell(sheet, _NOT_IN_XML.sub(XML_STAND_IN, value))
+        cell = cell_type(sheet, _NOT_IN_XML.sub(XML_STAND_IN, value))
         cell.data_type = "s"  # set after the value: openpyxl infers "f" for "=..."
         return cell
     return value

@@ -86,11 +86,8 @@ def _training_frame(feature_store: FeatureStore, version: int, label: str) -> pd
 
 
 def read_served_predictions(feature_store_uri: str, since: datetime | None) -> pd.DataFrame:
-    """The prediction log, only requests made at or after ``since`` (naive UTC) when given."""
+    """The prediction log, only requests made at or after ``since`` (naive UTC) when given:
+    only the log's day partitions from ``since``'s day on are opened."""
     from permeability.io.predictions.reader import read_predictions
 
-    predictions = read_predictions(feature_store_uri)
-    if since is None or predictions.empty:
-        return predictions
-    stamps = pd.to_datetime(predictions["timestamp"], utc=True).dt.tz_convert(None)
-    return predictions.loc[(stamps >= pd.Timestamp(since)).to_numpy()]
+    return read_predictions(feature_store_uri, since=since)

@@ -9,7 +9,8 @@ last, so its presence says the folder is complete. The same commit records the P
 a run left incomplete can always be written again.
 
 The store URI is a local path, a ``file://`` URI or an object-store URI (``s3://``, ``abfss://``,
-``gs://``) reached through deltalake's storage handler with the same ``storage_options``.
+``gs://``) reached through deltalake's storage handler with the same ``storage_options`` (or
+the usual ``AWS_*`` / ``AZURE_*`` / ``GOOGLE_*`` environment variables).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Final
+from urllib.parse import urlsplit
 
 import pandas as pd
 import pyarrow.fs as pafs
@@ -37,14 +39,38 @@ def join_uri(uri: str, *parts: str) -> str:
 
 
 def filesystem(uri: str, storage_options: dict[str, str] | None) -> pafs.FileSystem:
-    """A filesystem rooted at ``uri``: the local disk, or object storage through deltalake."""
+    """A filesystem rooted at ``uri``: the local disk, or object storage through pyarrow's
+    own filesystems (S3, GCS, Azure; credentials and endpoint from the environment, or for S3
+    from ``storage_options`` in deltalake's ``AWS_*`` names, so one set of options serves the
+    Delta table and its files).
+
+    Not deltalake's ``DeltaStorageHandler``: pyarrow hands its output streams Arrow buffers,
+    which that handler's streams refuse (deltalake 1.6.6, pyarrow 25: no file could be written
+    to object storage)."""
     if _is_local(uri):
         root = _local_path(uri).resolve()
         root.mkdir(parents=True, exist_ok=True)
         return pafs.SubTreeFileSystem(str(root), pafs.LocalFileSystem())
-    from deltalake.fs import DeltaStorageHandler
+    if storage_options and uri.startswith(("s3://", "s3a://")):
+        _, _, path = uri.partition("://")
+        return pafs.SubTreeFileSystem(path.rstrip("/"), _s3(storage_options))
+    store, path = pafs.FileSystem.from_uri(uri)
+    return pafs.SubTreeFileSystem(path.rstrip("/"), store)
 
-    return pafs.PyFileSystem(DeltaStorageHandler(uri, options=storage_options))
+
+def _s3(options: dict[str, str]) -> pafs.S3FileSystem:
+    """pyarrow's S3 filesystem for deltalake-style options (``AWS_ENDPOINT_URL``, keys,
+    ``AWS_REGION``, ``AWS_ALLOW_HTTP``)."""
+    endpoint = options.get("AWS_ENDPOINT_URL") or options.get("aws_endpoint_url")
+    parsed = urlsplit(endpoint) if endpoint else None
+    return pafs.S3FileSystem(
+        access_key=options.get("AWS_ACCESS_KEY_ID"),
+        secret_key=options.get("AWS_SECRET_ACCESS_KEY"),
+        session_token=options.get("AWS_SESSION_TOKEN"),
+        region=options.get("AWS_REGION") or options.get("AWS_DEFAULT_REGION"),
+        endpoint_override=parsed.netloc if parsed is not None else None,
+        scheme=parsed.scheme if parsed is not None and parsed.scheme else "https",
+    )
 
 
 class PcaFiles:

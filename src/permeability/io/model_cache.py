@@ -6,6 +6,13 @@ a few milliseconds, and no ``import mlflow`` (≈ 1 s) in the serving path. The 
 registry is consulted only to learn which label carries the ``champion`` alias, by
 :meth:`ModelCache.refresh` (a background thread calls it every ``champion_ttl_s`` seconds),
 so a promotion takes effect within that time and requests never wait for the registry.
+That question is asked without MLflow too (:func:`registry_champion_resolver`): over the REST
+API of a tracking server, or with one SQL query on the embedded SQLite store.
+
+A replica pointed at a tracking server holds no state of its own: a champion missing from its
+model store is fetched from the server (:mod:`permeability.io.registry_rest`) and then loaded
+as any other version; the folder is a cache (deleted, it is fetched again). A new champion is
+fetched and loaded *before* the cache switches to it, so requests keep the old one meanwhile.
 
 A version whose files are missing or corrupt is *unavailable* with the reason; other versions
 keep serving. A failed load is remembered together with the file's size and modification
@@ -21,19 +28,22 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from permeability.errors import InvalidInputError, NotFoundError, PermeabilityError
 from permeability.io.model_file import MODEL_FILE, load_model_file
 from permeability.io.model_store import ModelStore, validate_label
+from permeability.io.registry_lookup import (
+    ChampionResolver,
+    VersionFetcher,
+    registry_champion_resolver,
+    registry_fetcher,
+)
 from permeability.io.version_state import Status, VersionState, state_of
 from permeability.modelling.predictor import PermeabilityModel
 from permeability.modelling.served import LoadedModel
 from permeability.settings import Settings
 
 logger = logging.getLogger("permeability.model_cache")
-
-ChampionResolver = Callable[[], str | None]
 
 
 class VersionUnavailableError(PermeabilityError):
@@ -68,22 +78,6 @@ class NoChampionError(NotFoundError):
         )
 
 
-def registry_champion_resolver(settings: Settings) -> ChampionResolver:
-    """The label carrying the ``champion`` alias in the MLflow registry (imports MLflow)."""
-
-    registry: list[Any] = []  # created on first use: importing MLflow costs about a second
-
-    def resolve() -> str | None:
-        if not registry:
-            from permeability.io.registry import Registry
-
-            registry.append(Registry.from_settings(settings))
-        champion = registry[0].champion()
-        return None if champion is None else champion.label
-
-    return resolve
-
-
 class ModelCache:
     """Versions loaded once per process; the champion label refreshed in the background."""
 
@@ -93,9 +87,12 @@ class ModelCache:
         resolve_champion: ChampionResolver,
         *,
         champion_ttl_s: float = 5.0,
+        fetch: VersionFetcher | None = None,
     ) -> None:
         self.store = store
         self._resolve_champion = resolve_champion
+        self._fetch = fetch
+        self._fetch_failures: dict[str, tuple[float, str]] = {}
         self.champion_ttl_s = champion_ttl_s
         self._loaded: dict[str, LoadedModel] = {}
         self._failures: dict[str, tuple[tuple[int, int] | None, str]] = {}
@@ -115,6 +112,7 @@ class ModelCache:
             ModelStore(settings.paths.models),
             registry_champion_resolver(settings),
             champion_ttl_s=champion_ttl_s,
+            fetch=registry_fetcher(settings),
         )
 
     # -- the request path: dictionary lookups only -----------------------------------------
@@ -161,8 +159,11 @@ class ModelCache:
         with self._lock:
             return self._load_locks.setdefault(label, threading.Lock())
 
-    def _load(self, label: str) -> LoadedModel:
+    def _load(self, label: str, *, fetch: bool = False) -> LoadedModel:
+        """Read ``label`` from the store; a missing champion (or ``fetch``) is fetched first."""
         path = self.store.root / label
+        if not path.is_dir() and self._fetch is not None and (fetch or label == self._champion):
+            self._fetch_into_store(label)
         if not path.is_dir():
             raise UnknownVersionError(label, self.store.labels())
         signature = _signature(path / MODEL_FILE)
@@ -204,8 +205,29 @@ class ModelCache:
             signature=signature,
         )
 
+    def _fetch_into_store(self, label: str) -> None:
+        """Fetch ``label`` from the registry's storage; a failure is retried after
+        ``champion_ttl_s`` (requests in between get its reason, not another download)."""
+        assert self._fetch is not None  # noqa: S101 - checked by the caller
+        failed = self._fetch_failures.get(label)
+        if failed is not None and time.monotonic() - failed[0] < self.champion_ttl_s:
+            raise VersionUnavailableError(label, failed[1])
+        started = time.perf_counter()
+        try:
+            self._fetch(label, self.store)
+        except Exception as exc:
+            reason = f"cannot be fetched from the registry: {type(exc).__name__}: {exc}"
+            self._fetch_failures[label] = (time.monotonic(), reason)
+            self._note_failure(label, reason)
+            raise VersionUnavailableError(label, reason) from exc
+        self._fetch_failures.pop(label, None)
+        logger.info("fetched version %s in %.2f s", label, time.perf_counter() - started)
+
     def _remember_failure(self, label: str, signature: tuple[int, int] | None, reason: str) -> None:
         self._failures[label] = (signature, reason)
+        self._note_failure(label, reason)
+
+    def _note_failure(self, label: str, reason: str) -> None:
         self.load_errors += 1
         logger.error("version %s is unavailable: %s", label, reason)
         if self.on_load_error is not None:
@@ -215,18 +237,27 @@ class ModelCache:
 
     def refresh_champion(self) -> str | None:
         """Ask the registry which label is champion; keep the last answer if it fails."""
+        asked, label = self._ask_registry()
+        if asked:
+            self._switch_to(label)
+        return self._champion
+
+    def _ask_registry(self) -> tuple[bool, str | None]:
+        """(answered, label): a failed lookup is remembered as ``champion_error``."""
+        self._champion_checked = True
         try:
             label = self._resolve_champion()
         except Exception as exc:
             self.champion_error = f"registry unreachable: {type(exc).__name__}: {exc}"
             logger.warning("champion lookup failed, keeping %s: %s", self._champion, exc)
-        else:
-            if label != self._champion:
-                logger.info("champion is now %s (was %s)", label, self._champion)
-            self._champion = label
-            self.champion_error = None
-        self._champion_checked = True
-        return self._champion
+            return False, None
+        self.champion_error = None
+        return True, label
+
+    def _switch_to(self, label: str | None) -> None:
+        if label != self._champion:
+            logger.info("champion is now %s (was %s)", label, self._champion)
+        self._champion = label
 
     def check_files(self) -> None:
         """Evict loaded versions whose model file vanished or changed since loading."""
@@ -236,14 +267,35 @@ class ModelCache:
                 logger.warning("version %s changed on disk; evicted", label)
 
     def refresh(self) -> None:
-        """One refresher pass: champion label, files of loaded versions, champion preloaded."""
-        self.refresh_champion()
+        """One refresher pass: champion label, files of loaded versions, champion preloaded.
+
+        A new champion is fetched (if need be) and loaded before the switch, so requests are
+        answered by the old one until then; one that cannot load is switched to anyway (the
+        registry decides), and says why it is unavailable."""
+        asked, label = self._ask_registry()
+        if asked:
+            if label is not None and label != self._champion and label not in self._loaded:
+                self._preload(label)
+            self._switch_to(label)
         self.check_files()
         if self._champion is not None and self._champion not in self._loaded:
             try:
                 self.get(self._champion)
             except PermeabilityError as exc:
                 logger.error("champion %s cannot be loaded: %s", self._champion, exc)
+
+    def _preload(self, label: str) -> None:
+        try:
+            valid = validate_label(label)
+        except InvalidInputError as exc:
+            logger.error("the registry's champion %r is not a valid label: %s", label, exc)
+            return
+        try:
+            with self._load_lock(valid):
+                if valid not in self._loaded:
+                    self._load(valid, fetch=True)
+        except PermeabilityError as exc:
+            logger.error("new champion %s cannot be loaded: %s", valid, exc)
 
     def start(self) -> None:
         """Refresh every ``champion_ttl_s`` seconds in a daemon thread (idempotent)."""
@@ -279,10 +331,16 @@ class ModelCache:
                     status="unavailable",
                     loaded=False,
                     champion=True,
-                    reason="the registry's champion is not in this server's model store",
+                    reason=self._missing_reason(self._champion),
                 )
             )
         return states
+
+    def _missing_reason(self, label: str) -> str:
+        failed = self._fetch_failures.get(label)
+        if failed is not None:
+            return f"the registry's champion {failed[1]}"
+        return "the registry's champion is not in this server's model store"
 
     def _state(self, label: str) -> VersionState:
         loaded = self._loaded.get(label)

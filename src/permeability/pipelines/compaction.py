@@ -3,13 +3,16 @@
 It keeps the prediction log small (:mod:`permeability.io.predictions.maintenance`): compacts the
 ``predictions`` table's small files and deletes the files replaced more than
 ``retention_hours`` ago (7 days by default, so time travel over the last week keeps working).
-The feature table is never touched. One compaction at a time on this machine: two OPTIMIZEs
+Only the days given (``--day``), by default the days holding more than one file (those appended
+since the last compaction), are rewritten; a log from before the day partitions is migrated to
+them first (one commit, logged). The feature table is never touched. One compaction at a time on this machine: two OPTIMIZEs
 racing each other would both commit and store the rows they both rewrote twice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import date
 from typing import Final
 
 from pydantic import BaseModel, ConfigDict
@@ -44,20 +47,27 @@ class CompactionReport(BaseModel):
                 f"nothing to compact: no prediction log yet at {done.table}\n"
                 f"run {self.run_id} in {done.seconds:.2f}s"
             )
+        days = ", ".join(day.isoformat() for day in done.days) or "none"
         if done.optimize_version is None:
-            rewrite = "already compact: nothing rewritten"
+            rewrite = f"already compact: nothing rewritten (days compacted: {days})"
         else:
             retried = done.attempts - 1
             rewrite = (
                 f"rewrote {done.files_rewritten} files into {done.files_written} "
                 f"(OPTIMIZE, version {done.optimize_version}"
                 + (f", after {retried} refused attempt(s)" if retried else "")
-                + ")"
+                + f"); days compacted: {days}"
             )
+        migration = (
+            [f"migrated to day partitions as version {done.migrated_version}"]
+            if done.migrated_version is not None
+            else []
+        )
         return "\n".join(
             [
                 f"prediction log {done.table}: {done.files_before} -> {done.files_after} "
                 f"files, {done.rows} rows",
+                *migration,
                 rewrite,
                 f"vacuumed {done.files_vacuumed} files replaced more than "
                 f"{done.retention_hours} h ago",
@@ -84,9 +94,13 @@ def retention_from_args(args: Mapping[str, str | int | float | bool]) -> int:
 
 
 def compact(
-    settings: Settings, *, retention_hours: int = DEFAULT_RETENTION_HOURS
+    settings: Settings,
+    *,
+    retention_hours: int = DEFAULT_RETENTION_HOURS,
+    days: Sequence[date] | None = None,
 ) -> CompactionReport:
-    """Compact and vacuum the prediction log of ``settings``' feature store; log what was done."""
+    """Compact ``days`` of the prediction log of ``settings``' feature store (None: the days
+    appended since their last compaction) and vacuum it; log what was done."""
     with job_context("compact", settings) as ctx:
         uri = settings.resolved_feature_store_uri
         ctx.logger.info(
@@ -95,7 +109,7 @@ def compact(
         with exclusive_lock(
             ctx.paths.data / LOCK_FILE, "another compaction of the prediction log is running"
         ):
-            result = compact_predictions(uri, None, retention_hours=retention_hours)
+            result = compact_predictions(uri, None, retention_hours=retention_hours, days=days)
         report = CompactionReport(run_id=ctx.run_id, compaction=result)
         ctx.logger.info("%s", "; ".join(report.summary().splitlines()))
         return report

@@ -37,3 +37,19 @@ def test_compact_refuses_a_negative_retention() -> None:
     result = invoke("compact", "--retention-hours", "-1")
     assert result.exit_code == 2
     assert "--retention-hours" in result.output
+
+
+def test_compact_takes_the_days_to_compact(settings: Settings) -> None:
+    from tests.unit.io.prediction_log_support import fill_prediction_log
+
+    fill_prediction_log(settings.resolved_feature_store_uri, commits=3)  # all on 2026-01-01
+
+    other_day = invoke("compact", "--day", "2026-01-02", "--json")
+    assert other_day.exit_code == 0, other_day.output
+    assert last_json(other_day.stdout)["compaction"]["optimize_version"] is None
+
+    that_day = invoke("compact", "--day", "2026-01-01")
+    assert that_day.exit_code == 0, that_day.output
+    assert "rewrote 3 files into 1" in that_day.stdout
+    assert "days compacted: 2026-01-01" in that_day.stdout
+    assert invoke("compact", "--day", "01/02/2026").exit_code != 0

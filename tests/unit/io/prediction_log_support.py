@@ -62,8 +62,14 @@ def sorted_log(feature_store_uri: str) -> pd.DataFrame:
 
 
 def data_files(feature_store_uri: str) -> set[str]:
-    """Parquet files stored in the log's folder, referenced or not."""
-    return {p.name for p in Path(predictions_uri(feature_store_uri)).glob("*.parquet")}
+    """Parquet files stored in the log's folder (its day partitions included), referenced or
+    not, by their path below it."""
+    root = Path(predictions_uri(feature_store_uri))
+    return {
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*.parquet")
+        if not p.relative_to(root).as_posix().startswith("_delta_log/")
+    }
 
 
 def served_row(i: int, **overrides: Any) -> dict[str, Any]:

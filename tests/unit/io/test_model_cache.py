@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -238,3 +239,101 @@ def test_a_version_trained_and_promoted_by_the_training_service_is_served(
     stored = load_permeability_model(settings.paths.models / "r1")  # the training side's reader
     sample = pd.DataFrame(frame.head(50))
     np.testing.assert_array_equal(served.model.predict_frame(sample), stored.predict_frame(sample))
+
+
+# -- a replica: champion fetched when missing here ------------------------------------------
+
+
+class Elsewhere:
+    """Where the registry keeps versions (another host's model store), and the fetches made."""
+
+    def __init__(self, store: ModelStore) -> None:
+        self.store = store
+        self.fetched: list[str] = []
+        self.fail: Exception | None = None
+        self.during: list[str | None] = []  # the replica's champion while each fetch ran
+        self.replica: ModelCache | None = None
+
+    def fetch(self, label: str, store: ModelStore) -> None:
+        self.fetched.append(label)
+        self.during.append(None if self.replica is None else self.replica.champion)
+        if self.fail is not None:
+            raise self.fail
+        shutil.copytree(self.store.root / label, store.root / label)
+
+
+@pytest.fixture
+def elsewhere(tmp_path: Path) -> Elsewhere:
+    remote = Settings(home=tmp_path / "train-host")
+    publish_version(remote, "0.1", tiny_model())
+    publish_version(remote, "0.2", tiny_model("Ridge"))
+    return Elsewhere(ModelStore(remote.paths.models))
+
+
+@pytest.fixture
+def replica(settings: Settings, champion: Champion, elsewhere: Elsewhere) -> ModelCache:
+    cache = ModelCache(
+        ModelStore(settings.paths.models),
+        champion.resolve,
+        champion_ttl_s=0.2,
+        fetch=elsewhere.fetch,
+    )
+    elsewhere.replica = cache
+    return cache
+
+
+def test_a_champion_missing_here_is_fetched_and_served(
+    replica: ModelCache, champion: Champion, elsewhere: Elsewhere, settings: Settings
+) -> None:
+    champion.label = "0.1"
+    replica.refresh()
+    assert elsewhere.fetched == ["0.1"]
+    assert replica.peek(None) is not None
+    assert replica.get(None).version == "0.1"
+    assert (settings.paths.models / "0.1" / MODEL_FILE).is_file()
+    with pytest.raises(UnknownVersionError):
+        replica.get("0.2")  # only the champion is fetched: a request cannot make it download
+    assert elsewhere.fetched == ["0.1"]
+
+
+def test_a_new_champion_is_fetched_and_loaded_before_the_switch(
+    replica: ModelCache, champion: Champion, elsewhere: Elsewhere
+) -> None:
+    champion.label = "0.1"
+    replica.refresh()
+    champion.label = "0.2"
+    replica.refresh()
+    assert elsewhere.during == [None, "0.1"]  # requests kept 0.1 while 0.2 arrived
+    assert replica.champion == "0.2"
+    assert replica.peek(None) is not None
+    assert replica.peek(None).version == "0.2"  # type: ignore[union-attr]
+
+
+def test_a_deleted_cache_folder_is_fetched_again(
+    replica: ModelCache, champion: Champion, elsewhere: Elsewhere, settings: Settings
+) -> None:
+    champion.label = "0.1"
+    replica.refresh()
+    shutil.rmtree(settings.paths.models / "0.1")
+    replica.refresh()
+    assert elsewhere.fetched == ["0.1", "0.1"]
+    assert replica.get(None).version == "0.1"
+
+
+def test_a_failed_fetch_is_retried_after_the_interval_not_per_request(
+    replica: ModelCache, champion: Champion, elsewhere: Elsewhere
+) -> None:
+    champion.label = "0.1"
+    elsewhere.fail = ConnectionError("artifact store down")
+    replica.refresh()
+    for _ in range(3):
+        with pytest.raises(VersionUnavailableError, match="artifact store down"):
+            replica.get(None)
+    assert elsewhere.fetched == ["0.1"]
+    states = {s.version: s for s in replica.states()}
+    assert "artifact store down" in (states["0.1"].reason or "")
+    elsewhere.fail = None
+    time.sleep(replica.champion_ttl_s)
+    replica.refresh()
+    assert replica.get(None).version == "0.1"
+    assert elsewhere.fetched == ["0.1", "0.1"]

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import fcntl
+from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
 from permeability.errors import ConflictError, InvalidInputError
+from permeability.io.predictions.log import PredictionLog
+from permeability.io.predictions.schema import predictions_uri
 from permeability.pipelines.compaction import LOCK_FILE, compact, retention_from_args
 from permeability.settings import Settings
-from tests.unit.io.prediction_log_support import data_files, fill_prediction_log, sorted_log
+from tests.unit.io.prediction_log_support import (
+    data_files,
+    fill_prediction_log,
+    log_row,
+    old_log,
+    sorted_log,
+)
 
 
 def test_no_log_yet_succeeds_saying_there_was_nothing_to_compact(settings: Settings) -> None:
@@ -87,3 +97,34 @@ def test_schedule_args_give_the_retention(args: dict[str, Any], expected: int) -
 def test_bad_schedule_args_are_refused_naming_them(args: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidInputError, match=message):
         retention_from_args(args)
+
+
+def test_the_days_given_are_the_only_ones_compacted(settings: Settings) -> None:
+    root = settings.resolved_feature_store_uri
+    log = PredictionLog(predictions_uri(root), flush_interval_s=3600)
+    for i in (0, 1, 86_400, 86_401):  # two commits on 2026-01-01, two on 2026-01-02
+        log.append(log_row(i))
+        log.flush()
+    second_day = {name for name in data_files(root) if name.startswith("day=2026-01-02/")}
+
+    report = compact(settings, days=[date(2026, 1, 1)])
+
+    assert report.compaction.days == (date(2026, 1, 1),)
+    assert "rewrote 2 files into 1" in report.summary()
+    assert "days compacted: 2026-01-01" in report.summary()
+    assert second_day <= data_files(root)
+    assert compact(settings).compaction.days == (date(2026, 1, 2),)  # the default: what is left
+
+
+def test_a_log_from_before_the_partitions_is_migrated_and_says_so(settings: Settings) -> None:
+    root = settings.resolved_feature_store_uri
+    old_log(Path(root), 4)
+    before = sorted_log(root)
+
+    report = compact(settings)
+
+    assert report.compaction.migrated_version == 1
+    assert "migrated to day partitions as version 1" in report.summary()
+    pd.testing.assert_frame_equal(sorted_log(root), before)
+    log = (settings.paths.logs / "compact.log").read_text(encoding="utf-8")
+    assert "migrated to day partitions" in log

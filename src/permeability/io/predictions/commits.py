@@ -39,6 +39,8 @@ class Committer:
         self.storage_options = storage_options
         self.in_subprocess = in_subprocess
         self.helper: WriterProcess | None = None
+        #: Commit conflicts met so far (another writer took the version; each was retried).
+        self.conflicts = 0
 
     def start_helper(self) -> None:
         """Start the helper now, if commits go through one (idempotent)."""
@@ -54,21 +56,23 @@ class Committer:
         """One append commit of ``table`` (recording the spool's ``transaction``, if any)."""
         started = time.perf_counter()
         if self.in_subprocess:
-            self._write_in_helper(table, transaction)
+            conflicts = self._write_in_helper(table, transaction)
         else:
-            append_table(self.uri, table, self.storage_options, transaction)
+            conflicts = append_table(self.uri, table, self.storage_options, transaction)
+        self.conflicts += conflicts
         logger.info(
-            "prediction log: %d rows in one commit (%.0f ms%s)",
+            "prediction log: %d rows in one commit (%.0f ms%s%s)",
             table.num_rows,
             (time.perf_counter() - started) * 1000,
             ", written by a helper process" if self.in_subprocess else "",
+            f", after {conflicts} commit conflict(s)" if conflicts else "",
         )
 
     def committed(self, app_id: str) -> int:
         """The newest spool record of ``app_id`` a commit of the table covers (0: none)."""
         return committed_version(self.uri, app_id, self.storage_options)
 
-    def _write_in_helper(self, table: pa.Table, transaction: Transaction | None) -> None:
+    def _write_in_helper(self, table: pa.Table, transaction: Transaction | None) -> int:
         """The commit made by the helper process (started on first use, restarted if it died)."""
         if self.helper is None:
             self.helper = WriterProcess()
@@ -80,7 +84,7 @@ class Committer:
             with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, table.schema) as out:
                 out.write_table(table)
             try:
-                self.helper.append(self.uri, path, self.storage_options, transaction)
+                return self.helper.append(self.uri, path, self.storage_options, transaction)
             except HelperGoneError:
                 self.helper = None  # killed; the next commit starts a new one
                 raise

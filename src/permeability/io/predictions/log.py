@@ -43,8 +43,11 @@ segments are deleted once a commit covering them is confirmed. The spool of a pr
 died is written into the log by :meth:`PredictionLog.replay_orphans`, exactly once: at the
 start of the service and after every flush of every process still running.
 
-Several processes (uvicorn workers, the CLI) may append to the same table at once: Delta's
-optimistic concurrency lets concurrent appends both commit.
+Several processes (uvicorn workers, the CLI, replicas on other hosts sharing an object store)
+may append to the same table at once: Delta's optimistic concurrency lets concurrent appends
+both commit; the one that lost the race for a version number is retried by the writer and
+counted in :attr:`PredictionLog.commit_conflicts`. Each batch lands in the partitions of its
+requests' UTC days (:mod:`permeability.io.predictions.partitions`).
 """
 
 from __future__ import annotations
@@ -203,6 +206,11 @@ class PredictionLog:
                     self.spool_failures,
                     exc,
                 )
+
+    @property
+    def commit_conflicts(self) -> int:
+        """Commits this log retried because another writer took their version (none lost)."""
+        return self._commits.conflicts
 
     @property
     def pending_rows(self) -> int:

@@ -8,6 +8,14 @@ Parquet files and every full read of the log (evaluation) opens all of them.
 longer references and that were replaced more than ``retention_hours`` ago, so time travel
 over that window keeps working.
 
+**By day.** The log is partitioned by the UTC day of the request
+(:mod:`permeability.io.predictions.partitions`), and a compaction rewrites only the days it is
+given, by default the days holding more than one file: the days appended since the last
+compaction (yesterday's and today's for a nightly run), never the compacted history, so its
+cost follows a day's appends and not the log's age. An unpartitioned log (an earlier release)
+is migrated to the partitions first, once. The vacuum stays retention-based over the whole
+table (it deletes only files replaced more than ``retention_hours`` ago).
+
 Only the ``predictions`` table is touched: the feature table's old versions are read back
 for reproducibility (training records its ``feature_set_version``) and must never be vacuumed.
 
@@ -27,13 +35,16 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from permeability.errors import InvalidInputError
+from permeability.io.predictions.partitions import DAY, days_predicate, migrate_to_partitioned
 from permeability.io.predictions.schema import predictions_uri
 
 if TYPE_CHECKING:
@@ -67,6 +78,9 @@ class CompactionResult:
     (appends made meanwhile are in ``files_after`` and ``rows``); ``files_rewritten`` became
     ``files_written`` in the OPTIMIZE commit ``optimize_version`` (None: nothing to compact);
     ``attempts`` counts OPTIMIZE commits tried; ``files_vacuumed`` were deleted from storage.
+    ``days`` are the day partitions compacted (``files_rewritten`` all belong to them),
+    ``migrated_version`` the commit that moved an unpartitioned log into day partitions (None:
+    it had them), ``optimize_seconds`` the time of the OPTIMIZE alone.
     """
 
     table: str
@@ -83,6 +97,9 @@ class CompactionResult:
     attempts: int = 0
     files_vacuumed: int = 0
     seconds: float = 0.0
+    days: tuple[date, ...] = ()
+    migrated_version: int | None = None
+    optimize_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -97,12 +114,18 @@ def compact_predictions(
     storage_options: dict[str, str] | None,
     *,
     retention_hours: int = DEFAULT_RETENTION_HOURS,
+    days: Sequence[date] | None = None,
 ) -> CompactionResult:
     """Compact the prediction log below ``feature_store_uri``, then vacuum it (module docstring).
 
-    A log that does not exist yet is nothing to compact, not an error: the result says
-    ``table_exists=False``.
+    ``days``: the UTC days whose partitions are compacted (None: every day holding more than
+    one file). A log that does not exist yet is nothing to compact, not an error: the result
+    says ``table_exists=False``.
     """
+    if days is not None and not all(
+        isinstance(day, date) and not isinstance(day, datetime) for day in days
+    ):
+        raise InvalidInputError(f"days must be dates (YYYY-MM-DD), got {list(days)!r}")
     if isinstance(retention_hours, bool) or not isinstance(retention_hours, int):
         raise InvalidInputError(
             f"retention_hours must be a whole number of hours, got {retention_hours!r}"
@@ -116,7 +139,15 @@ def compact_predictions(
         return CompactionResult(table=uri, table_exists=False, retention_hours=retention_hours)
     version_before = table.version()
     files_before = len(table.file_uris())
-    optimized = _optimize(uri, storage_options)
+    migrated = migrate_to_partitioned(uri, storage_options)
+    chosen = (
+        sorted(set(days))
+        if days is not None
+        else _days_with_small_files(_load(uri, storage_options))
+    )
+    optimize_started = time.perf_counter()
+    optimized = _optimize(uri, storage_options, chosen) if chosen else _Optimized({}, None, 0)
+    optimize_seconds = time.perf_counter() - optimize_started
     vacuumed = _vacuum(uri, storage_options, retention_hours)
     final = _load(uri, storage_options)
     return CompactionResult(
@@ -134,6 +165,9 @@ def compact_predictions(
         attempts=optimized.attempts,
         files_vacuumed=vacuumed,
         seconds=round(time.perf_counter() - started, 3),
+        days=tuple(chosen),
+        migrated_version=migrated,
+        optimize_seconds=round(optimize_seconds, 3),
     )
 
 
@@ -152,8 +186,20 @@ def _open(uri: str, storage_options: dict[str, str] | None) -> DeltaTable | None
         return None
 
 
-def _optimize(uri: str, storage_options: dict[str, str] | None) -> _Optimized:
-    """OPTIMIZE on the newest version; a refused commit is planned again and retried.
+def _days_with_small_files(table: DeltaTable) -> list[date]:
+    """The days whose partition holds more than one file (read from the log's metadata, no
+    data file is opened): the days appended since their last compaction."""
+    actions = pa.table(table.get_add_actions(flatten=True))
+    column = f"partition.{DAY}"
+    if actions.num_rows == 0 or column not in actions.column_names:
+        return []
+    counts = pc.value_counts(actions.column(column).cast(pa.date32()))
+    return sorted(entry["values"].as_py() for entry in counts if entry["counts"].as_py() > 1)
+
+
+def _optimize(uri: str, storage_options: dict[str, str] | None, days: Sequence[date]) -> _Optimized:
+    """OPTIMIZE of ``days``' partitions on the newest version; a refused commit is planned
+    again and retried.
 
     Every attempt reloads the table, so a retry compacts what the winner left (including
     appends that landed meanwhile) rather than a stale list of files. The commit carries an
@@ -169,7 +215,8 @@ def _optimize(uri: str, storage_options: dict[str, str] | None) -> _Optimized:
         commit_id = uuid.uuid4().hex
         try:
             metrics = table.optimize.compact(
-                commit_properties=CommitProperties(custom_metadata={COMMIT_ID_KEY: commit_id})
+                partition_filters=days_predicate(list(days)),
+                commit_properties=CommitProperties(custom_metadata={COMMIT_ID_KEY: commit_id}),
             )
         except CommitFailedError as exc:
             if attempt == COMPACT_ATTEMPTS:

@@ -31,14 +31,17 @@ service stops it afterwards by closing its stdin.
 
 Protocol: one JSON object per line each way. Request ``{"uri", "path", "storage_options",
 "transaction"}`` (``transaction``: ``[app_id, version]`` or null); answer ``{"ok": true}`` or
-``{"error": "<type>: <message>"}``.
+``{"error": "<type>: <message>"}`` (``conflicts``: the commit conflicts met, see
+:func:`append_table`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import random
 import select
 import signal
 import subprocess
@@ -49,10 +52,18 @@ from typing import IO, Any, Final
 
 import pyarrow as pa
 
+from permeability.io.predictions.partitions import PARTITION_COLUMNS, is_partitioned, with_day
 from permeability.record.schema import MUESTRA
 
 #: How often the helper checks that its parent is still the process that started it.
 PARENT_CHECK_S: Final = 0.5
+#: Tries at one append commit before its error is raised (the log keeps the rows and retries
+#: on its next flush): conflicts come from other writers taking the version, a few per commit
+#: with 8 writers on object storage.
+COMMIT_ATTEMPTS: Final = 30
+#: Upper bound (seconds) of the random wait after a conflict, times the conflicts so far (up to
+#: 8): writers that collided spread out instead of colliding again.
+CONFLICT_BACKOFF_S: Final = 0.05
 #: Longest wait for one commit before the helper is taken for hung and killed.
 WRITE_TIMEOUT_S: Final = 600.0
 
@@ -70,6 +81,8 @@ TABLE_CONFIGURATION: Final[dict[str, str | None]] = {
 #: A spool's Delta transaction: (app id, version = seq of the newest record committed).
 Transaction = tuple[str, int]
 
+logger = logging.getLogger("permeability.prediction_log")
+
 
 class HelperGoneError(RuntimeError):
     """The helper process died, hung or cannot be reached; the next write starts a new one."""
@@ -84,34 +97,63 @@ def append_table(
     table: pa.Table,
     storage_options: dict[str, str] | None,
     transaction: Transaction | None = None,
-) -> None:
-    """One Delta append commit of ``table`` (creating the table with the log's settings);
-    with ``transaction``, the commit also records that spool's version (exactly-once replay)."""
-    from deltalake import CommitProperties, Transaction, write_deltalake
+) -> int:
+    """One Delta append commit of ``table`` into its days' partitions (creating the table with
+    the log's settings); with ``transaction``, the commit also records that spool's version
+    (exactly-once replay). Returns the commit conflicts met on the way (0: first try).
 
-    properties = None
-    if transaction is not None:
-        properties = CommitProperties(app_transactions=[Transaction(*transaction)])
-    for attempt in (1, 2):
+    deltalake would retry a conflicting commit itself, silently; it is told not to
+    (``max_commit_retries=0``) so that each conflict is counted and logged here, and the
+    commit is retried on the reloaded table (an append conflicts with nothing but another
+    commit taking its version number, or the migration changing the layout under it, so the
+    retry always applies). A log still in the
+    unpartitioned layout of an earlier release gets its rows without ``day`` until
+    ``permeability compact`` migrates it (:mod:`permeability.io.predictions.partitions`).
+    """
+    from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+    from deltalake.exceptions import CommitFailedError, TableNotFoundError
+
+    properties = CommitProperties(
+        max_commit_retries=0,
+        app_transactions=[Transaction(*transaction)] if transaction is not None else None,
+    )
+    conflicts = 0
+    while True:
+        try:
+            target: DeltaTable | str = DeltaTable(uri, storage_options=storage_options)
+        except TableNotFoundError:
+            target = uri
+        partitioned = isinstance(target, str) or is_partitioned(target)
         try:
             write_deltalake(
-                uri,
-                table,
+                target,
+                with_day(table) if partitioned else table,
                 mode="append",
+                partition_by=list(PARTITION_COLUMNS) if isinstance(target, str) else None,
                 # Adds the columns a log created by an earlier release lacks (see
                 # prediction_log's docstring); when the schemas agree it writes no metadata.
                 schema_mode="merge",
                 configuration=TABLE_CONFIGURATION,
-                storage_options=storage_options,
+                storage_options=storage_options if isinstance(target, str) else None,
                 commit_properties=properties,
             )
-            return
-        except Exception:
-            if attempt == 2:
+            return conflicts
+        except Exception as exc:
+            # Another commit took the version (CommitFailedError), or another writer created
+            # the table at the same instant (an error of the create: retried once, as an
+            # append to the table the winner created); anything else is the store's error.
+            racing_create = isinstance(target, str) and conflicts == 0
+            if not (isinstance(exc, CommitFailedError) or racing_create):
                 raise
-            # Two writers creating the table at the same instant: the loser retries as an
-            # ordinary append to the table the winner created.
-            time.sleep(0.05)
+            conflicts += 1
+            if conflicts >= COMMIT_ATTEMPTS:
+                raise
+            logger.info(
+                "prediction log: commit conflict %d (%s); retrying on the new version",
+                conflicts,
+                " ".join(str(exc).split()),
+            )
+            time.sleep(random.uniform(0.0, CONFLICT_BACKOFF_S * min(conflicts, 8)))  # noqa: S311
 
 
 def append_ipc_file(
@@ -119,10 +161,10 @@ def append_ipc_file(
     path: str,
     storage_options: dict[str, str] | None,
     transaction: Transaction | None = None,
-) -> None:
+) -> int:
     """:func:`append_table` for a table handed over as an Arrow IPC file (the helper process)."""
     with pa.memory_map(path) as source:
-        append_table(uri, pa.ipc.open_file(source).read_all(), storage_options, transaction)
+        return append_table(uri, pa.ipc.open_file(source).read_all(), storage_options, transaction)
 
 
 def committed_version(uri: str, app_id: str, storage_options: dict[str, str] | None) -> int:
@@ -157,8 +199,9 @@ class WriterProcess:
         storage_options: dict[str, str] | None,
         transaction: Transaction | None,
         timeout_s: float = WRITE_TIMEOUT_S,
-    ) -> None:
-        """Have the helper commit the IPC file at ``path``; raises :class:`HelperGoneError`
+    ) -> int:
+        """Have the helper commit the IPC file at ``path`` (returns the commit conflicts it
+        met); raises :class:`HelperGoneError`
         (the helper is then killed) or :class:`HelperWriteError` (it stays)."""
         request = {
             "uri": uri,
@@ -180,6 +223,7 @@ class WriterProcess:
             raise HelperGoneError(f"the prediction log's helper process failed: {exc}") from exc
         if "error" in answer:
             raise HelperWriteError(answer["error"])
+        return int(answer.get("conflicts", 0))
 
     def stop(self, timeout_s: float = 60.0) -> None:
         """End-of-file on its stdin: it exits after the commit in progress, if any."""
@@ -239,13 +283,13 @@ def _serve(requests: IO[bytes], answers: IO[bytes]) -> None:
         request: dict[str, Any] = json.loads(line)
         transaction = request.get("transaction")
         try:
-            append_ipc_file(
+            conflicts = append_ipc_file(
                 request["uri"],
                 request["path"],
                 request.get("storage_options"),
                 (str(transaction[0]), int(transaction[1])) if transaction else None,
             )
-            answer: dict[str, Any] = {"ok": True}
+            answer: dict[str, Any] = {"ok": True, "conflicts": conflicts}
         except Exception as exc:
             answer = {"error": f"{type(exc).__name__}: {exc}"}
         # Deleted here too: a parent killed while waiting would leave it in the temp folder.

@@ -13,8 +13,10 @@ Speed is a design constraint: a well-formed single sample is answered by a lean 
 front of FastAPI's stack (``services/inference/fast.py``) with the same work as the route
 (``services/inference/single.py``: pydantic parsing, dictionary lookups, the model's numpy fast
 path, a buffered log append). Anything that can block (loading a version from disk, scoring a
-batch, reading an upload) runs in the thread pool. The MLflow registry is read only by a
-background thread (``services/inference/state.py``), the prediction log is flushed by another, and
+batch, reading an upload) runs in the thread pool. The MLflow registry is read at start and then
+only by a background thread (``services/inference/state.py``), without importing MLflow
+(``io/registry_lookup.py``: ``import mlflow`` was ≈ 1 s of a replica's start, see
+``bench/replica_start.py``); the prediction log is flushed by another thread, and
 BLAS/OpenMP pools are limited to one thread per worker (several uvicorn workers on a small
 machine would otherwise fight over the cores).
 """
@@ -118,26 +120,30 @@ async def health() -> InferenceHealth:
 @service_router.get(
     "/ready",
     response_model=ReadyResponse,
-    responses={503: {"model": ReadyResponse, "description": "No model is loaded (says why)."}},
-    summary="A model is loaded and requests can be answered",
+    responses={
+        503: {"model": ReadyResponse, "description": "The champion is not loaded (says why)."}
+    },
+    summary="The champion is loaded: a request without a version can be answered",
 )
 async def ready(request: Request) -> Response:
+    """Ready means the champion is in memory (a balancer may send any request here); another
+    version loaded does not count, and a replica fetching its champion is not ready yet."""
     state = state_of(request)
     loaded = state.cache.loaded_versions
     champion = state.cache.champion
-    if loaded:
+    if champion is not None and champion in loaded:
         body = ReadyResponse(ready=True, champion=champion, loaded_versions=loaded)
         return JSONResponse(body.model_dump(mode="json"))
-    if champion is None:
-        why = "no version is promoted as champion" + (
-            f" ({state.cache.champion_error})" if state.cache.champion_error else ""
-        )
+    if champion is None and state.cache.champion_error:
+        why = f"the champion is not known yet: {state.cache.champion_error}"
+    elif champion is None:
+        why = "no version is promoted as champion"
     else:
         why = f"champion {champion} is not loaded"
         problem = next((s.reason for s in state.cache.states() if s.version == champion), None)
         if problem:
             why += f": {problem}"
-    body = ReadyResponse(ready=False, reason=why, champion=champion, loaded_versions=[])
+    body = ReadyResponse(ready=False, reason=why, champion=champion, loaded_versions=loaded)
     return JSONResponse(
         body.model_dump(mode="json"), status_code=status.HTTP_503_SERVICE_UNAVAILABLE
     )
@@ -266,15 +272,25 @@ def create_inference_app(
                 app.fast_path = state.config.inference.fast_path
             log, cache = state.log, state.cache
             # Everything built so far lives as long as the process: keep it out of the
-            # garbage collector's way, so collections during requests stay short.
-            gc.collect()
+            # garbage collector's way, so collections during requests stay short. No
+            # collection first: it found no garbage here and cost ≈ 0.1 s of a replica's
+            # start (bench/replica_start.py).
             gc.freeze()
-            service_logger.info(
-                "inference service ready; champion %s, loaded %s, specs %s",
-                cache.champion,
-                cache.loaded_versions,
-                state.specs.current.source,
-            )
+            if cache.champion is not None and cache.champion in cache.loaded_versions:
+                service_logger.info(
+                    "inference service ready; champion %s, loaded %s, specs %s",
+                    cache.champion,
+                    cache.loaded_versions,
+                    state.specs.current.source,
+                )
+            else:
+                service_logger.warning(
+                    "inference service started but not ready (GET /ready says why; the "
+                    "registry is asked again every %.0f s): champion %s, registry problem: %s",
+                    REFRESH_SECONDS,
+                    cache.champion,
+                    cache.champion_error or "none",
+                )
             try:
                 yield
             finally:

@@ -135,8 +135,10 @@ async def model_for(state: InferenceState, version: str | None) -> LoadedModel:
 async def start_inference(
     settings: Settings, metrics: InferenceMetrics, *, refresh_s: float
 ) -> tuple[InferenceState, Maintenance]:
-    """Config, limits, the champion loaded (off the event loop), log and refresher started;
-    the champion alias and the specs file are re-read every ``refresh_s`` seconds."""
+    """Config, limits, the champion loaded (off the event loop; fetched from the tracking
+    server first when this host does not have it), log and refresher started; the champion
+    alias and the specs file are re-read every ``refresh_s`` seconds. A registry that cannot
+    be reached does not stop the start: the service runs, not ready, and asks again."""
     config = load_config(settings.config_file)
     watcher = SpecsWatcher.from_settings(settings, config)
     cache = ModelCache.from_settings(settings, champion_ttl_s=refresh_s)

@@ -6,6 +6,7 @@ import json
 import os
 import threading
 import time
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,7 @@ def test_the_default_retention_keeps_replaced_files_for_time_travel(tmp_path: Pa
     assert small_files < data_files(root)  # the 30 replaced files are still there
     old = DeltaTable(predictions_uri(root), version=result.version_before)
     assert len(old.file_uris()) == 30
-    travelled = old.to_pyarrow_table().to_pandas().sort_values("request_id")
+    travelled = old.to_pyarrow_table().drop_columns(["day"]).to_pandas().sort_values("request_id")
     pd.testing.assert_frame_equal(travelled.reset_index(drop=True), before)
 
 
@@ -118,7 +119,9 @@ def test_replaced_files_the_checkpoints_forgot_are_still_deleted(tmp_path: Path)
     )
     first = compact_predictions(root, None)
     assert first.files_vacuumed == 0
-    replaced = data_files(root) - {Path(u).name for u in DeltaTable(uri).file_uris()}
+    replaced = data_files(root) - {
+        Path(u).relative_to(uri).as_posix() for u in DeltaTable(uri).file_uris()
+    }
     assert len(replaced) == 30
     _age(root, replaced, EIGHT_DAYS_AGO)  # as if replaced a week ago: written before that
     time.sleep(1.5)
@@ -282,3 +285,70 @@ def test_the_feature_table_is_never_touched(tmp_path: Path) -> None:
 def test_a_bad_retention_is_refused(tmp_path: Path, retention: Any) -> None:
     with pytest.raises(InvalidInputError, match="retention_hours"):
         compact_predictions(str(tmp_path), None, retention_hours=retention)
+
+
+def _days_of_small_commits(root: str, days: int, commits: int) -> None:
+    """``commits`` small commits on each of ``days`` UTC days from 2026-01-01."""
+    log = PredictionLog(predictions_uri(root), flush_interval_s=3600)
+    for day in range(days):
+        for commit in range(commits):
+            log.append(log_row(day * 86_400 + commit))
+            assert log.flush() == 1
+
+
+def _files_of(root: str, day: str) -> set[str]:
+    return {name for name in data_files(root) if name.startswith(f"day={day}/")}
+
+
+def test_compacting_one_day_leaves_the_other_days_files_untouched(tmp_path: Path) -> None:
+    root = str(tmp_path)
+    _days_of_small_commits(root, days=3, commits=4)
+    before = sorted_log(root)
+    first, second, third = (_files_of(root, f"2026-01-0{d}") for d in (1, 2, 3))
+
+    result = compact_predictions(root, None, days=[date(2026, 1, 2)])
+
+    assert result.days == (date(2026, 1, 2),)
+    assert (result.files_rewritten, result.files_written) == (4, 1)
+    assert _files_of(root, "2026-01-01") == first
+    assert _files_of(root, "2026-01-03") == third
+    live = {
+        Path(u).relative_to(predictions_uri(root)).as_posix()
+        for u in DeltaTable(predictions_uri(root)).file_uris()
+    }
+    assert len(live & second) == 0  # the day's 4 files were replaced by one
+    assert first | third <= live
+    pd.testing.assert_frame_equal(sorted_log(root), before)
+
+
+def test_by_default_only_the_days_with_several_files_are_compacted(tmp_path: Path) -> None:
+    root = str(tmp_path)
+    _days_of_small_commits(root, days=2, commits=3)
+    assert compact_predictions(root, None).days == (date(2026, 1, 1), date(2026, 1, 2))
+    log = PredictionLog(predictions_uri(root), flush_interval_s=3600)
+    for k in range(2):  # today's appends after last night's compaction
+        log.append(log_row(2 * 86_400 + k))
+        log.flush()
+    compacted = _files_of(root, "2026-01-01") | _files_of(root, "2026-01-02")
+
+    result = compact_predictions(root, None)
+
+    assert result.days == (date(2026, 1, 3),)
+    assert result.files_rewritten == 2
+    assert compacted <= data_files(root)
+    assert len(sorted_log(root)) == 8
+
+
+def test_compacting_a_day_with_nothing_to_merge_commits_nothing(tmp_path: Path) -> None:
+    root = str(tmp_path)
+    _days_of_small_commits(root, days=1, commits=1)
+    result = compact_predictions(root, None)
+    assert result.days == ()
+    assert result.optimize_version is None
+    assert result.version_after == result.version_before
+
+
+def test_days_that_are_not_dates_are_refused(tmp_path: Path) -> None:
+    fill_prediction_log(str(tmp_path), commits=1)
+    with pytest.raises(InvalidInputError, match="days must be dates"):
+        compact_predictions(str(tmp_path), None, days=["2026-01-01"])  # type: ignore[list-item]
