@@ -1,7 +1,7 @@
 """Measure what docs/deploy.md's Sizing table says: processes and memory of each service, idle
 and under load, and what the inference service answers per worker.
 
-    .venv/bin/python deploy/measure_sizing.py --home /tmp/home [--duration 10]
+    .venv/bin/python bench/sizing.py --home /tmp/home [--duration 10]
 
 ``--home`` is a trained home with a champion (``permeability up --no-serve`` makes one). Each
 service is started on it as its systemd unit starts it (same command, loopback, a free port),
@@ -15,7 +15,6 @@ defaults. Needs ``wrk`` (Debian package) for the load.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
@@ -31,13 +30,11 @@ VENV_BIN = Path(sys.executable).parent
 
 
 def _bench_serve() -> Any:
-    """bench/serve.py's helpers (server start/stop, wrk), loaded by path: bench is no package."""
-    spec = importlib.util.spec_from_file_location("bench_serve", REPO / "bench" / "serve.py")
-    if spec is None or spec.loader is None:
-        raise RuntimeError("bench/serve.py is missing: run this from a checkout of the project")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """bench/serve.py's helpers (server start/stop, wrk), beside this script."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import serve
+
+    return serve
 
 
 def process_tree(pid: int) -> list[int]:
@@ -181,7 +178,7 @@ def main() -> None:
     )
     print(json.dumps(results[-1]), flush=True)
     with open(workdir / "scheduler.log", "wb") as out:
-        scheduler = subprocess.Popen(  # noqa: S603 - our own command, no shell
+        scheduler = subprocess.Popen(
             [str(VENV_BIN / "permeability"), "schedule"], env=env, stdout=out, stderr=out
         )
         time.sleep(15)
