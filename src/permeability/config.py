@@ -7,7 +7,7 @@ Every field has an embedded default, so the project runs with no file at all.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -23,6 +23,10 @@ from permeability.record.identity import (
     IDENTITY_COLUMNS,
 )
 from permeability.scoring.decisions import DecisionPolicy
+
+if TYPE_CHECKING:  # imported where used: every process reads the configuration, few evaluate
+    from permeability.monitoring.alerts import AlertThresholds
+    from permeability.monitoring.drift import DriftThresholds
 
 
 class _Params(BaseModel):
@@ -251,6 +255,29 @@ class EvaluationParams(_Params):
         description="New lab results the champion needs before degradation and coverage events "
         "are raised (fewer say too little either way).",
     )
+
+    def drift_thresholds(self) -> DriftThresholds:
+        """The drift rule these parameters configure (what evaluation judges drift by)."""
+        from permeability.monitoring.drift import DriftThresholds
+
+        return DriftThresholds(
+            psi=self.drift_psi,
+            alpha=self.drift_alpha,
+            min_rows=self.drift_min_rows,
+            bins=self.drift_bins,
+        )
+
+    def alert_thresholds(self) -> AlertThresholds:
+        """When the champion's evaluation becomes events (drift's alpha is the coverage test's)."""
+        from permeability.monitoring.alerts import AlertThresholds
+
+        return AlertThresholds(
+            metric=self.degradation_metric,
+            margin=self.degradation_margin,
+            coverage_tolerance=self.coverage_tolerance,
+            alpha=self.drift_alpha,
+            min_rows=self.alert_min_rows,
+        )
 
 
 class RetrainingParams(_Params):

@@ -38,7 +38,6 @@ from permeability.config import ProjectConfig
 from permeability.errors import EmptyFeatureStoreError, NotFoundError
 from permeability.io.evaluation_runs import evaluation_registry
 from permeability.monitoring.comparison import ComparisonOutcome, compare_versions
-from permeability.monitoring.drift import DriftThresholds
 from permeability.monitoring.evaluation import score_version
 from permeability.monitoring.windows import (
     labelled_when,
@@ -135,16 +134,6 @@ def _labels_to_evaluate(
 # -- computing ----------------------------------------------------------------------------
 
 
-def _thresholds(config: ProjectConfig) -> DriftThresholds:
-    params = config.evaluation
-    return DriftThresholds(
-        psi=params.drift_psi,
-        alpha=params.drift_alpha,
-        min_rows=params.drift_min_rows,
-        bins=params.drift_bins,
-    )
-
-
 def _score(
     context: JobContext,
     candidate: LoadedVersion,
@@ -163,7 +152,7 @@ def _score(
         predictions=predictions,
         specs=specs,
         policy=context.config.inference.decision_policy(),
-        thresholds=_thresholds(context.config),
+        thresholds=context.config.evaluation.drift_thresholds(),
     )
     return ScoredVersion(candidate, scores)
 

@@ -23,8 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from permeability.config import ProjectConfig
-from permeability.monitoring.alerts import AlertThresholds, evaluation_events
+from permeability.monitoring.alerts import evaluation_events
 from permeability.monitoring.control_chart import ChartSeries
 from permeability.monitoring.events import Event
 from permeability.monitoring.snapshot import MonitoringSnapshot, figure_window
@@ -35,18 +34,6 @@ if TYPE_CHECKING:
     from permeability.io.registry import Registry
     from permeability.pipelines.control_chart import ControlChartOutcome
     from permeability.pipelines.evaluation_record import ScoredVersion
-
-
-def alert_thresholds(config: ProjectConfig) -> AlertThresholds:
-    """The configuration's evaluation part, as the alerts read it."""
-    params = config.evaluation
-    return AlertThresholds(
-        metric=params.degradation_metric,
-        margin=params.degradation_margin,
-        coverage_tolerance=params.coverage_tolerance,
-        alpha=params.drift_alpha,
-        min_rows=params.alert_min_rows,
-    )
 
 
 def chart_references(
@@ -75,7 +62,9 @@ def publish_findings(
     trained: dict[str, float] = {}
     if champion is not None and result is not None:
         trained = _trained_metrics(champion.candidate.metadata)
-        events.extend(evaluation_events(result, trained, alert_thresholds(context.config)))
+        events.extend(
+            evaluation_events(result, trained, context.config.evaluation.alert_thresholds())
+        )
     chart_run, chart_events = _record_chart(context, registry, report.feature_set_version, chart)
     events.extend(chart_events)
     snapshot = MonitoringSnapshot(
