@@ -3,7 +3,6 @@ localhost): the feature store's files, the prediction log's concurrent writers."
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -13,15 +12,15 @@ from pathlib import Path
 
 import httpx
 
+from tests.ports import free_port
+
 
 @contextmanager
 def moto_s3(bucket: str = "store") -> Iterator[dict[str, str]]:
     """moto's S3 server on a free localhost port with one ``bucket``; deltalake's options for
     it. A process, not a thread: deltalake holds the GIL while it waits for an answer, so a
     server thread in the test's own process would never answer."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     command = [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

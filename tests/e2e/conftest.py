@@ -14,7 +14,6 @@ never downloaded. Without it the tests skip, except under ``PERMEABILITY_REQUIRE
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,8 @@ from typing import Any, Final
 import httpx
 import pytest
 import yaml
+
+from tests.ports import free_port
 
 CHROMIUM: Final = Path("/usr/bin/chromium")
 CHROMIUM_ARGS: Final = (
@@ -95,13 +96,6 @@ class LabService:
         response.raise_for_status()
         body: dict[str, Any] = response.json()
         return body
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _clean_environment(patch: pytest.MonkeyPatch, home: Path) -> None:
@@ -187,7 +181,7 @@ def running_inference_service(work: Path, env: Mapping[str, str]) -> Iterator[st
 
     Terminated (killed if it hangs) on exit; its output goes to ``work/server.log``.
     """
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = work / "server.log"
     command = [sys.executable, "-m", "permeability", "serve", "inference"]

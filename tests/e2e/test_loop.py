@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -44,6 +43,7 @@ from permeability.record.structures import build_alias_map, normalise_structure
 from permeability.settings import Settings
 from permeability.synthetic.export import generate_lab_export
 from tests.e2e.cli_json import cli_json
+from tests.ports import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -52,13 +52,6 @@ FIRST_ROWS: Final = 1500
 NEXT_ROWS: Final = 300
 SINGLE_REQUESTS: Final = 25
 STARTUP_TIMEOUT_S: Final = 120.0
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 _cli = cli_json
@@ -166,7 +159,7 @@ def test_acquire_train_promote_infer_acquire_evaluate(
     servable = _servable(upcoming, _known(home))
     records = [_record(row) for row in servable.to_dict(orient="records")]
     assert len(records) > NEXT_ROWS // 2
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
     serve = ["serve", "inference", "--host", "127.0.0.1", "--port", str(port)]
@@ -232,7 +225,7 @@ def test_acquire_train_promote_infer_acquire_evaluate(
     } <= artifacts
 
     # 7. ... and the MLflow UI the project starts (`permeability ui`) shows it.
-    ui_port = _free_port()
+    ui_port = free_port()
     ui = ["ui", "--host", "127.0.0.1", "--port", str(ui_port)]
     with _process(ui, environment, f"http://127.0.0.1:{ui_port}/health"):
         api = f"http://127.0.0.1:{ui_port}/api/2.0/mlflow"

@@ -49,11 +49,11 @@ from tests.notification_servers import (
     Webhook,
     black_hole,
     eventually,
-    free_port,
     make_certificates,
     smtp_server,
     webhook_server,
 )
+from tests.ports import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -22,18 +22,13 @@ import httpx
 import pytest
 
 from permeability.runtime.workers import BALANCES_CONNECTIONS
+from tests.ports import free_port
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(not BALANCES_CONNECTIONS, reason="SO_REUSEPORT balancing is Linux's"),
 ]
 CONNECTIONS = 32
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _worker_pids(url: str, workers: int, process: subprocess.Popen[bytes]) -> set[int]:
@@ -63,7 +58,7 @@ def _pid_over(connection: socket.socket) -> int:
 
 
 def test_connections_opened_at_once_are_spread_over_the_workers(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     environment = {
         **{k: v for k, v in os.environ.items() if not k.startswith("PERMEABILITY_")},

@@ -22,7 +22,8 @@ from sqlalchemy.engine import make_url
 from permeability.services.training.app import create_training_app
 from permeability.settings import Settings
 from tests.builders import fill_feature_store
-from tests.unit.io.mlflow_server_support import SERVER_ENV, free_port
+from tests.ports import free_port
+from tests.unit.io.mlflow_server_support import SERVER_ENV
 
 pytestmark = pytest.mark.integration
 

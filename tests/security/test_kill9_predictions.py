@@ -38,10 +38,10 @@ from permeability.settings import Settings
 from tests.e2e.conftest import (
     VERSION,
     _clean_environment,
-    _free_port,
     _train_and_promote,
     _wait_until_ready,
 )
+from tests.ports import free_port
 from tests.unit.io.process_support import alive, command_line, descendants, survivors
 
 pytestmark = [
@@ -116,7 +116,7 @@ def _service(
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """``permeability serve inference`` on a free port; its own session, so the test can
     reach whatever it left behind; stopped with SIGTERM if still running at the end."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     environment = {**os.environ, "PERMEABILITY_HOME": str(home), "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "permeability", "serve", "inference"]

@@ -17,7 +17,6 @@ than the limit plus one chunk, however long the client keeps sending.
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -34,6 +33,7 @@ from fastapi.testclient import TestClient
 from permeability.services.inference.app import create_inference_app
 from permeability.services.training.app import create_training_app
 from permeability.settings import Settings
+from tests.ports import free_port
 from tests.unit.services.inference_support import (
     SEED_SAMPLE,
     Champion,
@@ -241,13 +241,6 @@ def test_reading_stops_at_the_first_chunk_past_the_limit(
 # -- a real server, real chunked HTTP -----------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def live_inference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The inference service under uvicorn on 127.0.0.1 (limit ``LIMIT``), as attacked."""
@@ -257,7 +250,7 @@ def live_inference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         patch_registry(patch, champion)
         publish_version(settings, "0.1", tiny_model())
         champion.label = "0.1"
-        port = _free_port()
+        port = free_port()
         config = uvicorn.Config(
             create_inference_app(settings, max_body_bytes=LIMIT),
             host="127.0.0.1",

@@ -22,7 +22,8 @@ from permeability.io.registry_rest import RegistryRequestError, RemoteRegistry
 from permeability.services.inference.app import create_inference_app
 from permeability.services.inference.schemas import SEED_SAMPLE
 from permeability.settings import Settings
-from tests.unit.io.mlflow_server_support import MlflowServer, free_port
+from tests.ports import free_port
+from tests.unit.io.mlflow_server_support import MlflowServer
 
 #: The tests that start a real ``mlflow server`` (the others need no process).
 needs_server = pytest.mark.integration

@@ -14,7 +14,8 @@ from permeability.io.notifications.links import Links
 from permeability.io.notifications.outbox import Delivery, Outbox
 from permeability.monitoring.events import Event
 from permeability.notifications_config import NotificationParams
-from tests.notification_servers import black_hole, eventually, free_port, webhook_server
+from tests.notification_servers import black_hole, eventually, webhook_server
+from tests.ports import free_port
 
 LINKS = Links(mlflow_ui=None, page=None)
 EVENT = Event(kind="promoted", severity="info", subject="1.4", figures={"version": "1.4"})

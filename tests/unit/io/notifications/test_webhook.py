@@ -15,7 +15,8 @@ from permeability.io.notifications.links import Links
 from permeability.io.notifications.sending import deliver
 from permeability.monitoring.events import Event
 from permeability.notifications_config import WebhookChannel
-from tests.notification_servers import black_hole, free_port, webhook_server
+from tests.notification_servers import black_hole, webhook_server
+from tests.ports import free_port
 
 LINKS = Links(mlflow_ui="http://mlflow.lab:5000", page="http://lab-server:8001/")
 CHART = Event(
