@@ -53,3 +53,10 @@ def test_compact_takes_the_days_to_compact(settings: Settings) -> None:
     assert "rewrote 3 files into 1" in that_day.stdout
     assert "days compacted: 2026-01-01" in that_day.stdout
     assert invoke("compact", "--day", "01/02/2026").exit_code != 0
+
+
+def test_compact_refuses_a_day_that_is_not_a_date_naming_the_option() -> None:
+    for garbage in ("2026-13-45", "yesterday", ""):
+        result = invoke("compact", "--day", garbage)
+        assert result.exit_code == 2, garbage
+        assert "--day" in result.output
