@@ -14,8 +14,13 @@ What it does, in a temporary folder:
    from ``Popen`` to the first 200 of each, and the CPU seconds the server had used when it
    became ready (on a busy shared machine the wall time moves a lot, CPU far less);
 4. one more start of each case under ``python -X importtime``: what its imports cost up to
-   ready, per library; and, once per round, the floor: a bare interpreter that only imports
-   what the model file needs and unpickles it (what any start of any server pays).
+   ready, per library; and, once per round, two floors: a bare interpreter that only imports
+   what the full model file needs and unpickles it (what a start from it pays), and the same
+   for the served file (what a start from it pays);
+5. after each start's first answer, one ``POST /inference/batch`` of one record: it needs the
+   full model, which a replica started from the served file reads in the background a few
+   seconds after the start (or then, if the batch comes first): the wait the served file
+   moves from the start to the first batch.
 
 Cases: ``embedded``: the embedded home; ``server, cached``: a replica pointed at the tracking
 server whose model folder is already on its disk; ``server, empty home``: a replica with an
@@ -170,9 +175,22 @@ def one_start(env: dict[str, str], log: Path, *, importtime: bool = False) -> di
         if answered.status_code != 200:
             raise RuntimeError(f"/inference answered {answered.status_code}: {answered.text}")
         champion = httpx.get(f"{base}/ready", timeout=5).json()["champion"]
+        # The first batch needs the full model: read in the background a few seconds after
+        # the start, or now if the batch comes first. Its wait is what a served file defers.
+        batch_started = time.perf_counter()
+        batch = httpx.post(f"{base}/inference/batch", json={"records": [SEED_RECORD]}, timeout=60)
+        batch_s = time.perf_counter() - batch_started
+        if batch.status_code != 200:
+            raise RuntimeError(f"/inference/batch answered {batch.status_code}: {batch.text}")
     finally:
         stop(process)
-    return {"ready_s": ready_s, "inference_s": inference_s, "cpu_s": cpu_s, "champion": champion}
+    return {
+        "ready_s": ready_s,
+        "inference_s": inference_s,
+        "cpu_s": cpu_s,
+        "champion": champion,
+        "first_batch_s": batch_s,
+    }
 
 
 def _poll_ready(
@@ -191,13 +209,16 @@ def _poll_ready(
     raise RuntimeError(f"not ready within {READY_TIMEOUT_S:.0f} s: {log.read_text()[-2000:]}")
 
 
-def load_only(version: Path, env: dict[str, str]) -> float:
-    """Seconds a bare interpreter takes to import what the model needs and unpickle it."""
-    script = (
-        "import sys; from pathlib import Path\n"
-        "from permeability.io.model_file import MODEL_FILE, load_model_file\n"
-        "load_model_file(Path(sys.argv[1]) / MODEL_FILE)\n"
-    )
+def load_only(version: Path, env: dict[str, str], *, served: bool = False) -> float:
+    """Seconds a bare interpreter takes to import what the model needs and unpickle it: the
+    full model file, or (``served``) the served file a replica starts from."""
+    if served:
+        loader = (
+            "from permeability.io.model_file import SERVED_FILE as F, load_served_file as load\n"
+        )
+    else:
+        loader = "from permeability.io.model_file import MODEL_FILE as F, load_model_file as load\n"
+    script = "import sys; from pathlib import Path\n" + loader + "load(Path(sys.argv[1]) / F)\n"
     started = time.perf_counter()
     subprocess.run([sys.executable, "-c", script, str(version)], env=env, check=True)
     return time.perf_counter() - started
@@ -257,10 +278,14 @@ def main() -> None:
         results: dict[str, list[dict[str, Any]]] = {name: [] for name in cases}
         names = list(cases)
         floor: list[float] = []
+        served_floor: list[float] = []
         for round_ in range(args.runs):
             for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
                 results[name].append(one_start(cases[name](), work / "start.log"))
             floor.append(load_only(embedded / "models" / "bench", base_env(embedded)))
+            served_floor.append(
+                load_only(embedded / "models" / "bench", base_env(embedded), served=True)
+            )
         imports: dict[str, dict[str, float]] = {}
         for name in cases:
             log = work / f"importtime-{len(imports)}.log"
@@ -271,7 +296,7 @@ def main() -> None:
             stop(server)
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    report(results, imports, floor, args)
+    report(results, imports, floor, served_floor, args)
 
 
 def _empty_home(work: Path) -> Path:
@@ -287,22 +312,31 @@ def report(
     results: dict[str, list[dict[str, Any]]],
     imports: dict[str, dict[str, float]],
     floor: list[float],
+    served_floor: list[float],
     args: Any,
 ) -> None:
     cpu_count = os.cpu_count()
     load = os.getloadavg()[0]
     print(f"\nreplica start, {args.runs} runs per case ({cpu_count} cores, load {load:.1f})")
     print(f"{'case':28} {'ready s: median   min    max':30} {'/inference s (median)':>22} "
-          f"{'CPU s at ready (median)':>24}")  # fmt: skip
+          f"{'CPU s at ready (median)':>24} {'first batch s (median)':>23}")  # fmt: skip
     for name, runs in results.items():
         ready = [r["ready_s"] for r in runs]
         first = [r["inference_s"] for r in runs]
         cpu = [r["cpu_s"] for r in runs if r["cpu_s"] is not None]
         cpu_text = f"{statistics.median(cpu):.2f}" if cpu else "?"
-        print(f"{name:28} {_stats(ready):30} {statistics.median(first):22.2f} {cpu_text:>24}")
+        batch = statistics.median(r["first_batch_s"] for r in runs)
+        print(
+            f"{name:28} {_stats(ready):30} {statistics.median(first):22.2f} {cpu_text:>24} "
+            f"{batch:23.2f}"
+        )
     print(
         f"{'floor: load the model file':28} {_stats(floor):30}   (a bare interpreter that only "
-        "unpickles the champion: what any start pays)"
+        "unpickles the champion: what a start from the full model pays)"
+    )
+    print(
+        f"{'floor: load the served file':28} {_stats(served_floor):30}   (the same for the "
+        "served file: what a start from it pays)"
     )
     print("\nimport cost up to ready (s, -X importtime, where each library was first imported):")
     print(f"{'library':38}" + "".join(f"{name[:26]:>28}" for name in imports))
@@ -315,11 +349,15 @@ def report(
             "ready_min_s": round(min(r["ready_s"] for r in runs), 3),
             "ready_max_s": round(max(r["ready_s"] for r in runs), 3),
             "inference_median_s": round(statistics.median(r["inference_s"] for r in runs), 3),
+            "first_batch_median_s": round(statistics.median(r["first_batch_s"] for r in runs), 3),
             "champion": runs[0]["champion"],
         }
         for name, runs in results.items()
     }
     summary["floor: load the model file"] = {"ready_median_s": round(statistics.median(floor), 3)}
+    summary["floor: load the served file"] = {
+        "ready_median_s": round(statistics.median(served_floor), 3)
+    }
     print(json.dumps({"runs": args.runs, "reference_rev": args.reference_rev, "cases": summary}))
 
 

@@ -14,10 +14,16 @@ from __future__ import annotations
 import math
 from datetime import UTC, date, datetime, timedelta
 
-from permeability.monitoring.control_chart import ChartPoint, ChartSeries
-from permeability.monitoring.drift import DriftReport, DriftTest, DriftThresholds
-from permeability.monitoring.evaluation import EvaluationMetrics, StructureScore
 from permeability.monitoring.events import Event
+from permeability.monitoring.reports import (
+    ChartPoint,
+    ChartSeries,
+    DriftReport,
+    DriftTest,
+    DriftThresholds,
+    EvaluationMetrics,
+    StructureScore,
+)
 from permeability.monitoring.snapshot import FigureWindow, MonitoringSnapshot
 
 GENERATED_AT = datetime(2024, 3, 28, 6, 0, tzinfo=UTC)

@@ -26,7 +26,7 @@ from permeability.scoring.decisions import DecisionPolicy
 
 if TYPE_CHECKING:  # imported where used: every process reads the configuration, few evaluate
     from permeability.monitoring.alerts import AlertThresholds
-    from permeability.monitoring.drift import DriftThresholds
+    from permeability.monitoring.reports import DriftThresholds
 
 
 class _Params(BaseModel):
@@ -258,7 +258,7 @@ class EvaluationParams(_Params):
 
     def drift_thresholds(self) -> DriftThresholds:
         """The drift rule these parameters configure (what evaluation judges drift by)."""
-        from permeability.monitoring.drift import DriftThresholds
+        from permeability.monitoring.reports import DriftThresholds
 
         return DriftThresholds(
             psi=self.drift_psi,

@@ -20,7 +20,7 @@ from typing import Any, Final
 import pytest
 
 from permeability.io.monitoring_snapshot import snapshot_path, write_snapshot
-from permeability.monitoring.control_chart import ChartPoint, ChartSeries
+from permeability.monitoring.reports import ChartPoint, ChartSeries
 from permeability.monitoring.snapshot import MonitoringSnapshot
 from permeability.settings import Settings
 from tests.e2e.conftest import REPO_ROOT, LabService

@@ -17,16 +17,20 @@ Canonical names come from :mod:`permeability.record.structures` (raw spellings a
 with the alias map). A structure never seen when fitting is routed to its family's category, or
 ``OTHER``, by ``strict=False`` (held-out metrics, evaluation) and raises
 :class:`~permeability.features.inputs.UnknownStructureError` with ``strict=True`` (inference).
+
+pandas is imported inside the methods that take a frame (fitting, :meth:`FeatureBuilder.
+transform_frame`), never at module level: the record path is numpy only, so a replica that
+unpickles the served form of a model (:mod:`permeability.modelling.record_scorer`) and serves
+single records never loads pandas (docs/deploy.md, "Replicas that start fast").
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from numpy.typing import NDArray
 
 from permeability.errors import InvalidInputError
@@ -63,6 +67,9 @@ from permeability.record.structures import (
     parse_structure,
     structure_family,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FloatArray = NDArray[np.float64]
 
@@ -131,6 +138,8 @@ class FeatureBuilder:
     def fit(self, frame: pd.DataFrame) -> FeatureBuilder:
         """Learn the structure categories, and which of them earn their own slopes, from the
         rows the estimator will be fitted on."""
+        import pandas as pd
+
         if len(frame) == 0:
             raise InvalidInputError("cannot fit features on an empty frame")
         names = self.canonical_structures(frame)
@@ -151,6 +160,8 @@ class FeatureBuilder:
 
     def _fit_levels(self, frame: pd.DataFrame, names: NDArray[np.object_]) -> None:
         """The structure and family levels of the fitting rows (their target is required)."""
+        import pandas as pd
+
         if PERMEABILIDAD not in frame.columns:
             raise InvalidInputError(
                 f"level features are fitted on the target: frame is missing column {PERMEABILIDAD}"
@@ -193,6 +204,8 @@ class FeatureBuilder:
     ) -> tuple[tuple[float, float] | None, ...]:
         """Per category, the (min, max) log WVTR its family showed in the fitting rows (None
         without a family or a target): what bounds the model's extrapolation."""
+        import pandas as pd
+
         if PERMEABILIDAD not in frame.columns:
             return tuple(None for _ in self.categories)
         target = pd.to_numeric(frame[PERMEABILIDAD], errors="coerce").to_numpy(dtype=np.float64)
@@ -290,6 +303,8 @@ class FeatureBuilder:
 
     def canonical_structures(self, frame: pd.DataFrame) -> NDArray[np.object_]:
         """Canonical names for a frame's structure column (normalised once per distinct value)."""
+        import pandas as pd
+
         if ESTRUCTURA not in frame.columns:
             raise InvalidInputError(f"frame is missing column {ESTRUCTURA}")
         codes, uniques = pd.factorize(frame[ESTRUCTURA], use_na_sentinel=True)
@@ -332,6 +347,8 @@ class FeatureBuilder:
 
     def transform_frame(self, frame: pd.DataFrame, *, strict: bool = False) -> FloatArray:
         """The (n, p) model matrix of a frame; unseen structures go to ``OTHER`` unless strict."""
+        import pandas as pd
+
         self._require_fitted()
         missing = [c for c in (*NUMERIC_INPUTS, ESTRUCTURA) if c not in frame.columns]
         if missing:
@@ -365,6 +382,8 @@ class FeatureBuilder:
 
     def categories_of_frame(self, frame: pd.DataFrame, *, strict: bool = False) -> NDArray[np.intp]:
         """The category index of every row (unseen structures: their family's, or ``OTHER``)."""
+        import pandas as pd
+
         codes, distinct = pd.factorize(self.canonical_structures(frame))
         return self._categories_of(codes, distinct, strict)
 

@@ -6,16 +6,18 @@ The numeric inputs (:data:`NUMERIC_INPUTS`) must be finite numbers within their 
 (a float already in range, as a validated request gives) in one comparison; both accept exactly
 the same values. A structure never seen in training is refused with
 :class:`UnknownStructureError` when a caller asks for ``strict`` (inference).
+
+pandas is imported inside :func:`numeric_column` only: the record path never needs it, so a
+replica serving single records never loads it (docs/deploy.md, "Replicas that start fast").
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
-import pandas as pd
 from numpy.typing import NDArray
 
 from permeability.errors import InvalidInputError
@@ -29,6 +31,9 @@ from permeability.record.schema import (
     PORC_HUMEDAD,
     TEMPERATURE_RANGE_C,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FloatArray = NDArray[np.float64]
 
@@ -89,6 +94,8 @@ def _check_column(column: str, values: FloatArray) -> None:
 
 def numeric_column(frame: pd.DataFrame, column: str) -> FloatArray:
     """The frame's column as floats, or InvalidInputError naming the column and the problem."""
+    import pandas as pd
+
     try:
         values = pd.to_numeric(frame[column], errors="raise").to_numpy(
             dtype=np.float64, na_value=np.nan

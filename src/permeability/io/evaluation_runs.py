@@ -30,8 +30,8 @@ from permeability.io.cells import write_csv
 from permeability.io.registry import Registry
 from permeability.io.tracking import RegistryConfig, safe_metric_name
 from permeability.monitoring.comparison import ComparisonOutcome
-from permeability.monitoring.drift import ALL_STRUCTURES, DriftReport
-from permeability.monitoring.evaluation import EvaluationMetrics, VersionEvaluation
+from permeability.monitoring.evaluation import VersionEvaluation
+from permeability.monitoring.reports import ALL_STRUCTURES, DriftReport, EvaluationMetrics
 from permeability.monitoring.windows import window_text
 from permeability.settings import Settings
 

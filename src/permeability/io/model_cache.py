@@ -1,8 +1,12 @@
 """Serving models: each version loaded once, the ``champion`` alias followed without a restart.
 
-Loading reads the :class:`~permeability.modelling.predictor.PermeabilityModel` that the training
-service stored with joblib inside the MLflow model folder (``models/<label>/artifacts/``):
-a few milliseconds, and no ``import mlflow`` (≈ 1 s) in the serving path. The MLflow
+Loading reads what the training service stored inside the MLflow model folder
+(``models/<label>/artifacts/``): the version's served file (its
+:class:`~permeability.modelling.record_scorer.RecordScorer`, which single records need, read
+without scikit-learn, SciPy or pandas) when it has one, and the full
+:class:`~permeability.modelling.predictor.PermeabilityModel` (joblib) on first use by a frame,
+or by the refresher's next pass; a version without a served file loads its full model at once.
+No ``import mlflow`` (≈ 1 s) in the serving path. The MLflow
 registry is consulted only to learn which label carries the ``champion`` alias, by
 :meth:`ModelCache.refresh` (a background thread calls it every ``champion_ttl_s`` seconds),
 so a promotion takes effect within that time and requests never wait for the registry.
@@ -28,9 +32,10 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from permeability.errors import InvalidInputError, NotFoundError, PermeabilityError
-from permeability.io.model_file import MODEL_FILE, load_model_file
+from permeability.io.model_file import MODEL_FILE, SERVED_FILE, load_model_file, load_served_file
 from permeability.io.model_store import ModelStore, validate_label
 from permeability.io.registry_lookup import (
     ChampionResolver,
@@ -39,11 +44,17 @@ from permeability.io.registry_lookup import (
     registry_fetcher,
 )
 from permeability.io.version_state import Status, VersionState, state_of
-from permeability.modelling.predictor import PermeabilityModel
-from permeability.modelling.served import LoadedModel
+from permeability.modelling.record_scorer import RecordScorer
+from permeability.modelling.served import FullModel, LoadedModel
 from permeability.settings import Settings
 
+if TYPE_CHECKING:  # imports scikit-learn and pandas: read only when a frame needs the model
+    from permeability.modelling.predictor import PermeabilityModel
+
 logger = logging.getLogger("permeability.model_cache")
+
+#: What identifies the files a version was loaded from (:func:`_signature`).
+Signature = tuple[int, ...]
 
 
 class VersionUnavailableError(PermeabilityError):
@@ -95,7 +106,7 @@ class ModelCache:
         self._fetch_failures: dict[str, tuple[float, str]] = {}
         self.champion_ttl_s = champion_ttl_s
         self._loaded: dict[str, LoadedModel] = {}
-        self._failures: dict[str, tuple[tuple[int, int] | None, str]] = {}
+        self._failures: dict[str, tuple[Signature | None, str]] = {}
         self._lock = threading.Lock()
         self._load_locks: dict[str, threading.Lock] = {}
         self._champion: str | None = None
@@ -166,7 +177,7 @@ class ModelCache:
             self._fetch_into_store(label)
         if not path.is_dir():
             raise UnknownVersionError(label, self.store.labels())
-        signature = _signature(path / MODEL_FILE)
+        signature = _signature(path)
         failed = self._failures.get(label)
         if failed is not None and failed[0] == signature:
             raise VersionUnavailableError(label, failed[1])
@@ -180,30 +191,59 @@ class ModelCache:
         logger.info("loaded version %s (%s)", label, loaded.model_name)
         return loaded
 
-    def _read(self, label: str, path: Path, signature: tuple[int, int] | None) -> LoadedModel:
+    def _read(self, label: str, path: Path, signature: Signature | None) -> LoadedModel:
+        """The version from its served file when it has one (no scikit-learn, SciPy or pandas
+        read: the full model follows on first use), else from its full model file."""
         stored = self.store.inspect(label)
         if stored.status != "available" or stored.metadata is None:
             raise VersionUnavailableError(label, stored.problem or "metadata is unreadable")
         if signature is None:
             raise VersionUnavailableError(label, f"model file {MODEL_FILE} is missing")
-        try:
-            model = load_model_file(path / MODEL_FILE)
-        except Exception as exc:
-            raise VersionUnavailableError(
-                label, f"model file {MODEL_FILE} cannot be loaded ({type(exc).__name__}: {exc})"
-            ) from exc
-        if not isinstance(model, PermeabilityModel):
-            raise VersionUnavailableError(
-                label, f"model file {MODEL_FILE} holds a {type(model).__name__}, not a model"
+        scorer = self._read_served(label, path)
+        if scorer is None:
+            model = _read_full(label, path)
+            return LoadedModel.of_model(
+                label, model, stored.metadata, loaded_at=time.time(), signature=signature
             )
         return LoadedModel(
             version=label,
-            model=model,
+            scorer=scorer,
             metadata=stored.metadata,
-            known_structures=frozenset(model.known_structures),
+            known_structures=frozenset(scorer.known_structures),
             loaded_at=time.time(),
             signature=signature,
+            full=FullModel(load=lambda: self._read_full_later(label, path)),
         )
+
+    def _read_served(self, label: str, path: Path) -> RecordScorer | None:
+        """The served file's scorer; None when the version has none (trained before it existed,
+        or a model whose single records need its estimator) or it cannot be read (then the
+        full model serves, and the log says why)."""
+        if not (path / SERVED_FILE).is_file():
+            return None
+        try:
+            return load_served_file(path / SERVED_FILE)
+        except Exception as exc:
+            logger.warning(
+                "version %s: served file %s cannot be read (%s: %s); loading the full model",
+                label,
+                SERVED_FILE,
+                type(exc).__name__,
+                exc,
+            )
+            return None
+
+    def _read_full_later(self, label: str, path: Path) -> PermeabilityModel:
+        """The full model of a version served from its scorer, read on first use; a failure is
+        reported like a failed load (the version's singles keep serving)."""
+        started = time.perf_counter()
+        try:
+            model = _read_full(label, path)
+        except VersionUnavailableError as exc:
+            self._note_failure(label, exc.reason)
+            raise
+        logger.info("version %s: full model read in %.2f s", label, time.perf_counter() - started)
+        return model
 
     def _fetch_into_store(self, label: str) -> None:
         """Fetch ``label`` from the registry's storage; a failure is retried after
@@ -223,7 +263,7 @@ class ModelCache:
         self._fetch_failures.pop(label, None)
         logger.info("fetched version %s in %.2f s", label, time.perf_counter() - started)
 
-    def _remember_failure(self, label: str, signature: tuple[int, int] | None, reason: str) -> None:
+    def _remember_failure(self, label: str, signature: Signature | None, reason: str) -> None:
         self._failures[label] = (signature, reason)
         self._note_failure(label, reason)
 
@@ -262,12 +302,13 @@ class ModelCache:
     def check_files(self) -> None:
         """Evict loaded versions whose model file vanished or changed since loading."""
         for label, loaded in list(self._loaded.items()):
-            if _signature(self.store.root / label / MODEL_FILE) != loaded.signature:
+            if _signature(self.store.root / label) != loaded.signature:
                 self._loaded.pop(label, None)
                 logger.warning("version %s changed on disk; evicted", label)
 
     def refresh(self) -> None:
-        """One refresher pass: champion label, files of loaded versions, champion preloaded.
+        """One refresher pass: champion label, files of loaded versions, champion preloaded
+        (from its served file when it has one: the full model is :meth:`read_champion_model`'s).
 
         A new champion is fetched (if need be) and loaded before the switch, so requests are
         answered by the old one until then; one that cannot load is switched to anyway (the
@@ -283,6 +324,18 @@ class ModelCache:
                 self.get(self._champion)
             except PermeabilityError as exc:
                 logger.error("champion %s cannot be loaded: %s", self._champion, exc)
+
+    def read_champion_model(self) -> None:
+        """Read the loaded champion's full model if it is not in memory yet, so the first
+        batch does not wait for it. The service's refresher calls it after each
+        :meth:`refresh`; the start does not (a replica is ready on the served file alone)."""
+        loaded = self.peek(None)
+        if loaded is None or loaded.full.loaded:
+            return
+        try:
+            loaded.full.get()
+        except PermeabilityError as exc:
+            logger.error("champion %s: full model cannot be read: %s", loaded.version, exc)
 
     def _preload(self, label: str) -> None:
         try:
@@ -315,6 +368,7 @@ class ModelCache:
         while not self._stop.wait(self.champion_ttl_s):
             try:
                 self.refresh()
+                self.read_champion_model()
             except Exception:
                 logger.exception("model cache refresh failed")
 
@@ -350,7 +404,7 @@ class ModelCache:
         stored = self.store.inspect(label)
         reason = stored.problem
         if reason is None:
-            signature = _signature(stored.path / MODEL_FILE)
+            signature = _signature(stored.path)
             failed = self._failures.get(label)
             if signature is None:
                 reason = f"model file {MODEL_FILE} is missing"
@@ -360,8 +414,34 @@ class ModelCache:
         return state_of(label, status, False, champion, reason, stored.metadata or {})
 
 
-def _signature(path: Path) -> tuple[int, int] | None:
-    """(size, mtime in ns) of a file, ``None`` when it is missing: cheap change detection."""
+def _read_full(label: str, path: Path) -> PermeabilityModel:
+    """The version's full model file, checked to hold a model."""
+    from permeability.modelling.predictor import PermeabilityModel
+
+    try:
+        model = load_model_file(path / MODEL_FILE)
+    except Exception as exc:
+        raise VersionUnavailableError(
+            label, f"model file {MODEL_FILE} cannot be loaded ({type(exc).__name__}: {exc})"
+        ) from exc
+    if not isinstance(model, PermeabilityModel):
+        raise VersionUnavailableError(
+            label, f"model file {MODEL_FILE} holds a {type(model).__name__}, not a model"
+        )
+    return model
+
+
+def _signature(folder: Path) -> Signature | None:
+    """Size and modification time (ns) of a version's model file and of its served file (-1, -1
+    when it has none): cheap change detection. None when the model file is missing."""
+    model = _stat(folder / MODEL_FILE)
+    if model is None:
+        return None
+    served = _stat(folder / SERVED_FILE)
+    return (*model, *(served if served is not None else (-1, -1)))
+
+
+def _stat(path: Path) -> tuple[int, int] | None:
     try:
         stat = path.stat()
     except OSError:

@@ -4,6 +4,9 @@ The trained model is stored with joblib as an artifact of the MLflow model (not 
 so tree models need no trusted-type lists; the wrapper itself holds nothing and is pickled by
 reference, which means ``permeability`` must be importable wherever the model is loaded
 (``mlflow.pyfunc.load_model``, or ``mlflow models serve --env-manager local`` from this venv).
+A linear or compiled tree model also carries its served form (a second artifact,
+``artifacts/permeability_served.pkl``, :func:`~permeability.io.model_file.save_served_file`),
+which inference replicas load without scikit-learn or pandas; the pyfunc does not use it.
 
 The signature lists the lab's input columns (the seed's names) as ``double``/``string`` and
 the output columns ``prediction``, ``lower``, ``upper`` (WVTR, g/m²·day). In process, MLflow's
@@ -27,8 +30,10 @@ from permeability.io.mlflow_setup import import_mlflow
 from permeability.io.model_file import (
     MODEL_ARTIFACT_FILE,
     MODEL_FILE,
+    SERVED_ARTIFACT_FILE,
     load_model_file,
     save_model_file,
+    save_served_file,
 )
 from permeability.record.schema import (
     CALIBRE_PROM,
@@ -47,6 +52,8 @@ from mlflow.pyfunc import PythonModel  # noqa: E402
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema  # noqa: E402
 
 MODEL_ARTIFACT_KEY = "permeability_model"
+#: The served form (:func:`~permeability.io.model_file.save_served_file`), for lean models.
+SERVED_ARTIFACT_KEY = "served"
 PREDICTION_COLUMN = "prediction"
 FLOAT_INPUTS = (GRADOS_C, PORC_HUMEDAD, *CALIBRES, CALIBRE_PROM)
 #: Libraries the saved model needs, pinned to what trained it (explicit: inferring costs seconds).
@@ -135,8 +142,17 @@ def save_pyfunc_model(
     model it is uploaded as, so the copy in the model store and the tracked copy are the same
     bytes. MLflow validates the input example by loading the saved model and predicting it,
     so a model that cannot be served fails here, before anything is registered.
+
+    A model whose single records need no estimator (``model.record_scorer.lean``: linear or
+    compiled trees) also gets its served form, ``artifacts/permeability_served.pkl``, which
+    replicas load without scikit-learn or pandas; the pyfunc itself keeps using the full model.
     """
     artifact = save_model_file(model, workdir / MODEL_ARTIFACT_FILE)
+    artifacts = {MODEL_ARTIFACT_KEY: str(artifact)}
+    scorer = getattr(model, "record_scorer", None)
+    if scorer is not None and scorer.lean:
+        served = save_served_file(scorer, workdir / SERVED_ARTIFACT_FILE)
+        artifacts[SERVED_ARTIFACT_KEY] = str(served)
     mlflow_model = None
     if model_id is not None:
         mlflow_model = Model(
@@ -148,7 +164,7 @@ def save_pyfunc_model(
     mlflow.pyfunc.save_model(
         str(path),
         python_model=PermeabilityPyfunc(),
-        artifacts={MODEL_ARTIFACT_KEY: str(artifact)},
+        artifacts=artifacts,
         signature=model_signature(),
         input_example=example,
         pip_requirements=pinned_requirements(),

@@ -32,6 +32,10 @@ ones (Kish's design effect, with the residuals' own within-test correlation); th
 n_eff ≥ ``min_calibration``.
 When there are too few for the level (k_hi > n), that side is unbounded (0 or +inf): an honest
 answer, not a guess.
+
+pandas is imported only where the residuals are grouped by test (building a calibration):
+intervals and exceedance probabilities are numpy, so a replica serving single records never
+loads pandas (docs/deploy.md, "Replicas that start fast").
 """
 
 from __future__ import annotations
@@ -42,7 +46,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import numpy as np
-import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from permeability.errors import InvalidInputError
@@ -90,6 +93,8 @@ def replicate_correlation(residuals: FloatArray, tests: NDArray[Any]) -> float:
     1: replicates of a test repeat its residual exactly (a test is one piece of evidence);
     0: they are as different as residuals of different tests. 0 when no test has two rows.
     """
+    import pandas as pd
+
     codes, uniques = pd.factorize(pd.Series(tests, dtype=object))
     sizes = np.bincount(codes, minlength=len(uniques)).astype(np.float64)
     n, k = float(len(residuals)), float(len(uniques))
@@ -326,6 +331,8 @@ _FAMILY_KEY: Final = "*family*:"
 
 
 def _distinct(groups: NDArray[Any]) -> int:
+    import pandas as pd
+
     return len(pd.unique(groups)) if len(groups) else 0
 
 

@@ -11,6 +11,11 @@ Predictions are medians: the estimator learns log WVTR, and exp of the predicted
 median of a log-symmetric noise distribution (the mean would be biased up by the noise). Every
 prediction path clips the predicted log WVTR the same way (:mod:`permeability.modelling.bounds`).
 
+Single records go through the model's :attr:`PermeabilityModel.record_scorer` (a
+:class:`~permeability.modelling.record_scorer.RecordScorer`): the one place that predicts and
+clips a record, and, for linear and compiled tree models, the served form a replica loads
+without scikit-learn or pandas.
+
 Unseen structures: :meth:`PermeabilityModel.predict_frame` defaults to ``strict=False`` (held-out
 metrics, evaluation) and routes a structure never seen in training to its family's category or
 the pooled ``OTHER`` one; :meth:`PermeabilityModel.predict_record` defaults to ``strict=True``
@@ -40,10 +45,11 @@ from permeability.errors import InvalidInputError
 from permeability.features.engineering import FeatureBuilder
 from permeability.features.hierarchy import OTHER
 from permeability.features.pca import CaliperPCA
-from permeability.modelling.bounds import category_bounds
 from permeability.modelling.catalogue import Regressor
+from permeability.modelling.compiled_trees import CompiledEnsemble
 from permeability.modelling.conformal import ConformalCalibration
-from permeability.modelling.trees import CompiledEnsemble, compile_ensemble
+from permeability.modelling.record_scorer import RecordScorer, RowPredictor
+from permeability.modelling.trees import compile_ensemble
 from permeability.record.schema import ESTRUCTURA
 
 logger = logging.getLogger("permeability.model")
@@ -53,6 +59,21 @@ __all__ = ["PermeabilityModel"]
 FloatArray = NDArray[np.float64]
 
 _LINEAR_TYPES: Final = (LinearRegression, Ridge, Lasso, ElasticNet)
+#: Attributes :attr:`PermeabilityModel.record_scorer` is built from.
+_SCORER_INPUTS: Final = frozenset(
+    {
+        "model_name",
+        "estimator",
+        "features",
+        "calibration",
+        "log_bounds",
+        "interval_level",
+        "detection_limit",
+        "non_product",
+        "_weights",
+        "_intercept",
+    }
+)
 
 
 @functools.cache
@@ -103,9 +124,10 @@ class PermeabilityModel:
     same way, so the paths stay identical.
 
     Single records take a fast path (:attr:`fast_path`): a dot product for linear models, the
-    compiled trees of :mod:`permeability.modelling.trees` for tree ensembles. The compiled trees
-    are derived state: they are left out of the pickle and rebuilt when it is loaded, so
-    models pickled before they existed load and serve through them, and pickles do not
+    compiled trees of :mod:`permeability.modelling.trees` for tree ensembles, both held by
+    :attr:`record_scorer`, to which the single-record methods delegate. The scorer (with the
+    compiled trees) is derived state: it is left out of the pickle and rebuilt when it is
+    loaded, so models pickled before it existed load and serve through it, and pickles do not
     depend on the compiled layout.
     """
 
@@ -141,11 +163,30 @@ class PermeabilityModel:
         #: films, unreported materials): the model refuses them (record/identity.py).
         self.non_product = tuple(non_product)
         self.sklearn_version = sklearn.__version__
-        self._set_category_bounds()
         folded = _folded_linear(estimator)
         self._weights: FloatArray | None = None if folded is None else folded[0]
         self._intercept = 0.0 if folded is None else folded[1]
-        self._compiled = self._compile_trees()
+        self.record_scorer = self._build_record_scorer()
+
+    def _build_record_scorer(self) -> RecordScorer:
+        """The single-record scorer (derived state): the folded linear model, else the compiled
+        trees, else a one-row call of the estimator."""
+        predictor: RowPredictor
+        if self._weights is not None:
+            predictor = (self._weights, self._intercept)
+        else:
+            compiled = self._compile_trees()
+            predictor = self._estimator_row if compiled is None else compiled
+        return RecordScorer(
+            self.model_name,
+            self.features,
+            self.calibration,
+            predictor,
+            log_bounds=self.log_bounds,
+            interval_level=self.interval_level,
+            detection_limit=self.detection_limit,
+            non_product=self.non_product,
+        )
 
     def _compile_trees(self) -> CompiledEnsemble | None:
         """The compiled trees, or None: then single records go through the estimator.
@@ -166,25 +207,25 @@ class PermeabilityModel:
             )
             return None
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Setting what the scorer is built from rebuilds it (it never serves stale values)."""
+        super().__setattr__(name, value)
+        if name in _SCORER_INPUTS and "record_scorer" in self.__dict__:
+            self.record_scorer = self._build_record_scorer()
+
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state.pop("_compiled", None)
-        state.pop("_category_bounds", None)
-        state.pop("_bounds_by_category", None)
+        state.pop("record_scorer", None)
         return state
-
-    def _set_category_bounds(self) -> None:
-        """Derived state (left out of the pickle): the clip range of each category, as an array
-        for frames and as Python floats for the single-record path."""
-        self._category_bounds = category_bounds(self.features, self.log_bounds)
-        self._bounds_by_category = tuple((float(lo), float(hi)) for lo, hi in self._category_bounds)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state.setdefault("detection_limit", None)
         state.setdefault("non_product", ())
+        # Derived state pickled by older versions is rebuilt, never trusted.
+        for derived in ("_compiled", "_category_bounds", "_bounds_by_category"):
+            state.pop(derived, None)
         self.__dict__.update(state)
-        self._set_category_bounds()
-        self._compiled = self._compile_trees()
+        self.record_scorer = self._build_record_scorer()
 
     # -- what it knows ---------------------------------------------------------------------
 
@@ -211,9 +252,7 @@ class PermeabilityModel:
     def fast_path(self) -> str:
         """How single records are predicted: ``"linear"`` (a dot product), ``"tree"``
         (compiled trees) or ``"estimator"`` (the scikit-learn estimator on one row)."""
-        if self._weights is not None:
-            return "linear"
-        return "tree" if self._compiled is not None else "estimator"
+        return self.record_scorer.fast_path
 
     def canonical_structures(self, frame: pd.DataFrame) -> NDArray[np.object_]:
         """The frame's structures as the model names them (and calibrates them)."""
@@ -232,7 +271,8 @@ class PermeabilityModel:
         """Clipped log WVTR per row and whether the clip changed it (an extrapolation)."""
         matrix = self.features.transform_frame(frame, strict=strict)
         raw = self._raw_log_matrix(matrix)
-        bounds = self._category_bounds[self.features.categories_of_frame(frame, strict=strict)]
+        categories = self.features.categories_of_frame(frame, strict=strict)
+        bounds = self.record_scorer.category_bounds[categories]
         clipped = np.clip(raw, bounds[:, 0], bounds[:, 1])
         return clipped, np.asarray(clipped != raw, dtype=bool)
 
@@ -242,9 +282,9 @@ class PermeabilityModel:
         with _one_openmp_thread():
             return np.asarray(self.estimator.predict(matrix), dtype=np.float64)
 
-    def _clipped(self, log_value: float, category: int) -> float:
-        low, high = self._bounds_by_category[category]
-        return min(max(log_value, low), high)
+    def _estimator_row(self, row: FloatArray) -> float:
+        """The estimator's raw log WVTR of one feature row (when the trees do not compile)."""
+        return float(self._raw_log_matrix(row.reshape(1, -1))[0])
 
     def predict_frame(self, frame: pd.DataFrame, strict: bool = False) -> FloatArray:
         """Median WVTR per row: the reference path (feature matrix, estimator, clip, exp)."""
@@ -252,22 +292,14 @@ class PermeabilityModel:
 
     def predict_record(self, record: Mapping[str, Any], strict: bool = True) -> float:
         """Median WVTR of one record through the fast path (:attr:`fast_path`), clipped to its
-        family's bounds exactly as :meth:`predict_frame` clips."""
-        return self.predict_record_detail(record, strict=strict)[0]
+        family's bounds exactly as :meth:`predict_frame` clips (:attr:`record_scorer`)."""
+        return self.record_scorer.predict_record(record, strict=strict)
 
     def predict_record_detail(
         self, record: Mapping[str, Any], strict: bool = True
     ) -> tuple[float, bool]:
         """:meth:`predict_record` and whether the clip changed it (an extrapolation)."""
-        row, category = self.features.transform_record_with_category(record, strict=strict)
-        if self._weights is not None:
-            raw = float(row @ self._weights) + self._intercept
-        elif self._compiled is not None:
-            raw = self._compiled.predict_row(row)
-        else:
-            raw = float(self._raw_log_matrix(row.reshape(1, -1))[0])
-        clipped = self._clipped(raw, category)
-        return math.exp(clipped), clipped != raw
+        return self.record_scorer.predict_record_detail(record, strict=strict)
 
     def predict_records(
         self, records: Sequence[Mapping[str, Any]], strict: bool = True
@@ -278,7 +310,7 @@ class PermeabilityModel:
             return np.empty(0, dtype=np.float64)
         pairs = [self.features.transform_record_with_category(r, strict=strict) for r in records]
         rows = np.vstack([row for row, _ in pairs])
-        bounds = self._category_bounds[np.array([c for _, c in pairs], dtype=np.intp)]
+        bounds = self.record_scorer.category_bounds[np.array([c for _, c in pairs], dtype=np.intp)]
         if self._weights is not None:
             raw = rows @ self._weights + self._intercept
         else:
@@ -291,12 +323,11 @@ class PermeabilityModel:
         self, prediction: float, structure: str, level: float | None = None
     ) -> tuple[float, float]:
         """Conformal interval around a prediction for a canonical structure name."""
-        chosen = self.interval_level if level is None else level
-        return self.calibration.interval(prediction, structure, chosen)
+        return self.record_scorer.interval(prediction, structure, level)
 
     def p_exceed(self, prediction: float, structure: str, limit: float) -> float:
         """Conformal probability that the measured WVTR will exceed ``limit``."""
-        return self.calibration.p_exceed(prediction, structure, limit)
+        return self.record_scorer.p_exceed(prediction, structure, limit)
 
     def predict_interval_frame(
         self, frame: pd.DataFrame, level: float | None = None, strict: bool = False

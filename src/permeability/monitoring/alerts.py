@@ -28,9 +28,9 @@ from pydantic import BaseModel, ConfigDict
 from scipy.stats import binomtest
 
 from permeability.monitoring.comparison import HIGHER_IS_BETTER, ComparisonMetric
-from permeability.monitoring.drift import ALL_STRUCTURES, DriftReport
-from permeability.monitoring.evaluation import EvaluationMetrics, VersionEvaluation
+from permeability.monitoring.evaluation import VersionEvaluation
 from permeability.monitoring.events import Event
+from permeability.monitoring.reports import ALL_STRUCTURES, DriftReport, EvaluationMetrics
 
 
 class AlertThresholds(BaseModel):

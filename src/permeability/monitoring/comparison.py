@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from permeability.errors import InvalidInputError
 
 if TYPE_CHECKING:
-    from permeability.monitoring.evaluation import EvaluationMetrics
+    from permeability.monitoring.reports import EvaluationMetrics
 
 #: Metrics where less is better (compared by relative improvement) and more is better
 #: (compared by absolute improvement).

@@ -31,14 +31,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Final, Literal, Protocol
+from typing import Final, Protocol
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict
 
 from permeability.errors import InvalidInputError
+from permeability.monitoring.reports import ChartPoint, ChartScale, ChartSeries, to_measured
 from permeability.monitoring.run_rules import RULE_TEXT, rule_violations
 from permeability.record.identity import KEY_SEPARATOR, join_key, non_product_mask
 from permeability.record.schema import (
@@ -49,9 +49,6 @@ from permeability.record.schema import (
     RECORD_ID,
     TEST_ID,
 )
-
-ChartStatus = Literal["in_control", "out_of_control", "too_few_points"]
-ChartScale = Literal["log10", "linear"]
 
 #: d₂ for moving ranges of two results: the mean range of two standard normal draws, 2/√π.
 D2_TWO: Final = 2.0 / math.sqrt(math.pi)
@@ -76,59 +73,6 @@ class ChartSettings(Protocol):
     def min_points(self) -> int: ...
     @property
     def rules(self) -> Sequence[str]: ...
-
-
-class ChartPoint(BaseModel):
-    """One reference result on the chart (``value`` in the chart's scale).
-
-    One test: ``measured`` (g/m²·day) is the mean of its ``replicates`` in the chart's scale,
-    back-transformed; ``record`` its first record; ``when`` its test date ("" when undated);
-    ``baseline`` true when it estimated the limits; ``violations`` the rules it breaks.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    when: str
-    record: str | None
-    measured: float
-    value: float
-    censored: bool
-    baseline: bool
-    violations: list[str]
-    test: str | None = None
-    replicates: int = 1
-
-
-class ChartSeries(BaseModel):
-    """One reference film's chart: limits from its own history and every point against them."""
-
-    model_config = ConfigDict(frozen=True)
-
-    reference: str
-    series: str
-    scale: ChartScale
-    center: float | None
-    sigma: float | None
-    lower_limit: float | None
-    upper_limit: float | None
-    baseline_points: int
-    points: list[ChartPoint]
-    status: ChartStatus
-    note: str
-
-    @property
-    def title(self) -> str:
-        """``CALIBRACION`` or ``CALIBRACION · REF-0031``: how a person names the series."""
-        return f"{self.reference} · {self.series}" if self.series else self.reference
-
-    def measured(self, value: float | None) -> float | None:
-        """A value of the chart's scale (centre, a limit) back in g/m²·day."""
-        return None if value is None else to_measured(value, self.scale)
-
-
-def to_measured(value: float, scale: ChartScale) -> float:
-    """A value of the chart's scale in g/m²·day."""
-    return float(10.0**value) if scale == "log10" else float(value)
 
 
 def reference_rows(frame: pd.DataFrame, params: ChartSettings) -> pd.DataFrame:

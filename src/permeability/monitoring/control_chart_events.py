@@ -32,8 +32,8 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
-from permeability.monitoring.control_chart import ChartPoint, ChartSeries
 from permeability.monitoring.events import Event, Severity
+from permeability.monitoring.reports import ChartPoint, ChartSeries
 from permeability.monitoring.windows import on_or_after
 
 EVENT_KIND: Final = "reference_out_of_control"

@@ -32,12 +32,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field
 
 from permeability.errors import InvalidInputError
 from permeability.monitoring.drift_statistics import (
@@ -47,6 +46,7 @@ from permeability.monitoring.drift_statistics import (
     ks_two_sample,
     population_stability_index,
 )
+from permeability.monitoring.reports import ALL_STRUCTURES, DriftReport, DriftTest, DriftThresholds
 from permeability.record.schema import (
     CALIBRE_PROM,
     ESTRUCTURA,
@@ -64,11 +64,6 @@ NUMERIC_FEATURES: Final = (GRADOS_C, PORC_HUMEDAD, CALIBRE_PROM)
 TARGET_FEATURE: Final = f"log_{PERMEABILIDAD}"
 #: The target given the inputs: the model's signed log residual log(measured / predicted).
 RESIDUAL_FEATURE: Final = "log_residual"
-#: The structure label of comparisons over all rows.
-ALL_STRUCTURES: Final = "ALL"
-
-Kind = Literal["numeric", "categorical", "target"]
-Test = Literal["ks", "chi2"]
 
 
 @dataclass(frozen=True)
@@ -85,100 +80,6 @@ class RecentResiduals:
 
     residuals: FloatArray
     structures: NDArray[np.object_]
-
-
-class DriftThresholds(BaseModel):
-    """When a difference counts as drift (see the module docstring for the rule)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    psi: float = Field(default=0.2, gt=0.0, description="Smallest PSI that counts as drift.")
-    alpha: float = Field(
-        default=0.01, gt=0.0, lt=1.0, description="Family-wise false-alarm rate of one report."
-    )
-    min_rows: int = Field(
-        default=30, ge=5, description="Rows a structure needs on each side to be compared."
-    )
-    bins: int = Field(default=10, ge=2, le=50, description="PSI bins (reference quantiles).")
-    min_new_structure_rows: int = Field(
-        default=1, ge=1, description="Rows of an unseen structure that flag it as new."
-    )
-
-
-class DriftTest(BaseModel):
-    """One comparison of one feature (over all rows or within one structure)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    feature: str
-    structure: str
-    kind: Kind
-    test: Test
-    n_reference: int
-    n_current: int
-    psi: float
-    statistic: float
-    p_value: float
-    drifted: bool = False
-
-
-class DriftReport(BaseModel):
-    """Every comparison made, the new structures, and what was flagged."""
-
-    model_config = ConfigDict(frozen=True)
-
-    thresholds: DriftThresholds
-    n_reference: int
-    n_current: int
-    tests: list[DriftTest]
-    new_structures: dict[str, int]
-    missing_structures: list[str]
-    corrected_alpha: float
-
-    @property
-    def flagged(self) -> list[DriftTest]:
-        return [t for t in self.tests if t.drifted]
-
-    @property
-    def flagged_new_structures(self) -> dict[str, int]:
-        least = self.thresholds.min_new_structure_rows
-        return {name: n for name, n in self.new_structures.items() if n >= least}
-
-    @property
-    def drifted(self) -> bool:
-        return bool(self.flagged or self.flagged_new_structures)
-
-    def test_for(self, feature: str, structure: str = ALL_STRUCTURES) -> DriftTest | None:
-        return next(
-            (t for t in self.tests if t.feature == feature and t.structure == structure), None
-        )
-
-    def summary(self) -> str:
-        """One line a lab manager can read in a log."""
-        if not self.drifted:
-            return (
-                f"no drift: {len(self.tests)} comparisons of {self.n_current} recent rows "
-                f"against {self.n_reference} training rows"
-            )
-        parts = [
-            f"{t.feature}"
-            + ("" if t.structure == ALL_STRUCTURES else f" [{t.structure}]")
-            + f" PSI={t.psi:.2f} p={t.p_value:.1e}"
-            for t in self.flagged
-        ]
-        if self.flagged_new_structures:
-            parts.append(
-                "new structures "
-                + ", ".join(
-                    f"{k} ({v} rows)" for k, v in sorted(self.flagged_new_structures.items())
-                )
-            )
-        return "drift: " + "; ".join(parts)
-
-    def table(self) -> pd.DataFrame:
-        """The comparisons as a table (for a CSV artifact)."""
-        columns = list(DriftTest.model_fields)
-        return pd.DataFrame([t.model_dump() for t in self.tests], columns=columns)
 
 
 # -- the report ----------------------------------------------------------------------------

@@ -23,14 +23,20 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from permeability.errors import InvalidInputError
 from permeability.modelling import metrics as m
 from permeability.modelling.predictor import PermeabilityModel
 from permeability.monitoring.decision_quality import decision_quality
-from permeability.monitoring.drift import DriftReport, DriftThresholds, detect_drift
+from permeability.monitoring.drift import detect_drift
 from permeability.monitoring.matching import served_scored
+from permeability.monitoring.reports import (
+    DriftReport,
+    DriftThresholds,
+    EvaluationMetrics,
+    StructureScore,
+)
 from permeability.monitoring.scored_rows import (
     TEST_COLUMN,
     calibration_reference,
@@ -50,42 +56,6 @@ def _products(frame: pd.DataFrame) -> pd.DataFrame:
     reference films and unreported materials are real measurements, but no product model gives
     them a guide value, so they must not count in its metrics or drift."""
     return product_rows(frame).reset_index(drop=True)
-
-
-class StructureScore(BaseModel):
-    """Errors, coverage and decisions of one structure."""
-
-    model_config = ConfigDict(frozen=True)
-
-    structure: str
-    n: int
-    mae: float
-    mape: float
-    rmse: float
-    bias_log: float
-    coverage: float
-    mean_width: float
-    wrong_approvals: int
-    wrong_rejections: int
-
-
-class EvaluationMetrics(BaseModel):
-    """Everything the evaluation of one version on one set of rows found."""
-
-    model_config = ConfigDict(frozen=True)
-
-    n: int
-    tests: int | None = None
-    level: float
-    metrics: dict[str, float]
-    per_structure: list[StructureScore]
-    decisions: dict[str, int]
-    first: str | None
-    last: str | None
-
-    def structure_table(self) -> pd.DataFrame:
-        columns = list(StructureScore.model_fields)
-        return pd.DataFrame([s.model_dump() for s in self.per_structure], columns=columns)
 
 
 def _decisions(scored: pd.DataFrame) -> tuple[NDArray[np.object_], FloatArray]:

@@ -16,10 +16,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from permeability.monitoring.control_chart import ChartSeries
-from permeability.monitoring.drift import DriftReport
-from permeability.monitoring.evaluation import EvaluationMetrics
 from permeability.monitoring.events import Event
+from permeability.monitoring.reports import ChartSeries, DriftReport, EvaluationMetrics
 
 
 class FigureWindow(BaseModel):

@@ -55,7 +55,8 @@ from permeability.pipelines.acquisition_report import (
 from permeability.pipelines.base import JobContext, job_context
 from permeability.record.cleaning import CLEAN_COLUMNS
 from permeability.record.deduplication import UpsertPlan, deduplicate_batch, plan_upsert
-from permeability.record.rules import INGESTED_AT, validate_samples
+from permeability.record.rules import INGESTED_AT
+from permeability.record.sample_schema import validate_samples
 from permeability.record.schema import CALIBRES, ESTRUCTURA, RECORD_ID
 from permeability.settings import Settings
 

@@ -32,13 +32,13 @@ import pandas as pd
 from permeability.io.cells import write_csv
 from permeability.io.tracking import Tracking, safe_metric_name
 from permeability.monitoring.control_chart import (
-    ChartSeries,
     ChartSettings,
     control_charts,
     points_table,
 )
 from permeability.monitoring.control_chart_events import chart_events
 from permeability.monitoring.events import Event
+from permeability.monitoring.reports import ChartSeries
 from permeability.pipelines.base import JobContext
 
 #: The run's artifact folder of the chart, and its files.

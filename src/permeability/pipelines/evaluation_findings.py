@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from permeability.monitoring.alerts import evaluation_events
-from permeability.monitoring.control_chart import ChartSeries
 from permeability.monitoring.events import Event
+from permeability.monitoring.reports import ChartSeries
 from permeability.monitoring.snapshot import MonitoringSnapshot, figure_window
 from permeability.pipelines.base import JobContext
 from permeability.pipelines.evaluation_request import EvaluationReport

@@ -18,7 +18,8 @@ from permeability.io.evaluation_runs import (
     write_evaluation_runs,
 )
 from permeability.monitoring.comparison import ComparisonOutcome
-from permeability.monitoring.evaluation import EvaluationMetrics, VersionEvaluation, VersionScores
+from permeability.monitoring.evaluation import VersionEvaluation, VersionScores
+from permeability.monitoring.reports import EvaluationMetrics
 from permeability.pipelines.base import JobContext
 from permeability.pipelines.evaluation_request import EvaluationReport, EvaluationRequest
 

@@ -33,8 +33,9 @@ import pandas as pd
 from permeability.config import ProjectConfig
 from permeability.errors import ConflictError, InvalidInputError, NotFoundError
 from permeability.monitoring.comparison import ComparisonOutcome, compare_versions
-from permeability.monitoring.evaluation import EvaluationMetrics, evaluate_scored
+from permeability.monitoring.evaluation import evaluate_scored
 from permeability.monitoring.events import Event
+from permeability.monitoring.reports import EvaluationMetrics
 from permeability.monitoring.retraining import (
     Holdout,
     TriggerAssessment,

@@ -34,8 +34,8 @@ from permeability.io.cells import write_csv
 from permeability.io.registry import Registry
 from permeability.io.tracking import RegistryConfig, filter_literal
 from permeability.monitoring.comparison import ComparisonOutcome
-from permeability.monitoring.evaluation import EvaluationMetrics
 from permeability.monitoring.events import Event
+from permeability.monitoring.reports import EvaluationMetrics
 from permeability.monitoring.retraining import Holdout, Trigger
 from permeability.settings import Settings
 

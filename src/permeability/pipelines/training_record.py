@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from permeability.io.cells import write_csv
-from permeability.io.model_file import MODEL_ARTIFACT_FILE
+from permeability.io.model_file import MODEL_ARTIFACT_FILE, SERVED_FILE
 from permeability.io.model_store import METADATA_FILE, Reservation
 from permeability.io.training_runs import (
     ATTEMPT_TAG,
@@ -267,6 +267,14 @@ class TrainingRecorder:
             "n_test": int(outcome.n_test),
         }
 
+    def _files(self) -> list[str]:
+        """The model folder's files the store checks: the MLmodel, the model file and, when
+        the model has one (linear and compiled tree models), its served form."""
+        files = ["MLmodel", f"artifacts/{MODEL_ARTIFACT_FILE}"]
+        if (self.reservation.staging_path / SERVED_FILE).is_file():
+            files.append(SERVED_FILE.as_posix())
+        return files
+
     def _per_structure_dict(self) -> dict[str, dict[str, float]]:
         table: pd.DataFrame = self.outcome.per_structure
         numeric = table.set_index("Estructura").select_dtypes("number")
@@ -367,7 +375,7 @@ class TrainingRecorder:
             "detection_limit": outcome.model.detection_limit,
             "interval_level": self.context.config.inference.interval_level,
             "training_seconds": round(float(outcome.seconds), 3),
-            "files": ["MLmodel", f"artifacts/{MODEL_ARTIFACT_FILE}"],
+            "files": self._files(),
         }
 
 

@@ -22,7 +22,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
-from permeability.monitoring.control_chart import ChartSeries, to_measured
+from permeability.monitoring.reports import ChartSeries, to_measured
 from permeability.record.schema import PERMEABILIDAD, UNITS
 
 WVTR_UNIT: Final = UNITS[PERMEABILIDAD]

@@ -22,7 +22,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter, PercentFormatter
 
-from permeability.monitoring.evaluation import StructureScore
+from permeability.monitoring.reports import StructureScore
 from permeability.record.schema import UNITS
 
 WVTR_UNIT: Final = UNITS["Permeabilidad"]

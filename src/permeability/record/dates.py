@@ -12,14 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 from numpy.typing import NDArray
 
 from permeability.record.identity import dates_from_parts
-from permeability.record.problems import Problems, Values
+from permeability.record.problems import Problems
 from permeability.record.schema import ANIO, DATE_PARTS, DIA, MES
+
+if TYPE_CHECKING:
+    from permeability.record.problems import Values
 
 #: How an unreadable ``Fecha`` is worded, after its name and value.
 NOT_A_DATE: Final = "is not a date (expected YYYY-MM-DD or DD/MM/YYYY)"

@@ -23,10 +23,9 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
-import pandas as pd
 from numpy.typing import NDArray
 
 from permeability.record.schema import (
@@ -41,6 +40,9 @@ from permeability.record.schema import (
     REFERENCIA,
 )
 from permeability.record.structures import canonical_spelling
+
+if TYPE_CHECKING:  # frames only: imported by the functions that use them
+    import pandas as pd
 
 #: The identity of a record in an export without a record number.
 DEFAULT_IDENTITY: Final = (FECHA, REFERENCIA, ESTRUCTURA, MUESTRA, GRADOS_C, PORC_HUMEDAD)
@@ -86,6 +88,8 @@ def dates_from_parts(
     """The real export's ``Año``/``Mes``/``Día`` as dates (datetime64[ns]); NaT where a part is
     missing or not a whole number, the year is outside :data:`TEST_YEARS`, or the three make
     no calendar date (2021/2/30). The one rule acquisition and batch scoring apply."""
+    import pandas as pd
+
     with np.errstate(invalid="ignore"):
         whole = np.logical_and.reduce([np.mod(v, 1.0) == 0 for v in (year, month, day)])
         usable = whole & (year >= TEST_YEARS[0]) & (year <= TEST_YEARS[1])
@@ -161,6 +165,8 @@ _INTEGRAL: Final = re.compile(r"^[+-]?\d+\.0*$")
 
 def key_text(values: pd.Series) -> pd.Series:
     """One key column as stable text: trimmed, '17.0' -> '17', dates ISO, missing ''."""
+    import pandas as pd
+
     if pd.api.types.is_datetime64_any_dtype(values):
         stamps = pd.to_datetime(values)
         return pd.Series(
@@ -191,11 +197,15 @@ def join_key(frame: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
 
 
 def _blank(frame: pd.DataFrame) -> pd.Series:
+    import pandas as pd
+
     return pd.Series([""] * len(frame), index=frame.index, dtype="str")
 
 
 def assign_test_ids(frame: pd.DataFrame, group: Sequence[str]) -> pd.Series:
     """``T-`` and 12 hex digits of the test's joined values: short, stable, opaque."""
+    import pandas as pd
+
     joined = join_key(frame, group)
     codes, uniques = pd.factorize(joined)
     names = np.array(
@@ -216,6 +226,8 @@ def is_non_product(name: str, patterns: Sequence[str]) -> bool:
 
 def non_product_mask(names: Sequence[object], patterns: Sequence[str]) -> NDArray[np.bool_]:
     """:func:`is_non_product` per name, checked once per distinct name."""
+    import pandas as pd
+
     codes, uniques = pd.factorize(pd.Series(list(names), dtype=object))
     verdicts = np.r_[[is_non_product(str(u), patterns) for u in uniques], False].astype(bool)
     return np.asarray(verdicts[codes], dtype=bool)

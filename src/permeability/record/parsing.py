@@ -13,10 +13,9 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
-import pandas as pd
 from numpy.typing import NDArray
 
 from permeability.record.schema import (
@@ -27,6 +26,9 @@ from permeability.record.schema import (
     PERMEABILIDAD,
     PORC_HUMEDAD,
 )
+
+if TYPE_CHECKING:  # frames only: imported by the functions that use them
+    import pandas as pd
 
 #: What labs type for "no value" (Spanish-speaking labs: s.d./S/D "sin dato", N.D./n.d. "no
 #: determinado", NR "no reportado"); such a cell counts as missing, not as unreadable.
@@ -134,10 +136,14 @@ class _Parsed:
 
     @property
     def invalid(self) -> NDArray[np.bool_]:
+        import pandas as pd
+
         return np.asarray(pd.notna(self.problem))
 
 
 def _as_text(raw: pd.Series | None, n: int) -> pd.Series:
+    import pandas as pd
+
     if raw is None:
         return pd.Series(np.full(n, np.nan, dtype=object), dtype="str")
     return raw.reset_index(drop=True).astype("str")
@@ -210,6 +216,8 @@ def parse_number_text(text: str, units: Units) -> tuple[float, str | None]:
 
 def _fast_floats(plain: pd.Series) -> NDArray[np.float64]:
     """Cast plain decimal strings; characters such as '²' pass isdigit but not the cast."""
+    import pandas as pd
+
     try:
         cast = plain.astype("float64[pyarrow]")
         return np.asarray(cast.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
@@ -225,6 +233,8 @@ def parse_numbers(
     Unsigned plain decimals ("16.4", "16,4") take the vectorised path; the rest (signs, units,
     placeholders, garbage) is parsed once per distinct spelling.
     """
+    import pandas as pd
+
     n = len(text)
     stripped = text.str.strip()
     missing = _blank(stripped)
@@ -267,6 +277,8 @@ def parse_dates(text: pd.Series, tokens: frozenset[str] = MISSING_TOKENS) -> _Pa
     Parsed once per distinct spelling: a file spans a few hundred test days. Fecha is a test
     date, so a time of day is dropped (and flagged, so the job can say so).
     """
+    import pandas as pd
+
     codes, uniques = pd.factorize(text.str.strip())
     spelled = pd.Series(uniques, dtype="str")
     placeholder = _placeholders(list(uniques), tokens) | (spelled.str.len() == 0).to_numpy(

@@ -13,11 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 import numpy as np
-import pandas as pd
 from numpy.typing import NDArray
+
+if TYPE_CHECKING:  # frames only: imported where a Series is read
+    import pandas as pd
+
+    #: The values a message shows: a column as sent (Series or array), indexed by row number.
+    Values: TypeAlias = pd.Series | NDArray[Any]
 
 #: Longest part of a value a message repeats.
 SHOWN_CHARS: Final = 60
@@ -25,8 +30,6 @@ SHOWN_CHARS: Final = 60
 IS_MISSING: Final = "is missing"
 
 Describe = Callable[[NDArray[np.intp]], Sequence[str]]
-#: The values a message shows: a column as sent (Series or array), indexed by row number.
-Values = pd.Series | NDArray[Any]
 
 
 def shown(value: object) -> str:
@@ -44,6 +47,8 @@ def shown(value: object) -> str:
 
 
 def _picked(values: Values, rows: NDArray[np.intp]) -> list[Any]:
+    import pandas as pd
+
     if isinstance(values, pd.Series):
         return list(values.iloc[rows].tolist())
     return list(np.asarray(values, dtype=object)[rows].tolist())

@@ -22,10 +22,9 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
-import pandas as pd
 from numpy.typing import NDArray
 
 from permeability.record.dates import NOT_A_DATE, DatePart, check_date_parts
@@ -42,6 +41,9 @@ from permeability.record.schema import (
     MES,
     REFERENCIA,
 )
+
+if TYPE_CHECKING:  # frames only: imported by the functions that use them
+    import pandas as pd
 
 #: The optional record fields of a request, in the order answers echo them.
 RECORD_INPUT_FIELDS: Final = (CONSECUTIVO, REFERENCIA, FECHA)
@@ -215,6 +217,8 @@ def _parse_texts(
 
 def _check_fecha(frame: pd.DataFrame, problems: Problems) -> NDArray[np.datetime64]:
     """``Fecha`` as acquisition reads it (ISO or DD/MM/YYYY text; a spreadsheet's date)."""
+    import pandas as pd
+
     raw = frame[FECHA].to_numpy(dtype=object)
     n = len(raw)
     days = np.full(n, "NaT", dtype="datetime64[D]")

@@ -1,4 +1,5 @@
-"""The declared rules a lab sample obeys, and the pandera schema built from them.
+"""The declared rules a lab sample obeys (the pandera schema built from them:
+:mod:`.sample_schema`).
 
 One declaration, four users: acquisition (:mod:`permeability.record.cleaning`) rejects a raw
 row naming why, batch scoring (:mod:`permeability.scoring.rows`) marks a row's ``error``, the
@@ -32,34 +33,21 @@ from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
-import pandas as pd
-import pandera.pandas as pa
 from numpy.typing import ArrayLike, NDArray
-from pandera.errors import SchemaErrors
 
-from permeability.errors import InvalidInputError
 from permeability.record.schema import (
-    BELOW_DETECTION_LIMIT,
     CALIBRE_PROM,
     CALIBRES,
     CALIPER_MEAN_ABS_TOL_UM,
     CALIPER_MEAN_REL_TOL,
     CALIPER_RANGE_UM,
-    ESTRUCTURA,
-    FECHA,
     GRADOS_C,
     HUMIDITY_RANGE_PCT,
-    IS_PRODUCT,
-    LAYERS,
-    MUESTRA,
     PERMEABILIDAD,
     PERMEABILITY_RANGE,
     PORC_HUMEDAD,
-    RECORD_FIELDS,
-    RECORD_ID,
     REQUIRED_COLUMNS,
     TEMPERATURE_RANGE_C,
-    TEST_ID,
     UNITS,
     caliper_mean_tolerance,
 )
@@ -124,15 +112,6 @@ class RangeRule:
             None if self.low_inclusive else low,
             high if self.high_inclusive else None,
             None if self.high_inclusive else high,
-        )
-
-    def check(self) -> pa.Check:
-        return pa.Check.in_range(
-            self.low,
-            self.high,
-            include_min=self.low_inclusive,
-            include_max=self.high_inclusive,
-            error=f"{self.column} outside {self.describe()}",
         )
 
 
@@ -211,88 +190,3 @@ def structure_names_ok(names: Sequence[object]) -> NDArray[np.bool_]:
         ],
         dtype=bool,
     )
-
-
-def _structure_shape(names: pd.Series) -> pd.Series:
-    """Checked once per distinct name: a million rows hold a handful of structures."""
-    codes, uniques = pd.factorize(names, use_na_sentinel=True)
-    verdict = np.r_[structure_names_ok(list(uniques)), False]
-    return pd.Series(verdict[codes], index=names.index)
-
-
-def _consistent_caliper_mean(frame: pd.DataFrame) -> pd.Series:
-    readings_mean = frame[list(CALIBRES)].mean(axis=1)
-    return pd.Series(
-        caliper_means_consistent(frame[CALIBRE_PROM], readings_mean), index=frame.index
-    )
-
-
-def sample_schema(
-    *, with_ingested_at: bool = False, pc_columns: Sequence[str] = ()
-) -> pa.DataFrameSchema:
-    """The schema of clean samples: one row per record, physical ranges, consistent calipers.
-
-    ``Muestra`` is a replicate number (repeats across tests); ``record_id`` is unique.
-
-    ``with_ingested_at`` and ``pc_columns`` add what the feature store attaches on read.
-    """
-    columns: dict[str, pa.Column] = {
-        RECORD_ID: pa.Column(str, pa.Check.str_length(1, 400), unique=True),
-        MUESTRA: pa.Column("int64", pa.Check.in_range(0, MAX_SAMPLE_ID)),
-        GRADOS_C: pa.Column("float64", RANGE_RULES[GRADOS_C].check()),
-        PORC_HUMEDAD: pa.Column("float64", RANGE_RULES[PORC_HUMEDAD].check()),
-        ESTRUCTURA: pa.Column(
-            str,
-            pa.Check(_structure_shape, error="Estructura is not a structure name"),
-        ),
-        **{c: pa.Column("float64", RANGE_RULES[c].check()) for c in (*CALIBRES, CALIBRE_PROM)},
-        PERMEABILIDAD: pa.Column("float64", RANGE_RULES[PERMEABILIDAD].check()),
-        FECHA: pa.Column("datetime64[ns]", nullable=True),
-        IMPUTED_COLUMN: pa.Column("int64", pa.Check.in_range(0, len(CALIBRES) - 1)),
-        **{c: pa.Column(str, nullable=True) for c in RECORD_FIELDS},
-        TEST_ID: pa.Column(str),
-        LAYERS: pa.Column(str),
-        IS_PRODUCT: pa.Column(bool),
-        BELOW_DETECTION_LIMIT: pa.Column(bool),
-    }
-    if with_ingested_at:
-        columns[INGESTED_AT] = pa.Column(pd.DatetimeTZDtype("ns", "UTC"))
-    for name in pc_columns:
-        columns[name] = pa.Column("float64")
-    return pa.DataFrameSchema(
-        columns,
-        checks=[
-            pa.Check(
-                _consistent_caliper_mean,
-                error="CalibreProm does not match the mean of Calibre1..5",
-            )
-        ],
-        strict=False,
-        ordered=False,
-    )
-
-
-def validate_samples(frame: pd.DataFrame, *, with_ingested_at: bool = False) -> pd.DataFrame:
-    """Check ``frame`` against :func:`sample_schema`; the first failures name column and value."""
-    try:
-        return sample_schema(with_ingested_at=with_ingested_at).validate(frame, lazy=True)
-    except SchemaErrors as exc:
-        raise InvalidInputError(
-            f"{len(exc.failure_cases)} value(s) break the clean-sample schema: "
-            + "; ".join(_failure_summaries(exc.failure_cases))
-        ) from exc
-
-
-def _failure_summaries(cases: pd.DataFrame) -> list[str]:
-    """One line per broken check (a frame-wide check fails every column of its rows: once)."""
-    summaries = []
-    for check, group in cases.groupby("check", sort=False):
-        columns = group["column"].dropna().unique()
-        first = group.iloc[0]
-        if len(columns) == 1:
-            summaries.append(
-                f"{columns[0]}: {check} (e.g. {first['failure_case']!r} at row {first['index']})"
-            )
-        else:
-            summaries.append(f"{check} (e.g. at row {first['index']})")
-    return summaries[:5]

@@ -230,7 +230,7 @@ def _interval_factors(
     low = np.empty(len(names))
     high = np.empty(len(names))
     for code, name in enumerate(names):
-        low[code], high[code] = loaded.model.interval(1.0, str(name), level)
+        low[code], high[code] = loaded.scorer.interval(1.0, str(name), level)
     return low[codes], high[codes]
 
 
@@ -259,7 +259,7 @@ def _exceedance(
         rows = np.flatnonzero(has_limit & (codes == code))
         if len(rows) == 0:
             continue
-        residuals, tests = loaded.model.calibration.residual_set(str(name))
+        residuals, tests = loaded.scorer.calibration.residual_set(str(name))
         result[rows] = exceedance(residuals, tests, thresholds[rows])
     return result
 
@@ -271,7 +271,7 @@ def _below_limit(
     for the other scored rows (and for every row of a version without one), null where the
     row failed: nullable booleans, written True / False / empty in CSV."""
     below = np.zeros(len(prediction), dtype=bool)
-    limit = loaded.model.detection_limit
+    limit = loaded.scorer.detection_limit
     if limit is not None:
         below[rows] = prediction[rows] < limit
     failed = np.ones(len(prediction), dtype=bool)

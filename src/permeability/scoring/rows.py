@@ -245,7 +245,7 @@ def _structures(column: pd.Series, loaded: LoadedModel, problems: Problems) -> _
         else:
             detail = control_character_problem(text) if text else None
             if text and detail is None:
-                name = loaded.model.features.canonical_structure(raw)
+                name = loaded.scorer.features.canonical_structure(raw)
                 detail = None if name else NOT_A_STRUCTURE_NAME  # no layer, no letter: '///'
         canonical.append(name or None)
         blank.append(text == "")
@@ -258,7 +258,7 @@ def _structures(column: pd.Series, loaded: LoadedModel, problems: Problems) -> _
     remap = np.array([position.get(name, -1) if name else -1 for name in canonical] + [-1])
     codes = remap[raw_codes]  # raw code -1 (missing) picks the trailing -1
     # Non-products first, and never also called unknown: "not a product" is the reason.
-    patterns = loaded.model.non_product
+    patterns = loaded.scorer.non_product
     refused = np.array(
         [bool(patterns) and non_product(name, patterns) for name in categories] + [False],
         dtype=bool,
@@ -268,7 +268,7 @@ def _structures(column: pd.Series, loaded: LoadedModel, problems: Problems) -> _
         lambda i: non_product_message(uniques[raw_codes[i]], categories[codes[i]]),
     )
     known = loaded.known_structures
-    stand_in = getattr(loaded.model.features, "stand_in", None)
+    stand_in = getattr(loaded.scorer.features, "stand_in", None)
     unknown = np.array(
         [
             name not in known and not refused[i] and (stand_in is None or stand_in(name) is None)

@@ -21,7 +21,6 @@ from functools import cached_property
 from typing import Final
 
 import numpy as np
-import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -215,6 +214,8 @@ class SpecificationSet:
         thickness_um: ArrayLike,
     ) -> BatchSpecMatch:
         """Vectorised :meth:`match`: per limit, numpy work on the rows of its structure only."""
+        import pandas as pd  # a frame's path: a replica's start needs only :meth:`match`
+
         codes, uniques = pd.factorize(np.asarray(structures, dtype=object))
         return self.match_coded(
             np.asarray(codes, dtype=np.intp),

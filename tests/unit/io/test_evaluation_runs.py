@@ -26,12 +26,12 @@ from permeability.io.evaluation_runs import (
 )
 from permeability.io.registry import Registry
 from permeability.monitoring.comparison import ComparisonOutcome, compare_versions
-from permeability.monitoring.drift import DriftReport, detect_drift
+from permeability.monitoring.drift import detect_drift
 from permeability.monitoring.evaluation import (
-    EvaluationMetrics,
     VersionEvaluation,
     evaluate_scored,
 )
+from permeability.monitoring.reports import DriftReport, EvaluationMetrics
 from permeability.settings import Settings
 from permeability.synthetic.generator import generate_lab_data
 from permeability.synthetic.mess import MessSpec

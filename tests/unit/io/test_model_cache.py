@@ -11,14 +11,21 @@ import pytest
 
 from permeability.io.model_cache import (
     MODEL_FILE,
+    SERVED_FILE,
     ModelCache,
     NoChampionError,
     UnknownVersionError,
     VersionUnavailableError,
 )
 from permeability.io.model_store import ModelStore
+from permeability.services.inference.schemas import SEED_SAMPLE
 from permeability.settings import Settings
 from tests.unit.services.inference_support import Champion, publish_version, tiny_model
+
+
+def _break_served_file(settings: Settings, label: str) -> None:
+    """The version's served file made unreadable: it then loads (or fails) from its model file."""
+    (settings.paths.models / label / SERVED_FILE).write_bytes(b"not a pickle either")
 
 
 @pytest.fixture
@@ -101,6 +108,7 @@ def test_an_unreachable_registry_keeps_the_last_champion(
 def test_a_corrupt_model_file_makes_only_that_version_unavailable(
     settings: Settings, cache: ModelCache
 ) -> None:
+    _break_served_file(settings, "0.2")
     model_file = settings.paths.models / "0.2" / MODEL_FILE
     model_file.write_bytes(b"this is not a pickle")
     with pytest.raises(VersionUnavailableError) as caught:
@@ -119,6 +127,7 @@ def test_a_corrupt_model_file_makes_only_that_version_unavailable(
 
 
 def test_a_repaired_model_file_is_picked_up(settings: Settings, cache: ModelCache) -> None:
+    _break_served_file(settings, "0.2")
     model_file = settings.paths.models / "0.2" / MODEL_FILE
     good = model_file.read_bytes()
     model_file.write_bytes(b"garbage")
@@ -149,6 +158,7 @@ def test_a_file_removed_after_loading_evicts_the_version(
 
 
 def test_a_file_that_is_not_a_model_is_refused(settings: Settings, cache: ModelCache) -> None:
+    _break_served_file(settings, "0.2")
     import joblib
 
     joblib.dump({"not": "a model"}, settings.paths.models / "0.2" / MODEL_FILE)
@@ -337,3 +347,59 @@ def test_a_failed_fetch_is_retried_after_the_interval_not_per_request(
     replica.refresh()
     assert replica.get(None).version == "0.1"
     assert elsewhere.fetched == ["0.1", "0.1"]
+
+
+# -- the served file: single records without the full model ------------------------------------
+
+
+def test_a_version_serves_from_its_served_file_and_reads_its_full_model_on_first_use(
+    cache: ModelCache,
+) -> None:
+    loaded = cache.get("0.2")
+    assert not loaded.full.loaded
+    assert loaded.model_name == "Ridge"
+    full = tiny_model("Ridge")
+    record = {**SEED_SAMPLE, "Estructura": "BOPP"}
+    assert loaded.scorer.predict_record(record) == full.predict_record(record)
+    assert loaded.model.predict_record(record) == full.predict_record(record)
+    assert loaded.full.loaded
+
+
+def test_an_unreadable_served_file_falls_back_to_the_full_model(
+    settings: Settings, cache: ModelCache
+) -> None:
+    _break_served_file(settings, "0.2")
+    loaded = cache.get("0.2")
+    assert loaded.full.loaded
+    assert loaded.model_name == "Ridge"
+    assert cache.load_errors == 0
+
+
+def test_a_corrupt_full_model_leaves_single_records_serving(
+    settings: Settings, cache: ModelCache
+) -> None:
+    (settings.paths.models / "0.2" / MODEL_FILE).write_bytes(b"this is not a pickle")
+    loaded = cache.get("0.2")
+    assert loaded.scorer.predict_record({**SEED_SAMPLE, "Estructura": "BOPP"}) > 0
+    with pytest.raises(VersionUnavailableError, match="cannot be loaded"):
+        loaded.model  # noqa: B018 - reading it is the act under test
+    assert cache.load_errors == 1
+
+
+def test_the_refresher_reads_the_champions_full_model_after_loading_it(
+    cache: ModelCache, champion: Champion
+) -> None:
+    champion.label = "0.2"
+    cache.refresh()
+    loaded = cache.peek(None)
+    assert loaded is not None
+    assert not loaded.full.loaded  # the start: ready on the served file alone
+    cache.read_champion_model()
+    assert loaded.full.loaded
+
+
+def test_a_changed_served_file_evicts_the_version(settings: Settings, cache: ModelCache) -> None:
+    cache.get("0.2")
+    _break_served_file(settings, "0.2")
+    cache.check_files()
+    assert "0.2" not in cache.loaded_versions

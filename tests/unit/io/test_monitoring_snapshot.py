@@ -13,8 +13,8 @@ from permeability.io.monitoring_snapshot import (
     snapshot_path,
     write_snapshot,
 )
-from permeability.monitoring.evaluation import EvaluationMetrics
 from permeability.monitoring.events import Event
+from permeability.monitoring.reports import EvaluationMetrics
 from permeability.monitoring.snapshot import MonitoringSnapshot
 from tests.monitoring_snapshots import bare_snapshot
 

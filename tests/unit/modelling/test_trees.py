@@ -33,7 +33,8 @@ from permeability.errors import InvalidInputError
 from permeability.features.engineering import FeatureBuilder
 from permeability.features.pca import fit_caliper_pca
 from permeability.modelling.catalogue import build_estimator
-from permeability.modelling.trees import CompiledEnsemble, Walk, compile_ensemble
+from permeability.modelling.compiled_trees import CompiledEnsemble, Walk
+from permeability.modelling.trees import compile_ensemble
 from permeability.record.schema import CALIBRES, PERMEABILIDAD
 from permeability.synthetic.generator import generate_lab_data
 

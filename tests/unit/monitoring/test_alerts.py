@@ -7,8 +7,14 @@ from typing import Any
 import pytest
 
 from permeability.monitoring.alerts import AlertThresholds, evaluation_events
-from permeability.monitoring.drift import ALL_STRUCTURES, DriftReport, DriftTest, DriftThresholds
-from permeability.monitoring.evaluation import EvaluationMetrics, VersionEvaluation
+from permeability.monitoring.evaluation import VersionEvaluation
+from permeability.monitoring.reports import (
+    ALL_STRUCTURES,
+    DriftReport,
+    DriftTest,
+    DriftThresholds,
+    EvaluationMetrics,
+)
 
 
 def _metrics(*, n: int = 40, tests: int | None = 20, **values: float) -> EvaluationMetrics:

@@ -7,7 +7,7 @@ import pytest
 
 from permeability.errors import InvalidInputError
 from permeability.monitoring.comparison import compare_versions, improvement_over
-from permeability.monitoring.evaluation import EvaluationMetrics
+from permeability.monitoring.reports import EvaluationMetrics
 
 
 def _metrics(mae: float, coverage: float = 0.9, n: int = 100, r2: float = 0.9) -> EvaluationMetrics:

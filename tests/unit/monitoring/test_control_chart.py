@@ -10,12 +10,12 @@ import pytest
 
 from permeability.errors import InvalidInputError
 from permeability.monitoring.control_chart import (
-    ChartSeries,
     control_charts,
     points_table,
     reference_rows,
 )
 from permeability.monitoring.control_chart_events import EVENT_KIND, chart_events
+from permeability.monitoring.reports import ChartSeries
 from permeability.record.schema import FECHA, PERMEABILIDAD, REFERENCIA
 from tests.unit.monitoring.control_chart_support import (
     STEADY,

@@ -22,8 +22,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from permeability.monitoring.control_chart import ChartSeries, control_charts
+from permeability.monitoring.control_chart import control_charts
 from permeability.monitoring.control_chart_events import chart_events
+from permeability.monitoring.reports import ChartSeries
 from permeability.record.identity import DEFAULT_DETECTION_LIMIT, censor_below_limit
 from permeability.record.schema import (
     BELOW_DETECTION_LIMIT,

@@ -10,8 +10,8 @@ import pytest
 
 from permeability.errors import InvalidInputError
 from permeability.modelling.predictor import PermeabilityModel
-from permeability.monitoring.drift import DriftThresholds
 from permeability.monitoring.evaluation import evaluate_scored, score_version
+from permeability.monitoring.reports import DriftThresholds
 from permeability.record.identity import product_rows
 from permeability.synthetic.generator import generate_lab_data
 from permeability.synthetic.mess import MessSpec

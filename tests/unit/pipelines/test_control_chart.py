@@ -22,7 +22,7 @@ from permeability.io.evaluation_runs import evaluation_registry
 from permeability.io.exports import write_lab_export
 from permeability.io.feature_store import FeatureStore
 from permeability.io.registry import Registry
-from permeability.monitoring.control_chart import ChartSeries
+from permeability.monitoring.reports import ChartSeries
 from permeability.pipelines.acquisition import acquire
 from permeability.pipelines.base import job_context
 from permeability.pipelines.control_chart import (

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from matplotlib.image import imread
 
-from permeability.monitoring.control_chart import ChartSeries, control_charts
+from permeability.monitoring.control_chart import control_charts
+from permeability.monitoring.reports import ChartSeries
 from permeability.plots.control_chart import MAX_PANELS, control_chart_figure, drawn_series
 from tests.unit.monitoring.control_chart_support import STEADY, params, reference_tests
 

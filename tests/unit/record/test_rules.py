@@ -17,10 +17,9 @@ from permeability.record.rules import (
     caliper_mean_problem,
     caliper_means_consistent,
     not_sample_numbers,
-    sample_schema,
     structure_names_ok,
-    validate_samples,
 )
+from permeability.record.sample_schema import sample_schema, validate_samples
 from permeability.record.schema import CALIBRES, caliper_mean_consistent
 from tests.record_columns import add_record_columns
 

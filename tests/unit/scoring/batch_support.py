@@ -25,7 +25,7 @@ READINGS = {
 def loaded_model() -> LoadedModel:
     """Version 0.1 of the tiny model, as the service holds it; built once."""
     model = tiny_model()
-    return LoadedModel("0.1", model, {}, frozenset(model.known_structures), 0.0, (0, 0))
+    return LoadedModel.of_model("0.1", model, {})
 
 
 def sample_with_readings(muestra: int, **changes: Any) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 The model is trained by the project's own ``train_model`` on generated data; the version
 folder is written through the real :class:`ModelStore` (reserve, stage, publish) with the
 layout the training service uses (``MLmodel``, ``metadata.json``,
-``artifacts/permeability_model.joblib``) but without MLflow, so these tests stay fast.
+``artifacts/permeability_model.joblib`` and, for a lean model, ``artifacts/permeability_served.pkl``)
+but without MLflow, so these tests stay fast.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pandas as pd
 import pytest
 
 from permeability.features.pca import fit_caliper_pca
-from permeability.io.model_file import MODEL_FILE, save_model_file
+from permeability.io.model_file import MODEL_FILE, SERVED_FILE, save_model_file, save_served_file
 from permeability.io.model_store import ModelStore
 from permeability.modelling.predictor import PermeabilityModel
 from permeability.modelling.training import train_model
@@ -67,12 +68,17 @@ def publish_version(
     model: Any,
     *,
     metrics: dict[str, float] | None = None,
+    served: bool = True,
 ) -> Path:
-    """Put ``model`` into the settings' model store as version ``label``."""
+    """Put ``model`` into the settings' model store as version ``label``; with its served file
+    when ``served`` and the model has a lean one (as training writes them)."""
     store = ModelStore(settings.paths.models)
     with store.reserve(label) as reservation:
         staging = reservation.staging_path
         save_model_file(model, staging / MODEL_FILE)
+        scorer = getattr(model, "record_scorer", None)
+        if served and scorer is not None and scorer.lean:
+            save_served_file(scorer, staging / SERVED_FILE)
         (staging / "MLmodel").write_text("flavors: {}\n", encoding="utf-8")
         return reservation.publish(
             {

@@ -154,8 +154,8 @@ def _version_out(state: VersionState, loaded: LoadedModel | None) -> ServedVersi
     (the page offers exactly these): filtered by the patterns the version was trained with
     (the loaded model's, else its metadata's), the seed lab's defaults for older versions."""
     if loaded is not None:
-        patterns: tuple[str, ...] = loaded.model.non_product
-        limit = loaded.model.detection_limit
+        patterns: tuple[str, ...] = loaded.scorer.non_product
+        limit = loaded.scorer.detection_limit
     else:
         patterns = state.non_product if state.non_product is not None else DEFAULT_NON_PRODUCT
         limit = state.detection_limit

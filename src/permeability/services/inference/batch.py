@@ -3,6 +3,10 @@
 Every row comes back in order with its outputs (see ``pipelines/predict.py``, the same scorer as
 ``permeability predict``); reading uploads and scoring run in the thread pool, never on the
 event loop.
+
+The frame code (pandas, the table readers, the batch scorer) is imported by the functions that
+use it, on the first batch: a replica that starts up imports only what single samples need
+(docs/deploy.md, "Replicas that start fast"; ``tests/unit/services/test_serving_imports.py``).
 """
 
 from __future__ import annotations
@@ -11,9 +15,8 @@ import json
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Any, Final, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Final, TypeVar
 
-import pandas as pd
 from fastapi import APIRouter, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -23,19 +26,17 @@ from starlette.exceptions import HTTPException
 
 from permeability.errors import InvalidInputError
 from permeability.modelling.served import LoadedModel
-from permeability.pipelines.predict_tables import (
-    jsonable_records,
-    read_table,
-    records_frame,
-    to_csv_text,
-)
-from permeability.scoring.batch import ScoredBatch, score_frame
 from permeability.services.common.body_limit import BodyTooLargeError
 from permeability.services.common.deps import InferenceAuthorized
 from permeability.services.inference.responses import BatchResponse
 from permeability.services.inference.schemas import BatchOptions, BatchRequest
 from permeability.services.inference.single import SAMPLE_ERROR_RESPONSES
 from permeability.services.inference.state import InferenceState, model_for, state_of
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from permeability.scoring.batch import ScoredBatch
 
 #: The largest request body the inference service takes, for every route and content type:
 #: ``create_inference_app`` hands it to ``services/common/body_limit.py``, which counts the bytes as they
@@ -170,6 +171,8 @@ def _read_spooled(body: IO[bytes], read: Callable[[bytes], T]) -> T:
 
 
 def _read_csv_body(data: bytes) -> pd.DataFrame:
+    from permeability.pipelines.predict_tables import read_table
+
     return read_table(data, "body.csv")
 
 
@@ -187,6 +190,8 @@ async def _read_json_batch(
         body = BatchRequest.model_validate(raw)
     except ValidationError as exc:
         raise _body_errors(exc) from exc
+    from permeability.pipelines.predict_tables import records_frame
+
     frame, not_objects = records_frame(body.records)
     return _BatchInput(
         frame,
@@ -212,6 +217,8 @@ async def _read_multipart_batch(
     options = _form_options(form)
     data = await upload.read()
     name = upload.filename or "upload.csv"
+    from permeability.pipelines.predict_tables import read_table
+
     frame = await run_in_threadpool(read_table, data, name)
     return _BatchInput(
         frame,
@@ -242,6 +249,10 @@ def _wants_csv(request: Request, fmt: str | None, from_file: bool) -> bool:
 def _score_batch(
     state: InferenceState, loaded: LoadedModel, batch: _BatchInput, level: float | None
 ) -> ScoredBatch:
+    import pandas as pd
+
+    from permeability.scoring.batch import score_frame
+
     policy = state.config.inference.decision_policy(level)
     scored = score_frame(
         batch.frame,
@@ -300,6 +311,8 @@ async def infer_batch(
         )
     loaded = await model_for(state, batch.version)
     scored = await run_in_threadpool(_score_batch, state, loaded, batch, batch.level)
+    from permeability.pipelines.predict_tables import jsonable_records, to_csv_text
+
     if _wants_csv(request, fmt, batch.from_file):
         text = await run_in_threadpool(to_csv_text, scored.frame)
         return PlainTextResponse(text, media_type="text/csv; charset=utf-8")

@@ -121,7 +121,7 @@ def answer_sample(
 
     Pure CPU work of a few microseconds for linear models: no DataFrame, no I/O.
     """
-    model = loaded.model
+    model = loaded.scorer
     structure = model.features.canonical_structure(sample.Estructura)
     # Before the unknown-structure check: "not a product" is the true reason, and it holds
     # even for a version that (trained before non-products were flagged) knows the name.

@@ -70,7 +70,8 @@ def state_of(request: Request) -> InferenceState:
 
 
 class Maintenance:
-    """One background thread: champion alias, changed model files, changed specs file."""
+    """One background thread: champion alias, changed model files, changed specs file, and the
+    champion's full model read once it serves from its served file."""
 
     def __init__(self, cache: ModelCache, specs: SpecsWatcher, every_s: float) -> None:
         self.cache = cache
@@ -91,6 +92,8 @@ class Maintenance:
             try:
                 self.cache.refresh()
                 self.specs.refresh()
+                # After the start's rush: the first batch then finds the full model read.
+                self.cache.read_champion_model()
             except Exception:
                 logger.exception("inference refresh failed")
 

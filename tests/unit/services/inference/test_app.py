@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from permeability.io.model_file import MODEL_FILE
+from permeability.io.model_file import MODEL_FILE, SERVED_FILE
 from permeability.io.predictions.reader import read_predictions
 from permeability.record.schema import CALIBRES
 from permeability.services.inference.app import create_inference_app
@@ -221,6 +221,7 @@ def test_a_corrupt_version_is_503_while_the_others_serve(
     settings: Settings, champion: Champion
 ) -> None:
     (settings.paths.models / "0.2" / MODEL_FILE).write_bytes(b"corrupt")
+    (settings.paths.models / "0.2" / SERVED_FILE).write_bytes(b"corrupt")
     with TestClient(create_inference_app(settings)) as client:
         broken = client.post("/inference", json={**SEED_BODY, "version": "0.2"})
         assert broken.status_code == 503
@@ -233,6 +234,18 @@ def test_a_corrupt_version_is_503_while_the_others_serve(
         assert versions["0.1"]["status"] == "available"
         metrics = client.get("/metrics").text
         assert 'permeability_inference_model_load_errors_total{version="0.2"} 1.0' in metrics
+
+
+def test_a_corrupt_full_model_fails_batches_only(settings: Settings, champion: Champion) -> None:
+    """Single samples need only the served file; a batch needs the full model, and says why."""
+    (settings.paths.models / "0.2" / MODEL_FILE).write_bytes(b"corrupt")
+    with TestClient(create_inference_app(settings)) as client:
+        single = client.post("/inference", json={**SEED_BODY, "version": "0.2"})
+        assert single.status_code == 200
+        batch = client.post("/inference/batch", json={"version": "0.2", "records": [SEED_SAMPLE]})
+        assert batch.status_code == 503
+        assert "cannot be loaded" in batch.json()["detail"]
+        assert client.post("/inference/batch", json={"records": [SEED_SAMPLE]}).status_code == 200
 
 
 def test_a_promotion_takes_effect_without_a_restart(client: TestClient, champion: Champion) -> None:
