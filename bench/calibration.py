@@ -41,13 +41,8 @@ def evaluate(rows: int, seed: int, method: str, model: str, holdout: Any) -> dic
     started = time.perf_counter()
     outcome = train_model(frame, pca, model=model, random_state=seed, calibration=method)
     seconds = time.perf_counter() - started
-    loaded = LoadedModel(
-        version=f"{method}-{rows}-{seed}",
-        model=outcome.model,
-        metadata={},
-        known_structures=frozenset(outcome.model.known_structures),
-        loaded_at=time.time(),
-        signature=(0, 0),
+    loaded = LoadedModel.of_model(
+        f"{method}-{rows}-{seed}", outcome.model, {}, loaded_at=time.time()
     )
     policy = InferenceParams().decision_policy()
     scored = score_frame(holdout, loaded, load_specs(None), policy).frame

@@ -20,7 +20,10 @@ What it does, in a temporary folder:
 5. after each start's first answer, one ``POST /inference/batch`` of one record: it needs the
    full model, which a replica started from the served file reads in the background a few
    seconds after the start (or then, if the batch comes first): the wait the served file
-   moves from the start to the first batch.
+   moves from the start to the first batch;
+6. once per round, a FastAPI hello world (one route) behind uvicorn, started the same way: the
+   floor of any FastAPI service on this machine, so the figures can be read on a faster or
+   slower one.
 
 Cases: ``embedded``: the embedded home; ``server, cached``: a replica pointed at the tracking
 server whose model folder is already on its disk; ``server, empty home``: a replica with an
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import shutil
@@ -177,11 +181,16 @@ def one_start(env: dict[str, str], log: Path, *, importtime: bool = False) -> di
         champion = httpx.get(f"{base}/ready", timeout=5).json()["champion"]
         # The first batch needs the full model: read in the background a few seconds after
         # the start, or now if the batch comes first. Its wait is what a served file defers.
-        batch_started = time.perf_counter()
-        batch = httpx.post(f"{base}/inference/batch", json={"records": [SEED_RECORD]}, timeout=60)
-        batch_s = time.perf_counter() - batch_started
-        if batch.status_code != 200:
-            raise RuntimeError(f"/inference/batch answered {batch.status_code}: {batch.text}")
+        # (Not under -X importtime, whose figures stop at ready.)
+        batch_s = math.nan
+        if not importtime:
+            batch_started = time.perf_counter()
+            batch = httpx.post(
+                f"{base}/inference/batch", json={"records": [SEED_RECORD]}, timeout=60
+            )
+            batch_s = time.perf_counter() - batch_started
+            if batch.status_code != 200:
+                raise RuntimeError(f"/inference/batch answered {batch.status_code}: {batch.text}")
     finally:
         stop(process)
     return {
@@ -222,6 +231,40 @@ def load_only(version: Path, env: dict[str, str], *, served: bool = False) -> fl
     started = time.perf_counter()
     subprocess.run([sys.executable, "-c", script, str(version)], env=env, check=True)
     return time.perf_counter() - started
+
+
+HELLO_APP = """
+from fastapi import FastAPI
+
+app = FastAPI()
+
+
+@app.get("/ready")
+def ready() -> dict[str, bool]:
+    return {"ready": True}
+"""
+
+
+def hello_world_start(work: Path) -> float:
+    """Seconds from ``Popen`` to the first 200 of a FastAPI hello world behind uvicorn: what any
+    FastAPI service started this way pays on this machine, before any work of its own."""
+    (work / "hello.py").write_text(HELLO_APP)
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "hello:app", "--port", str(port)]
+    command += ["--no-access-log"]
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command,
+        cwd=work,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        ready_s, _ = _poll_ready(f"http://127.0.0.1:{port}", process, started, work / "hello.py")
+    finally:
+        stop(process)
+    return ready_s
 
 
 def import_costs(log: Path) -> dict[str, float]:
@@ -279,6 +322,7 @@ def main() -> None:
         names = list(cases)
         floor: list[float] = []
         served_floor: list[float] = []
+        hello: list[float] = []
         for round_ in range(args.runs):
             for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
                 results[name].append(one_start(cases[name](), work / "start.log"))
@@ -286,6 +330,7 @@ def main() -> None:
             served_floor.append(
                 load_only(embedded / "models" / "bench", base_env(embedded), served=True)
             )
+            hello.append(hello_world_start(work))
         imports: dict[str, dict[str, float]] = {}
         for name in cases:
             log = work / f"importtime-{len(imports)}.log"
@@ -296,7 +341,7 @@ def main() -> None:
             stop(server)
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    report(results, imports, floor, served_floor, args)
+    report(results, imports, floor, served_floor, hello, args)
 
 
 def _empty_home(work: Path) -> Path:
@@ -313,6 +358,7 @@ def report(
     imports: dict[str, dict[str, float]],
     floor: list[float],
     served_floor: list[float],
+    hello: list[float],
     args: Any,
 ) -> None:
     cpu_count = os.cpu_count()
@@ -338,6 +384,10 @@ def report(
         f"{'floor: load the served file':28} {_stats(served_floor):30}   (the same for the "
         "served file: what a start from it pays)"
     )
+    print(
+        f"{'floor: FastAPI hello world':28} {_stats(hello):30}   (one route behind uvicorn: what "
+        "any FastAPI service pays on this machine before its own work)"
+    )
     print("\nimport cost up to ready (s, -X importtime, where each library was first imported):")
     print(f"{'library':38}" + "".join(f"{name[:26]:>28}" for name in imports))
     for library in LIBRARIES:
@@ -358,6 +408,7 @@ def report(
     summary["floor: load the served file"] = {
         "ready_median_s": round(statistics.median(served_floor), 3)
     }
+    summary["floor: FastAPI hello world"] = {"ready_median_s": round(statistics.median(hello), 3)}
     print(json.dumps({"runs": args.runs, "reference_rev": args.reference_rev, "cases": summary}))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from permeability.io.model_store import ModelStore
 from permeability.settings import Settings
@@ -21,18 +22,24 @@ ChampionResolver = Callable[[], str | None]
 VersionFetcher = Callable[[str, ModelStore], object]
 
 
+def is_rest_registry(uri: str) -> bool:
+    """An ``http(s)://`` tracking URI: a server :mod:`permeability.io.registry_rest` talks to."""
+    return urlsplit(uri).scheme in ("http", "https")
+
+
 def registry_champion_resolver(settings: Settings) -> ChampionResolver:
     """The label carrying the ``champion`` alias in the configured MLflow registry.
 
     A tracking server is asked over its REST API and the embedded SQLite store with one query
     (neither imports MLflow, ≈ 1 s); any other store through MLflow's client.
     """
-    from permeability.io.registry_rest import RemoteRegistry, is_rest_registry
     from permeability.io.registry_sqlite import sqlite_champion_resolver, sqlite_database
     from permeability.io.tracking import REGISTERED_MODEL_NAME
 
     uri = settings.resolved_tracking_uri
     if is_rest_registry(uri):
+        from permeability.io.registry_rest import RemoteRegistry  # httpx: only for a server
+
         return RemoteRegistry.from_settings(settings).champion_label
     database = sqlite_database(uri)
     if database is not None:
@@ -61,8 +68,8 @@ def mlflow_champion_resolver(settings: Settings) -> ChampionResolver:
 def registry_fetcher(settings: Settings) -> VersionFetcher | None:
     """How a missing champion reaches this host: from a tracking server's artifact proxy;
     ``None`` for a local store (there the model store *is* where training publishes)."""
-    from permeability.io.registry_rest import RemoteRegistry, is_rest_registry
-
     if not is_rest_registry(settings.resolved_tracking_uri):
         return None
+    from permeability.io.registry_rest import RemoteRegistry  # httpx: only for a server
+
     return RemoteRegistry.from_settings(settings).fetch_label

@@ -257,11 +257,6 @@ class RemoteRegistry:
             ) from exc
 
 
-def is_rest_registry(uri: str) -> bool:
-    """An ``http(s)://`` tracking URI: a server this module can talk to."""
-    return urlsplit(uri).scheme in ("http", "https")
-
-
 def _client_for(base_url: str) -> httpx.Client:
     """Credentials as MLflow takes them: in the URI, or ``MLFLOW_TRACKING_TOKEN`` /
     ``MLFLOW_TRACKING_USERNAME`` + ``MLFLOW_TRACKING_PASSWORD``."""

@@ -31,7 +31,6 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
@@ -50,6 +49,8 @@ class MigrationError(RuntimeError):
 
 def with_day(table: pa.Table) -> pa.Table:
     """``table`` with its partition column: the UTC date of each row's ``timestamp``."""
+    import pyarrow.compute as pc  # 0.05 s of a replica's start, needed only when writing
+
     days = pc.cast(table.column("timestamp"), pa.date32())
     if DAY in table.column_names:
         return table.set_column(table.column_names.index(DAY), DAY, days)
