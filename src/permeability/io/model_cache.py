@@ -300,7 +300,8 @@ class ModelCache:
         self._champion = label
 
     def check_files(self) -> None:
-        """Evict loaded versions whose model file vanished or changed since loading."""
+        """Evict loaded versions whose model file vanished, or whose model or served file changed,
+        since loading."""
         for label, loaded in list(self._loaded.items()):
             if _signature(self.store.root / label) != loaded.signature:
                 self._loaded.pop(label, None)
@@ -330,7 +331,7 @@ class ModelCache:
         batch does not wait for it. The service's refresher calls it after each
         :meth:`refresh`; the start does not (a replica is ready on the served file alone)."""
         loaded = self.peek(None)
-        if loaded is None or loaded.full.loaded:
+        if loaded is None or loaded.full.loaded or loaded.full.failed:
             return
         try:
             loaded.full.get()

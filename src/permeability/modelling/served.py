@@ -29,8 +29,9 @@ class FullModel:
     """The full model of a version, read once, on first use; thread-safe.
 
     Either already in memory (``model``) or read by ``load`` the first time :meth:`get` is
-    called; a failed read raises to every caller and is retried by the next one (the model
-    cache remembers broken files and reports them, this holder does not hide them).
+    called. A failed read is remembered and raised again to every later caller, so a broken
+    file is not re-read on every batch: a repaired file changes the version's files, which
+    makes the model cache evict the version and load it anew (with a new holder).
     """
 
     def __init__(
@@ -43,6 +44,7 @@ class FullModel:
             raise ValueError("FullModel needs the model or a way to load it")
         self._model = model
         self._load = load
+        self._error: Exception | None = None
         self._lock = threading.Lock()
 
     @property
@@ -50,14 +52,25 @@ class FullModel:
         """Whether the model is in memory (reading it is then a field access)."""
         return self._model is not None
 
+    @property
+    def failed(self) -> bool:
+        """Whether reading it failed (:meth:`get` raises that error again)."""
+        return self._error is not None
+
     def get(self) -> PermeabilityModel:
         model = self._model
         if model is not None:
             return model
         with self._lock:
             if self._model is None:
+                if self._error is not None:
+                    raise self._error
                 assert self._load is not None  # noqa: S101 - the constructor checked it
-                self._model = self._load()
+                try:
+                    self._model = self._load()
+                except Exception as exc:
+                    self._error = exc
+                    raise
             return self._model
 
 

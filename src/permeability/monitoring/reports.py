@@ -68,7 +68,7 @@ Test = Literal["ks", "chi2"]
 
 
 class DriftThresholds(BaseModel):
-    """When a difference counts as drift (see the module docstring for the rule)."""
+    """When a difference counts as drift (the rule: :mod:`permeability.monitoring.drift`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -403,3 +403,23 @@ def test_a_changed_served_file_evicts_the_version(settings: Settings, cache: Mod
     _break_served_file(settings, "0.2")
     cache.check_files()
     assert "0.2" not in cache.loaded_versions
+
+
+def test_a_corrupt_full_model_is_read_once_until_its_file_changes(
+    settings: Settings, cache: ModelCache, champion: Champion
+) -> None:
+    model_file = settings.paths.models / "0.2" / MODEL_FILE
+    good = model_file.read_bytes()
+    model_file.write_bytes(b"this is not a pickle")
+    champion.label = "0.2"
+    cache.refresh()
+    for _ in range(3):  # refresher passes and batches: one read, one error counted
+        cache.read_champion_model()
+        with pytest.raises(VersionUnavailableError, match="cannot be loaded"):
+            cache.get("0.2").model  # noqa: B018 - reading it is the act under test
+    assert cache.load_errors == 1
+    model_file.write_bytes(good)  # repaired: a new file, so the version is loaded anew
+    cache.check_files()
+    cache.refresh()
+    cache.read_champion_model()
+    assert cache.get("0.2").full.loaded
