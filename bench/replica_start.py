@@ -42,7 +42,6 @@ import math
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -55,7 +54,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from serve import SEED_RECORD, base_env, free_port, tree_cpu_s
+from serve import SEED_RECORD, base_env, free_port, stop_process_group, tree_cpu_s
 
 REPO = Path(__file__).resolve().parent.parent
 SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
@@ -143,18 +142,8 @@ def start_tracking_server(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
         except httpx.HTTPError:
             pass
         time.sleep(0.3)
-    stop(process)
+    stop_process_group(process)
     raise RuntimeError("mlflow server did not start within 240 s")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 # -- one start ---------------------------------------------------------------------------------
@@ -192,7 +181,7 @@ def one_start(env: dict[str, str], log: Path, *, importtime: bool = False) -> di
             if batch.status_code != 200:
                 raise RuntimeError(f"/inference/batch answered {batch.status_code}: {batch.text}")
     finally:
-        stop(process)
+        stop_process_group(process)
     return {
         "ready_s": ready_s,
         "inference_s": inference_s,
@@ -263,7 +252,7 @@ def hello_world_start(work: Path) -> float:
     try:
         ready_s, _ = _poll_ready(f"http://127.0.0.1:{port}", process, started, work / "hello.py")
     finally:
-        stop(process)
+        stop_process_group(process)
     return ready_s
 
 
@@ -338,7 +327,7 @@ def main() -> None:
             imports[name] = import_costs(log)
     finally:
         if server is not None:
-            stop(server)
+            stop_process_group(server)
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     report(results, imports, floor, served_floor, hello, args)
